@@ -1,0 +1,94 @@
+"""Shared CLI plumbing: verbosity, logging to stderr, error → exit-code mapping."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+import click
+
+from geo.errors import FactoryWatchError
+
+__all__ = ["configure_logging", "handles_errors", "progress_factory", "verbosity_options"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+
+def configure_logging(verbose: int, quiet: int) -> None:
+    """Map ``-v``/``-q`` counts to a log level on stderr (rasterio's rule)."""
+    level = max(10, 30 - 10 * (verbose - quiet))
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if getattr(h, "_factorywatch", False):
+            root.removeHandler(h)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler._factorywatch = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level if quiet or verbose else logging.INFO)
+    logging.getLogger("geo").setLevel(level if quiet or verbose else logging.INFO)
+    if verbose > 2:
+        os.environ["CPL_DEBUG"] = "ON"
+
+
+def verbosity_options(f: F) -> F:
+    """Add ``-v/--verbose`` and ``-q/--quiet`` (counted)."""
+    f = click.option("-q", "--quiet", count=True, help="Less output (repeatable).")(f)
+    f = click.option("-v", "--verbose", count=True,
+                     help="More output; -v shows tracebacks, -vvv GDAL debug.")(f)
+    return f
+
+
+def handles_errors(f: F) -> F:
+    """Turn :class:`FactoryWatchError` into a one-line message and exit code 1."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        verbose = int(kwargs.get("verbose") or 0)
+        try:
+            return f(*args, **kwargs)
+        except FactoryWatchError as err:
+            if verbose:
+                traceback.print_exc(file=sys.stderr)
+            msg = " ".join(str(err).split())
+            click.echo(f"Error: {msg}", err=True)
+            raise SystemExit(1) from None
+        except KeyboardInterrupt:
+            click.echo("Interrupted; run the same command again to resume.", err=True)
+            raise SystemExit(130) from None
+        except (click.ClickException, click.exceptions.Exit, SystemExit):
+            raise
+        except Exception as err:
+            if verbose:
+                traceback.print_exc(file=sys.stderr)
+                raise SystemExit(1) from None
+            line = " ".join(str(err).split())[:300]
+            click.echo(
+                f"Error: unexpected {type(err).__name__}: {line} (run again with -v for the "
+                "traceback and report it)",
+                err=True,
+            )
+            raise SystemExit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def progress_factory(quiet: int) -> Callable[[Iterable[T], str], Iterator[T]] | None:
+    """A progress wrapper on stderr, or None when quiet or not a TTY."""
+    if quiet:
+        return None
+
+    def wrap(items: Iterable[T], label: str) -> Iterator[T]:
+        seq = list(items)
+        tty = sys.stderr.isatty()
+        with click.progressbar(seq, label=label, file=sys.stderr, show_pos=True,
+                               show_eta=tty) as bar:
+            yield from bar
+
+    return wrap

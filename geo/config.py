@@ -1,0 +1,321 @@
+"""Run configuration: frozen, keyword-only dataclasses loaded from one TOML per AOI.
+
+Unknown keys are rejected, so that a typo in a config cannot fail silently.
+
+Example ``aoi/ryongsong_feb11_plant.toml``::
+
+    [aoi]
+    geometry = "ryongsong_feb11_plant.geojson"
+
+    [source]
+    kind = "stac"
+    api = "earth-search"
+    collections = ["sentinel-2-l2a"]
+    start = "2020-01-01"
+    end = "2024-12-31"
+
+    [grid]
+    resolution_m = 10.0
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from geo.errors import ConfigError
+
+__all__ = [
+    "AoiParams",
+    "CoregParams",
+    "DetectParams",
+    "GridParams",
+    "MatchParams",
+    "MeasureParams",
+    "OutputParams",
+    "RunConfig",
+    "SourceConfig",
+    "config_to_dict",
+    "load_config",
+]
+
+SourceKind = Literal["local", "stac", "synthetic"]
+DetectMethod = Literal["auto", "builtup", "rgb-objects", "imad", "cva", "index-diff", "pcc"]
+OnExcess = Literal["warn", "fail"]
+NeighbourRule = Literal["nearest", "largest-adjacent"]
+Period = Literal["month", "quarter", "year"]
+
+
+def _check_in(name: str, value: object, allowed: tuple[object, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name}={value!r} is not one of {', '.join(map(repr, allowed))}")
+
+
+def _check_pos(name: str, value: float, *, allow_zero: bool = False) -> None:
+    if not (value > 0 or (allow_zero and value == 0)):
+        raise ConfigError(f"{name}={value!r} must be {'>= 0' if allow_zero else '> 0'}")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AoiParams:
+    """Where the AOI geometry lives and what it is called."""
+
+    geometry: str = ""
+    """Path to the AOI GeoJSON (EPSG:4326), relative to the TOML file."""
+    name: str = ""
+    """AOI name used in ids; defaults to the TOML file's stem."""
+    measure_epsg: int | None = None
+    """Projected EPSG code to measure in; default: the UTM zone of the AOI centroid."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SourceConfig:
+    """Where imagery comes from."""
+
+    kind: SourceKind = "local"
+    """``local`` (a folder of GeoTIFFs), ``stac`` (a STAC API) or ``synthetic`` (demo)."""
+    path: str = ""
+    """Folder of GeoTIFFs/COGs, one per date (``kind = "local"``); relative to the TOML."""
+    api: str = "earth-search"
+    """STAC preset (``earth-search``, ``planetary-computer``) or any STAC API URL."""
+    collections: tuple[str, ...] = ("sentinel-2-l2a",)
+    """STAC collections to search."""
+    start: str = ""
+    """First acquisition date to consider, ``YYYY-MM-DD`` (inclusive)."""
+    end: str = ""
+    """Last acquisition date to consider, ``YYYY-MM-DD`` (inclusive)."""
+    period: Period = "quarter"
+    """Keep the best scene per month, quarter or year."""
+    max_cloud_frac: float = 0.2
+    """Drop scenes whose cloud fraction inside the AOI (+ buffer) is above this."""
+    aoi_buffer_m: float = 200.0
+    """Buffer around the AOI for cloud statistics, in metres."""
+    cache_dir: str = ""
+    """Window cache; default ``~/.cache/factorywatch``."""
+    max_retries: int = 4
+    """HTTP retries with exponential backoff on 5xx and timeouts."""
+    timeout_s: float = 30.0
+    """HTTP timeout per request, in seconds."""
+
+    def __post_init__(self) -> None:
+        _check_in("source.kind", self.kind, get_args(SourceKind))
+        _check_in("source.period", self.period, get_args(Period))
+        if not 0 <= self.max_cloud_frac <= 1:
+            raise ConfigError(f"source.max_cloud_frac={self.max_cloud_frac} must be in [0, 1]")
+        _check_pos("source.aoi_buffer_m", self.aoi_buffer_m, allow_zero=True)
+        _check_pos("source.timeout_s", self.timeout_s)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GridParams:
+    """The AOI's target grid."""
+
+    resolution_m: float = 10.0
+    """Pixel size of the AOI grid in metres (square pixels)."""
+    buffer_m: float = 0.0
+    """Grow the AOI's bounds by this much before snapping, in metres."""
+
+    def __post_init__(self) -> None:
+        _check_pos("grid.resolution_m", self.resolution_m)
+        _check_pos("grid.buffer_m", self.buffer_m, allow_zero=True)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CoregParams:
+    """Co-registration between dates."""
+
+    enabled: bool = True
+    """Estimate and remove a translation between each date and the reference date."""
+    max_residual_m: float = 10.0
+    """Above this residual (after alignment) the run warns or fails, see ``on_excess``."""
+    on_excess: OnExcess = "warn"
+    """``warn`` writes a warning into run.json and the outputs; ``fail`` stops the run."""
+    max_shift_m: float = 50.0
+    """Shifts larger than this are treated as a failed estimate (not applied)."""
+
+    def __post_init__(self) -> None:
+        _check_in("coreg.on_excess", self.on_excess, get_args(OnExcess))
+        _check_pos("coreg.max_residual_m", self.max_residual_m)
+        _check_pos("coreg.max_shift_m", self.max_shift_m)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DetectParams:
+    """Building and change detection."""
+
+    method: DetectMethod = "auto"
+    """Per-date building mask method; ``auto`` picks the best measured one per imagery kind."""
+    change_method: DetectMethod = "auto"
+    """Pixel change method between dates; ``auto`` picks the best measured one."""
+    min_area_m2: float = 200.0
+    """Footprints smaller than this are dropped."""
+    connectivity: Literal[4, 8] = 4
+    """Pixel connectivity used for both labelling and polygonizing."""
+    opening_m: float = 0.0
+    """Morphological opening radius in metres; 0 means automatic (about 3 m or 1 px)."""
+    threshold: float | None = None
+    """Method-specific threshold; ``None`` uses the method's automatic rule (Otsu etc.)."""
+
+    def __post_init__(self) -> None:
+        _check_in("detect.method", self.method, get_args(DetectMethod))
+        _check_in("detect.change_method", self.change_method, get_args(DetectMethod))
+        _check_in("detect.connectivity", self.connectivity, (4, 8))
+        _check_pos("detect.min_area_m2", self.min_area_m2, allow_zero=True)
+        _check_pos("detect.opening_m", self.opening_m, allow_zero=True)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MatchParams:
+    """Tracking buildings across dates."""
+
+    iou_threshold: float = 0.25
+    """Minimum IoU for two footprints to be the same building (SpaceNet 7 uses 0.25)."""
+    min_dates: int = 1
+    """A building counts only if seen on at least this many dates."""
+    growth_tolerance: float = 0.10
+    """Relative area change under which a building is ``unchanged``."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.iou_threshold <= 1:
+            raise ConfigError(f"match.iou_threshold={self.iou_threshold} must be in (0, 1]")
+        if self.min_dates < 1:
+            raise ConfigError(f"match.min_dates={self.min_dates} must be >= 1")
+        _check_pos("match.growth_tolerance", self.growth_tolerance, allow_zero=True)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MeasureParams:
+    """Area uncertainty and ratios."""
+
+    neighbour: NeighbourRule = "nearest"
+    """Which building is a site's neighbour: the nearest or the largest adjacent one."""
+    neighbour_max_distance_m: float = 500.0
+    """Buildings further than this are never neighbours."""
+    digitising_sd_m: float | None = None
+    """Outline uncertainty for vector-only input, in metres (1 sigma)."""
+    n_draws: int = 4000
+    """Monte Carlo draws for ratio intervals."""
+    seed: int = 0
+    """Random seed, so that intervals are reproducible."""
+
+    def __post_init__(self) -> None:
+        _check_in("measure.neighbour", self.neighbour, get_args(NeighbourRule))
+        _check_pos("measure.neighbour_max_distance_m", self.neighbour_max_distance_m)
+        if self.n_draws < 100:
+            raise ConfigError(f"measure.n_draws={self.n_draws} must be >= 100")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class OutputParams:
+    """What the run writes."""
+
+    rasters: bool = True
+    """Write the co-registered scenes and change maps as COGs."""
+    report: bool = True
+    """Write ``report/index.html`` with figures."""
+    gpkg: bool = True
+    """Write ``results.gpkg`` with embedded QGIS styles."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunConfig:
+    """Everything one AOI run needs, resolved (paths absolute)."""
+
+    config_path: str = ""
+    """The TOML this config came from (absolute), or empty when built in code."""
+    aoi: AoiParams = field(default_factory=AoiParams)
+    source: SourceConfig = field(default_factory=SourceConfig)
+    grid: GridParams = field(default_factory=GridParams)
+    coreg: CoregParams = field(default_factory=CoregParams)
+    detect: DetectParams = field(default_factory=DetectParams)
+    match: MatchParams = field(default_factory=MatchParams)
+    measure: MeasureParams = field(default_factory=MeasureParams)
+    output: OutputParams = field(default_factory=OutputParams)
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "aoi": AoiParams,
+    "source": SourceConfig,
+    "grid": GridParams,
+    "coreg": CoregParams,
+    "detect": DetectParams,
+    "match": MatchParams,
+    "measure": MeasureParams,
+    "output": OutputParams,
+}
+_PATH_KEYS = {("aoi", "geometry"), ("source", "path"), ("source", "cache_dir")}
+
+
+def _build(section: str, cls: type[Any], raw: object, path: Path) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: [{section}] must be a table; see aoi/*.toml for examples")
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(names))
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown key {section}.{unknown[0]}; valid keys in [{section}] are "
+            f"{', '.join(sorted(names))}"
+        )
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if isinstance(value, list):
+            value = tuple(value)
+        if (section, key) in _PATH_KEYS and value:
+            p = Path(str(value)).expanduser()
+            value = str(p if p.is_absolute() else (path.parent / p).resolve())
+        values[key] = value
+    try:
+        return cls(**values)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+    except TypeError as err:
+        raise ConfigError(f"{path}: [{section}] {err}") from None
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read a per-AOI TOML config.
+
+    Parameters
+    ----------
+    path : str or Path
+        The TOML file. Relative paths inside it are resolved against its folder.
+
+    Returns
+    -------
+    RunConfig
+        The resolved configuration.
+
+    Raises
+    ------
+    ConfigError
+        If the file is missing, is not TOML, or has unknown keys or bad values.
+    """
+    p = Path(path).expanduser().resolve()
+    if not p.is_file():
+        raise ConfigError(f"{path}: no such config file; pass an aoi/*.toml file")
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{p}: not valid TOML ({err}); fix the syntax") from None
+    unknown = sorted(set(raw) - set(_SECTIONS))
+    if unknown:
+        raise ConfigError(
+            f"{p}: unknown section [{unknown[0]}]; valid sections are {', '.join(_SECTIONS)}"
+        )
+    parts = {name: _build(name, cls, raw.get(name, {}), p) for name, cls in _SECTIONS.items()}
+    aoi: AoiParams = parts["aoi"]
+    if not aoi.name:
+        aoi = dataclasses.replace(aoi, name=p.stem)
+    if not aoi.geometry:
+        guess = p.with_suffix(".geojson")
+        aoi = dataclasses.replace(aoi, geometry=str(guess))
+    parts["aoi"] = aoi
+    return RunConfig(config_path=str(p), **parts)
+
+
+def config_to_dict(config: RunConfig) -> dict[str, Any]:
+    """Return the config as plain JSON-ready data (for run.json)."""
+    return dataclasses.asdict(config)
