@@ -12,7 +12,7 @@ from typing import Any
 from affine import Affine
 from pyproj import CRS, Transformer
 from shapely.geometry.base import BaseGeometry
-from shapely.ops import transform as shp_transform
+import shapely
 
 from geo.errors import AoiError, CrsMismatchError
 from geo.types import BBox
@@ -121,7 +121,7 @@ def utm_epsg_for(lon: float, lat: float) -> int:
 def to_crs(geom: BaseGeometry, src: str, dst: str) -> BaseGeometry:
     """Reproject a shapely geometry between CRSs (always x/y, lon/lat order)."""
     tr = Transformer.from_crs(src, dst, always_xy=True)
-    return shp_transform(tr.transform, geom)
+    return shapely.transform(geom, lambda x, y: tr.transform(x, y), interleaved=False)
 
 
 def grid_for_aoi(
