@@ -139,7 +139,7 @@ def read_to_grid(
                     width=cols,
                     height=rows,
                     resampling=resampling,
-                    add_alpha=False,
+                    add_alpha=src.nodata is None,
                 ) as vrt:
                     data = vrt.read(list(bands), out_dtype="float32", masked=True)
                     masks = vrt.read_masks(list(bands))
