@@ -83,8 +83,8 @@ def write_demo(folder: str | Path, spec: SceneSpec | None = None) -> DemoFiles:
         elif i == len(scenes) - 1:  # another CRS (Web Mercator), as a provider might deliver
             dst_crs = CRS.from_epsg(3857)
             h, w = dn.shape[1:]
-            left, top = transform * (0, 0)
-            right, bottom = transform * (w, h)
+            left, top = transform @ (0, 0)
+            right, bottom = transform @ (w, h)
             t2, w2, h2 = calculate_default_transform(crs, dst_crs, w, h, left=left, bottom=bottom,
                                                      right=right, top=top)
             out = np.zeros((3, h2, w2), dtype="uint8")

@@ -37,6 +37,7 @@ from geo.config import RunConfig, config_to_dict
 from geo.errors import (
     AoiError,
     CoregistrationError,
+    FactoryWatchError,
     LargeShiftWarning,
     LowValidDataWarning,
     NoImageryError,
@@ -229,6 +230,12 @@ def run_aoi(
         return _run_stages(config, aoi, grid, source, scenes, final, partial, stage, prog,
                            run_warnings, started, coregister, building_mask, change_map,
                            normalize_to, offline)
+    except FactoryWatchError:
+        if not any((partial / ".checkpoints").glob("scene_*.json")):
+            shutil.rmtree(partial, ignore_errors=True)
+        else:
+            log.info("run stopped; checkpoints kept in %s, rerun to resume", partial)
+        raise
     except BaseException:
         log.info("run interrupted; checkpoints kept in %s, rerun to resume", partial)
         raise
