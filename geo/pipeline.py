@@ -195,11 +195,12 @@ def run_aoi(
         For bad input (AOI, config, imagery) and runtime failures; nothing is
         left in ``run_dir`` then.
     """
-    from geo.coreg import coregister  # noqa: PLC0415
-    from geo.detect import building_mask, change_map  # noqa: PLC0415
-    from geo.normalize import normalize_to  # noqa: PLC0415
-
     prog: Progress[Any] = progress or _no_progress
+    if Path(run_dir).exists() and not overwrite:
+        raise OutputExistsError(
+            f"{Path(run_dir).resolve()}: run directory exists; pass --overwrite to replace it "
+            "or choose another -o"
+        )
     stage = _Stages()
     run_warnings: list[str] = []
     started = datetime.now(UTC).isoformat(timespec="seconds")
@@ -228,8 +229,7 @@ def run_aoi(
     final, partial = prepare_run_dir(run_dir, overwrite=overwrite, key=_config_hash(config))
     try:
         return _run_stages(config, aoi, grid, source, scenes, final, partial, stage, prog,
-                           run_warnings, started, coregister, building_mask, change_map,
-                           normalize_to, offline)
+                           run_warnings, started)
     except FactoryWatchError:
         if not any((partial / ".checkpoints").glob("scene_*.json")):
             shutil.rmtree(partial, ignore_errors=True)
@@ -243,8 +243,11 @@ def run_aoi(
 
 def _run_stages(config: RunConfig, aoi: Aoi, grid: Grid, source: Any, scenes: list[Scene],
                 final: Path, partial: Path, stage: _Stages, prog: Progress[Any],
-                run_warnings: list[str], started: str, coregister: Any, building_mask: Any,
-                change_map: Any, normalize_to: Any, offline: bool) -> dict[str, Any]:
+                run_warnings: list[str], started: str) -> dict[str, Any]:
+    from geo.coreg import coregister  # noqa: PLC0415
+    from geo.detect import building_mask, change_map  # noqa: PLC0415
+    from geo.normalize import normalize_to  # noqa: PLC0415
+
     ckpt = partial / ".checkpoints"
     ckpt.mkdir(exist_ok=True)
     _write_json(partial / "grid.json", grid.to_dict())
