@@ -458,7 +458,8 @@ def changes_from_events(events: pd.DataFrame, footprints: gpd.GeoDataFrame) -> g
                 if not polys:
                     continue
                 geom = shapely.MultiPolygon(polys)
-            rows.append({"change_id": f"{ev.site_id}:{kind}:{ev.date_to or ev.date_from}:{i}",
+            when = str(ev.date_to or ev.date_from)
+            rows.append({"change_id": f"{ev.site_id!s}:{kind}:{when}:{i}",
                          "site_id": ev.site_id, "event": kind, "date_from": ev.date_from,
                          "date_to": ev.date_to, "area_from_m2": ev.area_from_m2,
                          "area_to_m2": ev.area_to_m2, "change_area_m2": float(geom.area),

@@ -151,7 +151,8 @@ def default_spec() -> SceneSpec:
 
 def _texture(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> NDArray[np.float64]:
     t: NDArray[np.float64] = ndimage.gaussian_filter(rng.standard_normal(shape), sigma)
-    return t / (t.std() + 1e-9)
+    out: NDArray[np.float64] = t / (t.std() + 1e-9)
+    return out
 
 
 def render_series(spec: SceneSpec) -> list[SyntheticScene]:
