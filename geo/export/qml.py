@@ -27,6 +27,7 @@ from geo.types import EVENTS, STATUSES
 __all__ = [
     "LAYERS",
     "OTHER_LABEL",
+    "RASTER_KINDS",
     "RasterKind",
     "categories_for",
     "qml_for",
@@ -105,6 +106,8 @@ class _LayerStyle:
     outline_width_mm: float
     geometry_type: int
     aliases: Mapping[str, str]
+    label_priority: int = 5
+    """0–10; where labels collide QGIS keeps the higher priority (sites > changes > footprints)."""
 
 
 _ALIASES_COMMON: dict[str, str] = {
@@ -130,6 +133,7 @@ _STYLES: dict[str, _LayerStyle] = {
             + _area_interval_label()
         ),
         display='coalesce("footprint_id", "site_id")',
+        label_priority=2,
         fill_alpha=70,
         outline_width_mm=0.5,
         geometry_type=_POLYGON,
@@ -144,6 +148,7 @@ _STYLES: dict[str, _LayerStyle] = {
             + _interval_label("neighbour_area_ratio", 2, "x")
         ),
         display='"site_id"',
+        label_priority=9,
         fill_alpha=110,
         outline_width_mm=0.6,
         geometry_type=_POLYGON,
@@ -156,7 +161,8 @@ _STYLES: dict[str, _LayerStyle] = {
         label=(
             "coalesce(\"site_id\", '') || coalesce(' ' || \"event\", '') || "
             "coalesce('\\n' || \"date_from\" || '→' || \"date_to\", '') || "
-            "coalesce('\\n' || format_number(\"area_to_m2\" / \"area_from_m2\", 2) || 'x', '')"
+            "coalesce('\\n' || format_number(\"area_from_m2\", 0) || ' → ' || "
+            "format_number(\"area_to_m2\", 0) || ' m²', '')"
         ),
         display="\"site_id\" || ' ' || \"event\"",
         fill_alpha=110,
@@ -278,7 +284,9 @@ def qml_for(layer: str) -> str:
     style = _style(layer)
     renderer = _renderer(style) if style.attr else ""
     labeling = (
-        _template("labeling.qml").substitute(expression=escape(style.label, {'"': "&quot;"}))
+        _template("labeling.qml")
+        .substitute(expression=escape(style.label, {'"': "&quot;"}),
+                    priority=style.label_priority)
         .rstrip("\n")
         if style.label
         else ""

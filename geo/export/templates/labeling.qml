@@ -4,7 +4,7 @@
     <text-buffer bufferDraw="1" bufferSize="0.8" bufferSizeUnits="MM" bufferColor="255,255,255,230" bufferOpacity="1" bufferNoFill="1" bufferJoinStyle="128" bufferBlendMode="0"/>
    </text-style>
    <text-format multilineAlign="1" wrapChar="" autoWrapLength="0" useMaxLineLengthForAutoWrap="1" formatNumbers="0" decimals="3" plussign="0" addDirectionSymbol="0"/>
-   <placement placement="1" centroidInside="1" centroidWhole="0" fitInPolygonOnly="0" quadOffset="4" dist="0" distUnits="MM" offsetType="0" priority="5" xOffset="0" yOffset="0" offsetUnits="MM" rotationAngle="0" preserveRotation="1" layerType="PolygonGeometry" polygonPlacementFlags="2" placementFlags="10"/>
-   <rendering drawLabels="1" displayAll="1" obstacle="1" obstacleType="1" obstacleFactor="1" labelPerPart="0" mergeLines="0" minFeatureSize="0" limitNumLabels="0" maxNumLabels="2000" scaleVisibility="0" scaleMin="0" scaleMax="0" upsidedownLabels="0" fontLimitPixelSize="0" fontMinPixelSize="0" fontMaxPixelSize="10000" zIndex="0" unplacedVisibility="0"/>
+   <placement placement="1" centroidInside="1" centroidWhole="0" fitInPolygonOnly="0" quadOffset="4" dist="0" distUnits="MM" offsetType="0" priority="$priority" xOffset="0" yOffset="0" offsetUnits="MM" rotationAngle="0" preserveRotation="1" layerType="PolygonGeometry" polygonPlacementFlags="2" placementFlags="10"/>
+   <rendering drawLabels="1" displayAll="0" obstacle="1" obstacleType="1" obstacleFactor="1" labelPerPart="0" mergeLines="0" minFeatureSize="0" limitNumLabels="0" maxNumLabels="2000" scaleVisibility="0" scaleMin="0" scaleMax="0" upsidedownLabels="0" fontLimitPixelSize="0" fontMinPixelSize="0" fontMaxPixelSize="10000" zIndex="0" unplacedVisibility="0"/>
   </settings>
  </labeling>
