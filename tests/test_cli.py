@@ -14,7 +14,7 @@ from geo import __version__
 from geo.cli import main
 from geo.grid import to_crs
 
-from .conftest import MakeGeoTiff
+from conftest import MakeGeoTiff
 
 ORIGIN = (300000.0, 4500000.0)
 
