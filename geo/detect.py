@@ -50,6 +50,7 @@ __all__ = [
     "ChangeMap",
     "building_mask",
     "change_map",
+    "change_map_from_probability",
     "cleanup_mask",
     "otsu_threshold",
 ]
@@ -119,6 +120,21 @@ def otsu_threshold(values: NDArray[np.floating], *, nbins: int = 256) -> float:
     if float(v.max()) - float(v.min()) <= 1e-12:
         return float(v.mean())
     return float(filters.threshold_otsu(v, nbins=nbins))  # type: ignore[no-untyped-call]
+
+
+def _change_threshold(values: NDArray[np.floating]) -> float:
+    """Otsu, but never inside the no-change noise: at least median + 4 robust sigma.
+
+    Otsu always splits a sample in two, so on a pair without change it would
+    call half the noise "change".
+    """
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return 0.0
+    med = float(np.median(v))
+    floor = med + 4.0 * 1.4826 * float(np.median(np.abs(v - med)))
+    return max(otsu_threshold(v), floor)
 
 
 def _opening_radius_px(params: DetectParams, res_m: float) -> int:
@@ -368,23 +384,29 @@ def _robust_z(x: NDArray[np.float32], valid: NDArray[np.bool_]) -> NDArray[np.fl
 def _ignorable(a: GeoArray, b: GeoArray) -> NDArray[np.bool_]:
     """Pixels whose change looks like shadow or season, not construction.
 
-    Shadow: dark in either date (below the dark split of that date) while the
-    chromaticity stays the same. Season: vegetated (excess green) in both dates.
+    Shadow: the darker date is in that date's dark class, the chromaticity is
+    unchanged and the brighter date is less than 2.5 times brighter (a cast
+    shadow, not a bright new roof on dark ground). Season: vegetated (excess
+    green) in both dates.
     """
     ra, rb = _visible(a), _visible(b)
     ba, bb = ra.mean(0), rb.mean(0)
     v = a.valid & b.valid
-    out = np.zeros(v.shape, dtype=bool)
+    dark = []
     for br in (ba, bb):
         vals = br[v]
         if vals.size == 0:
+            dark.append(np.zeros(v.shape, bool))
             continue
-        dark_t = otsu_threshold(vals[vals <= np.quantile(vals, 0.5)])
-        out |= br <= dark_t
+        low = vals[vals <= np.quantile(vals, 0.5)]
+        dark_t = otsu_threshold(low)
+        dark.append(br < dark_t)
     ca = ra / np.maximum(ba, 1e-6)
     cb = rb / np.maximum(bb, 1e-6)
     same_chroma = np.abs(ca - cb).max(0) < 0.15
-    shadow = out & same_chroma
+    ratio = np.maximum(ba, bb) / np.maximum(np.minimum(ba, bb), 1e-6)
+    darker_is_dark = np.where(ba <= bb, dark[0], dark[1])
+    shadow = darker_is_dark & same_chroma & (ratio < 2.5)
     seasonal = (_exg(ra) > 0.08) & (_exg(rb) > 0.08)
     out2: NDArray[np.bool_] = shadow | seasonal
     return out2
@@ -398,8 +420,45 @@ def _finish(score: NDArray[np.float32], t: float, a: GeoArray, b: GeoArray,
     if ignore:
         raw &= ~_ignorable(a, b)
     mask = cleanup_mask(raw, res_m=a.grid.res_m, pixel_area_m2=a.grid.pixel_area_m2,
-                        params=params, valid=v)
+                        params=params, valid=v, radius_px=_change_radius(params, a.grid.res_m))
     return ChangeMap(probability=prob, mask=mask, method=method)
+
+
+def change_map_from_probability(prob: NDArray[np.float32], t: float, a: GeoArray, b: GeoArray,
+                                *, params: DetectParams, method: str) -> ChangeMap:
+    """Threshold a 0..1 probability (``params.threshold`` overrides ``t``) and clean up.
+
+    Parameters
+    ----------
+    prob : ndarray of float32
+        Change probability on the grid of ``a``.
+    t : float
+        The method's own threshold.
+    a, b : GeoArray
+        The two dates (for the valid masks and the grid).
+    params : DetectParams
+        Cleanup parameters and an optional threshold override.
+    method : str
+        Name recorded in the result.
+
+    Returns
+    -------
+    ChangeMap
+    """
+    v = a.valid & b.valid
+    thr = t if params.threshold is None else float(params.threshold)
+    raw = (prob > thr) & v
+    mask = cleanup_mask(raw, res_m=a.grid.res_m, pixel_area_m2=a.grid.pixel_area_m2,
+                        params=params, valid=v, radius_px=_change_radius(params, a.grid.res_m))
+    return ChangeMap(probability=np.where(v, prob, 0.0).astype(np.float32), mask=mask,
+                     method=method)
+
+
+def _change_radius(params: DetectParams, res_m: float) -> int:
+    """Opening radius for change masks: ``opening_m`` or about 1 m (none at >= 2 m pixels)."""
+    if params.opening_m > 0:
+        return max(0, round(params.opening_m / res_m))
+    return round(1.0 / res_m) if res_m < 2.0 else 0
 
 
 def _imad_change(a: GeoArray, b: GeoArray, params: DetectParams) -> ChangeMap:
@@ -410,7 +469,7 @@ def _imad_change(a: GeoArray, b: GeoArray, params: DetectParams) -> ChangeMap:
     t = 0.99 if params.threshold is None else float(params.threshold)
     raw = (prob > t) & v & ~_ignorable(a, b)
     mask = cleanup_mask(raw, res_m=a.grid.res_m, pixel_area_m2=a.grid.pixel_area_m2,
-                        params=params, valid=v)
+                        params=params, valid=v, radius_px=_change_radius(params, a.grid.res_m))
     return ChangeMap(probability=np.where(v, prob, 0.0).astype(np.float32), mask=mask,
                      method="imad")
 
@@ -421,7 +480,7 @@ def _cva_change(a: GeoArray, b: GeoArray, params: DetectParams) -> ChangeMap:
     d = bn.data[use] - a.data[use]
     mag = np.sqrt((d * d).sum(0)).astype(np.float32)
     v = a.valid & b.valid
-    t = otsu_threshold(mag[v]) if params.threshold is None else float(params.threshold)
+    t = _change_threshold(mag[v]) if params.threshold is None else float(params.threshold)
     return _finish(mag, t, a, b, params, "cva")
 
 
@@ -446,7 +505,8 @@ def _index_diff_change(a: GeoArray, b: GeoArray, params: DetectParams) -> Change
     score = ndimage.gaussian_filter(score, 1.0)
     if params.threshold is None:
         # the score is heavy-tailed: split it on a log scale
-        t = float(np.exp(otsu_threshold(np.log(score[v] + 1e-3)))) - 1e-3
+        t = max(float(np.exp(otsu_threshold(np.log(score[v] + 1e-3)))) - 1e-3,
+                _change_threshold(score[v]))
     else:
         t = float(params.threshold)
     return _finish(score, t, a, b, params, "index-diff")
@@ -497,7 +557,7 @@ def _rgb_objects_change(a: GeoArray, b: GeoArray, params: DetectParams) -> Chang
     cnt = np.bincount(labels.ravel(), weights=v.ravel().astype(np.float64), minlength=nlab)
     seg_score = (sums / np.maximum(cnt, 1)).astype(np.float32)
     score = seg_score[labels]
-    t = otsu_threshold(pix[v]) if params.threshold is None else float(params.threshold)
+    t = _change_threshold(pix[v]) if params.threshold is None else float(params.threshold)
     return _finish(score.astype(np.float32), t, a, b, params, "rgb-objects")
 
 
@@ -545,8 +605,6 @@ def change_map(a: GeoArray, b: GeoArray, *, params: DetectParams,
     if m == "learned":
         from geo.models import learned_change
 
-        score, t = learned_change(a, b)
-        if params.threshold is not None:
-            t = float(params.threshold)
-        return _finish(score, t, a, b, params, "learned", ignore=False)
+        prob, t = learned_change(a, b)
+        return change_map_from_probability(prob, t, a, b, params=params, method="learned")
     return _rgb_objects_change(a, b, params)
