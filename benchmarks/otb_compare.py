@@ -14,13 +14,13 @@ GeoTIFF write); ours is the wall time of geo.normalize.imad on arrays in memory.
 from __future__ import annotations
 
 import argparse
-import warnings
 import json
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np

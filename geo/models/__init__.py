@@ -28,9 +28,9 @@ from geo.geoarray import GeoArray
 __all__ = [
     "FEATURE_NAMES",
     "MlpModel",
-    "load_models",
     "learned_change",
     "learned_change_map",
+    "load_models",
     "pair_features",
 ]
 
@@ -133,8 +133,8 @@ class MlpModel:
         for w, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
             h = np.maximum(h @ w + b, 0.0)
         z = h @ self.weights[-1] + self.biases[-1]
-        out: NDArray[np.float32] = (1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))).ravel()
-        return out.astype(np.float32)
+        out = np.asarray((1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))).ravel(), dtype=np.float32)
+        return out
 
     def to_arrays(self, prefix: str) -> dict[str, NDArray[Any]]:
         """Flatten into named arrays for ``np.savez``."""
@@ -195,7 +195,7 @@ def learned_change(a: GeoArray, b: GeoArray, *, exclude_group: str | None = None
     exclude_group : str, optional
         Use a model that was not trained on this image group.
     """
-    from geo.normalize import normalize_to  # noqa: PLC0415  (avoid an import cycle)
+    from geo.normalize import normalize_to
 
     model = _pick(exclude_group)
     bn, _ = normalize_to(a, b)
@@ -211,7 +211,7 @@ def learned_change(a: GeoArray, b: GeoArray, *, exclude_group: str | None = None
 def learned_change_map(a: GeoArray, b: GeoArray, *, params: Any,
                        exclude_group: str | None = None) -> Any:
     """:func:`geo.detect.change_map` with ``method="learned"``, choosing the CV fold model."""
-    from geo.detect import change_map_from_probability  # noqa: PLC0415
+    from geo.detect import change_map_from_probability
 
     prob, t = learned_change(a, b, exclude_group=exclude_group)
     return change_map_from_probability(prob, t, a, b, params=params, method="learned")
