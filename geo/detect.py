@@ -480,7 +480,8 @@ def _cva_change(a: GeoArray, b: GeoArray, params: DetectParams) -> ChangeMap:
     d = bn.data[use] - a.data[use]
     mag = np.sqrt((d * d).sum(0)).astype(np.float32)
     v = a.valid & b.valid
-    t = _change_threshold(mag[v]) if params.threshold is None else float(params.threshold)
+    # plain Otsu (the classic CVA baseline), no noise floor
+    t = otsu_threshold(mag[v]) if params.threshold is None else float(params.threshold)
     return _finish(mag, t, a, b, params, "cva")
 
 

@@ -70,8 +70,10 @@ def _rgb01(ga: GeoArray) -> NDArray[np.float32]:
 def pair_features(a: GeoArray, b: GeoArray) -> NDArray[np.float32]:
     """Per-pixel features of a co-registered RGB pair, ``(n_features, rows, cols)``.
 
-    ``b`` should already be radiometrically normalised to ``a``
-    (:func:`geo.normalize.normalize_to`); nothing is stretched per image.
+    Both dates are used as delivered (8-bit values / 255, or reflectance):
+    nothing is stretched per image. The model is trained without per-pair
+    normalisation, because iMAD no-change pixels are unreliable when most of
+    a tile changes (see docs/detection.md).
     """
     ra, rb = _rgb01(a), _rgb01(b)
     res = a.grid.res_m
@@ -191,15 +193,12 @@ def learned_change(a: GeoArray, b: GeoArray, *, exclude_group: str | None = None
     Parameters
     ----------
     a, b : GeoArray
-        Co-registered RGB dates; ``b`` is normalised to ``a`` here.
+        Co-registered RGB dates, as delivered (no per-pair normalisation).
     exclude_group : str, optional
         Use a model that was not trained on this image group.
     """
-    from geo.normalize import normalize_to
-
     model = _pick(exclude_group)
-    bn, _ = normalize_to(a, b)
-    f = pair_features(a, bn)
+    f = pair_features(a, b)
     x = f.reshape(f.shape[0], -1).T
     prob = model.predict(x).reshape(a.grid.shape)
     if model.smooth_m > 0:
