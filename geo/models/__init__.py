@@ -54,17 +54,34 @@ def _names() -> tuple[str, ...]:
 FEATURE_NAMES: tuple[str, ...] = _names()
 
 
-def _rgb01(ga: GeoArray) -> NDArray[np.float32]:
+_DISPLAY_MEDIAN = 0.36
+"""Median brightness of the 8-bit training tiles / 255 (LEVIR-CD, WHU, DSIFN: 0.33-0.43)."""
+
+
+def _rgb(ga: GeoArray) -> NDArray[np.float32]:
     if ga.has("red", "green", "blue"):
-        rgb = np.stack([ga.band("red"), ga.band("green"), ga.band("blue")])
+        out: NDArray[np.float32] = np.stack([ga.band("red"), ga.band("green"), ga.band("blue")])
+        return out
+    b = ga.data[0]
+    return np.stack([b, b, b])
+
+
+def _pair01(a: GeoArray, b: GeoArray) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """Both dates on the training scale, with ONE factor for the pair (no per-image stretch).
+
+    8-bit images (values above 2) are divided by 255, as in training. Reflectance
+    (0..1, much darker than 8-bit display images) gets a single gain that brings the
+    pair's median brightness to that of the training tiles.
+    """
+    ra, rb = _rgb(a), _rgb(b)
+    v = a.valid & b.valid
+    both = np.concatenate([ra[:, v], rb[:, v]], axis=1) if v.any() else ra.reshape(3, -1)
+    if both.size and float(np.quantile(both, 0.99)) > 2.0:
+        gain = 1.0 / 255.0
     else:
-        b = ga.data[0]
-        rgb = np.stack([b, b, b])
-    # 8-bit images arrive as 0..255 floats, reflectances as 0..1: bring both to ~0..1
-    v = rgb[:, ga.valid] if ga.valid.any() else rgb.reshape(3, -1)
-    scale = 255.0 if float(np.quantile(v, 0.99)) > 2.0 else 1.0
-    out: NDArray[np.float32] = (rgb / scale).astype(np.float32)
-    return out
+        med = float(np.median(both.mean(0))) if both.size else _DISPLAY_MEDIAN
+        gain = float(np.clip(_DISPLAY_MEDIAN / max(med, 1e-6), 1.0, 8.0))
+    return (ra * gain).astype(np.float32), (rb * gain).astype(np.float32)
 
 
 def pair_features(a: GeoArray, b: GeoArray) -> NDArray[np.float32]:
@@ -75,7 +92,7 @@ def pair_features(a: GeoArray, b: GeoArray) -> NDArray[np.float32]:
     normalisation, because iMAD no-change pixels are unreliable when most of
     a tile changes (see docs/detection.md).
     """
-    ra, rb = _rgb01(a), _rgb01(b)
+    ra, rb = _pair01(a, b)
     res = a.grid.res_m
     feats: list[NDArray[np.floating[Any]]] = []
     ba, bb = ra.mean(0), rb.mean(0)
