@@ -48,7 +48,7 @@ def dataset(tmp_path: Path) -> Path:
 def test_cli_metrics_match_hand_computed_confusion(dataset: Path) -> None:
     # prediction = the 20x20 square at rows 10:30, cols 10:30; label = rows 10:30, cols 20:40
     # TP = 20*10 = 200, FP = 200, FN = 200 -> P = R = F1 = 0.5, IoU = 1/3; image two: all zero
-    r = CliRunner().invoke(main, ["benchmark", str(dataset), "--method", "cva", "--json", "-q"])
+    r = CliRunner().invoke(main, ["benchmark", str(dataset), "--method", "imad", "--json", "-q"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     assert {"precision", "recall", "f1", "iou", "n_images", "per_image"} <= set(out)
