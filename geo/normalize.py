@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 
 _MAX_FIT_PX = 60_000
 _NOCHANGE_P = 0.95
+_GAIN_RANGE = (0.5, 2.0)
+"""Plausible relative gains between two dates of the same sensor family."""
+_MIN_CORR = 0.8
+"""Minimum correlation of a band between dates on the no-change pixels."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -209,7 +213,11 @@ def normalize_to(ref: GeoArray, mov: GeoArray) -> tuple[GeoArray, dict[str, Any]
         ``bands``, ``n_nochange`` (pixels used for the fit), ``n_valid``,
         ``rho`` (canonical correlations), ``n_iter`` and ``method``. With
         fewer than 100 no-change pixels the 20 % of valid pixels with the
-        lowest chi-square are used instead and ``method`` says so.
+        lowest chi-square are used instead and ``method`` says so. When the fit is
+        implausible (a gain outside 0.5-2 or a correlation below 0.8 on the
+        no-change pixels, i.e. most of the scene changed) ``mov`` is returned
+        unchanged, ``method`` is ``"identity (unreliable fit)"`` and
+        ``rejected`` says why (also logged as a warning).
     """
     if ref.bands != mov.bands:
         raise ValueError(f"band roles differ: {ref.bands} vs {mov.bands}")
@@ -227,19 +235,40 @@ def normalize_to(ref: GeoArray, mov: GeoArray) -> tuple[GeoArray, dict[str, Any]
         method = "imad-lowest-chi2-20pct"
     gains: list[float] = []
     offsets: list[float] = []
-    out = mov.data.copy()
+    corrs: list[float] = []
     for i in range(len(mov.bands)):
         if i not in use or int(nochange.sum()) < 2:
             gains.append(1.0)
             offsets.append(0.0)
+            corrs.append(1.0)
             continue
-        g, o = orthogonal_fit(mov.data[i][nochange].astype(np.float64),
-                              ref.data[i][nochange].astype(np.float64))
-        if not (np.isfinite(g) and g > 0):
-            g, o = 1.0, 0.0
+        x = mov.data[i][nochange].astype(np.float64)
+        y = ref.data[i][nochange].astype(np.float64)
+        g, o = orthogonal_fit(x, y)
+        r = float(np.corrcoef(x, y)[0, 1]) if x.std() > 0 and y.std() > 0 else 0.0
         gains.append(g)
         offsets.append(o)
-        out[i] = (mov.data[i] * g + o).astype(np.float32)
+        corrs.append(r)
+    # the fit is only trusted when the "no-change" pixels really agree between dates; when
+    # most of the scene changed (a new estate, a new industrial zone) iMAD's no-change set is
+    # not unchanged land, and a fit on it would crush the image (WHU-CD 000213: gains 0.2)
+    bad = [i for i in use if not (_GAIN_RANGE[0] <= gains[i] <= _GAIN_RANGE[1]
+                                  and corrs[i] >= _MIN_CORR and np.isfinite(gains[i]))]
+    out = mov.data.copy()
+    reason = ""
+    if bad:
+        reason = (f"fit rejected for bands {[mov.bands[i] for i in bad]}: gains "
+                  f"{[round(gains[i], 3) for i in bad]}, correlations "
+                  f"{[round(corrs[i], 3) for i in bad]} (need gain in {_GAIN_RANGE} and "
+                  f"r >= {_MIN_CORR})")
+        log.warning("normalisation of %s to %s not applied: %s", mov.source_id or mov.date,
+                    ref.source_id or ref.date, reason)
+        method = "identity (unreliable fit)"
+        gains = [1.0] * len(mov.bands)
+        offsets = [0.0] * len(mov.bands)
+    else:
+        for i in use:
+            out[i] = (mov.data[i] * gains[i] + offsets[i]).astype(np.float32)
     info: dict[str, Any] = {
         "method": method,
         "bands": list(mov.bands),
@@ -249,6 +278,8 @@ def normalize_to(ref: GeoArray, mov: GeoArray) -> tuple[GeoArray, dict[str, Any]
         "n_valid": n_valid,
         "rho": [float(r) for r in res.rho],
         "n_iter": res.n_iter,
+        "correlations": corrs,
+        "rejected": reason,
     }
     log.debug("normalised %s to %s: %s", mov.date, ref.date, info)
     return mov.with_data(out), info

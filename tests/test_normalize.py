@@ -35,3 +35,15 @@ def test_orthogonal_fit_symmetric_noise() -> None:
     y = 0.8 * x + 0.1
     g, o = orthogonal_fit(x + rng.normal(0, 0.02, x.size), y + rng.normal(0, 0.02, x.size))
     assert abs(g - 0.8) < 0.02 and abs(o - 0.1) < 0.01
+
+
+def test_normalisation_refuses_an_implausible_fit() -> None:
+    # the whole scene changed: no fit on "no-change" pixels can be trusted
+    a, _, _ = rgb_pair(seed=1)
+    rng = np.random.default_rng(9)
+    other = rng.uniform(0.0, 0.6, a.data.shape).astype(np.float32)
+    out, info = normalize_to(a, a.with_data(other))
+    assert info["method"] == "identity (unreliable fit)"
+    assert info["rejected"]
+    assert info["gains"] == [1.0, 1.0, 1.0]
+    np.testing.assert_array_equal(out.data, other)
