@@ -35,7 +35,7 @@ _MAX_FIT_PX = 60_000
 _NOCHANGE_P = 0.95
 _GAIN_RANGE = (0.5, 2.0)
 """Plausible relative gains between two dates of the same sensor family."""
-_MIN_CORR = 0.8
+_MIN_CORR = 0.7
 """Minimum correlation of a band between dates on the no-change pixels."""
 
 
@@ -214,10 +214,10 @@ def normalize_to(ref: GeoArray, mov: GeoArray) -> tuple[GeoArray, dict[str, Any]
         ``rho`` (canonical correlations), ``n_iter`` and ``method``. With
         fewer than 100 no-change pixels the 20 % of valid pixels with the
         lowest chi-square are used instead and ``method`` says so. When the fit is
-        implausible (a gain outside 0.5-2 or a correlation below 0.8 on the
-        no-change pixels, i.e. most of the scene changed) ``mov`` is returned
-        unchanged, ``method`` is ``"identity (unreliable fit)"`` and
-        ``rejected`` says why (also logged as a warning).
+        implausible for a band (a gain outside 0.5-2 or a correlation below 0.7
+        on the no-change pixels: most of the scene changed) that band is left
+        unchanged (gain 1, offset 0), ``method`` says so and ``rejected`` says
+        why (also logged as a warning).
     """
     if ref.bands != mov.bands:
         raise ValueError(f"band roles differ: {ref.bands} vs {mov.bands}")
@@ -260,14 +260,15 @@ def normalize_to(ref: GeoArray, mov: GeoArray) -> tuple[GeoArray, dict[str, Any]
         reason = (f"fit rejected for bands {[mov.bands[i] for i in bad]}: gains "
                   f"{[round(gains[i], 3) for i in bad]}, correlations "
                   f"{[round(corrs[i], 3) for i in bad]} (need gain in {_GAIN_RANGE} and "
-                  f"r >= {_MIN_CORR})")
-        log.warning("normalisation of %s to %s not applied: %s", mov.source_id or mov.date,
+                  f"r >= {_MIN_CORR}); those bands are left as they are")
+        log.warning("normalisation of %s to %s: %s", mov.source_id or mov.date,
                     ref.source_id or ref.date, reason)
-        method = "identity (unreliable fit)"
-        gains = [1.0] * len(mov.bands)
-        offsets = [0.0] * len(mov.bands)
-    else:
-        for i in use:
+        method = method + ", partly identity (unreliable fit)" if len(bad) < len(use) else \
+            "identity (unreliable fit)"
+        for i in bad:
+            gains[i], offsets[i] = 1.0, 0.0
+    for i in use:
+        if i not in bad:
             out[i] = (mov.data[i] * gains[i] + offsets[i]).astype(np.float32)
     info: dict[str, Any] = {
         "method": method,
