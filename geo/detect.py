@@ -60,13 +60,15 @@ log = logging.getLogger(__name__)
 METHODS: tuple[str, ...] = ("imad", "cva", "index-diff", "pcc", "rgb-objects", "learned", "auto")
 """Change-map methods accepted by :func:`change_map`."""
 
-AUTO_CHANGE: dict[str, str] = {"multispectral": "rgb-objects", "rgb": "pcc", "pan": "pcc"}
+AUTO_CHANGE: dict[str, str] = {"multispectral": "rgb-objects", "rgb": "cva", "pan": "cva"}
 """``auto`` change method per imagery kind, as chosen by the benchmark (docs/detection.md).
 
-RGB VHR: ``pcc`` is the only method that holds up across LEVIR-CD, WHU-CD (industrial
-halls), DSIFN and the synthetic demo; ``learned`` is best on LEVIR-CD itself but does
-not transfer (WHU-CD F1 0.02). 10 m multispectral: ``rgb-objects`` (object-based CVA)
-is best on OSCD Paris-Bercy (F1 0.20 vs iMAD 0.09), the only labelled 10 m pair we have.
+Rule: the highest mean F1 over the four real RGB change sets (LEVIR crops, LEVIR 1024²,
+WHU-CD, DSIFN) among methods that reach F1 >= 0.8 on every SYNTHETIC demo pair. RGB VHR:
+``cva`` (mean 0.32, WHU-CD industrial halls 0.57); ``learned`` is best on LEVIR-CD itself
+but does not transfer (WHU-CD 0.02, demo 0.00). 10 m multispectral: ``rgb-objects``
+(object-based CVA) is best on OSCD Paris-Bercy (F1 0.20 vs iMAD 0.09), the only labelled
+10 m pair we have.
 """
 
 AUTO_BUILDING: dict[str, str] = {"multispectral": "builtup", "rgb": "rgb-objects",
