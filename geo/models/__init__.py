@@ -77,10 +77,10 @@ def _pair01(a: GeoArray, b: GeoArray) -> tuple[NDArray[np.float32], NDArray[np.f
     v = a.valid & b.valid
     both = np.concatenate([ra[:, v], rb[:, v]], axis=1) if v.any() else ra.reshape(3, -1)
     if both.size and float(np.quantile(both, 0.99)) > 2.0:
-        gain = 1.0 / 255.0
-    else:
-        med = float(np.median(both.mean(0))) if both.size else _DISPLAY_MEDIAN
-        gain = float(np.clip(_DISPLAY_MEDIAN / max(med, 1e-6), 1.0, 8.0))
+        # divide (not multiply by 1/255): bit-identical to the training features
+        return (ra / 255.0).astype(np.float32), (rb / 255.0).astype(np.float32)
+    med = float(np.median(both.mean(0))) if both.size else _DISPLAY_MEDIAN
+    gain = float(np.clip(_DISPLAY_MEDIAN / max(med, 1e-6), 1.0, 8.0))
     return (ra * gain).astype(np.float32), (rb * gain).astype(np.float32)
 
 
