@@ -31,7 +31,7 @@ def footprints_of(
                 "date": date,
                 "area_m2": float(g.area),
                 "perimeter_m": float(g.length),
-                "n_px": int(round(g.area / res_m**2)) if res_m else 0,
+                "n_px": round(g.area / res_m**2) if res_m else 0,
                 "res_m": res_m,
                 "boundary_sd_m": res_m / (2 * np.sqrt(3)) if res_m else 1.0,
                 "coreg_residual_m": coreg_residual_m,
