@@ -236,7 +236,7 @@ def check_claim(
     e, low, high = float(est[0]), float(lo[0]), float(hi[0])
     verdict = verdict_for(relation, factor, low, high, about_tolerance=params.about_tolerance)
     res = pair["res_m"].fillna(0).to_numpy(float) if "res_m" in pair.columns else np.zeros(2)
-    shown = verdict
+    shown: str = verdict
     if verdict == "undecidable":
         shown = ("undecidable at this resolution" if float(np.max(res)) > 0 else
                  "undecidable at this digitising accuracy")
