@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from geo.config import MeasureParams
+from geo.errors import ConfigError
 from geo.measure import Z95, area_errors, ratio_interval
 
 __all__ = ["IMAGERY_KINDS", "MIN_PIXELS", "plan_feasibility"]
@@ -86,7 +87,7 @@ def plan_feasibility(
     ([0.5, 10.0], True)
     """
     if not (building_area_m2 > 0 and math.isfinite(building_area_m2)):
-        raise ValueError(f"building_area_m2={building_area_m2!r} must be a positive number")
+        raise ConfigError(f"building_area_m2={building_area_m2!r} must be a positive number of m²")
     if aspect_ratio < 1:
         aspect_ratio = 1.0 / aspect_ratio
     p = params or MeasureParams()
