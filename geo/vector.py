@@ -23,7 +23,7 @@ from pyproj import CRS
 
 from geo.errors import CrsMismatchError, SourceError
 
-__all__ = ["FOOTPRINT_COLUMNS", "date_from_name", "read_footprints"]
+__all__ = ["FOOTPRINT_COLUMNS", "date_from_name", "read_footprints", "read_run_tables"]
 
 log = logging.getLogger(__name__)
 
@@ -200,3 +200,69 @@ def _polygonal(g: Any) -> Any:
         polys = [p for p in g.geoms if p.geom_type in ("Polygon", "MultiPolygon")]
         return shapely.union_all(polys) if polys else None
     return None
+
+
+def read_run_tables(
+    run_dir: str | Path,
+) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, dict[str, Any]]:
+    """Read a run directory's sites and footprints in a projected CRS, and its measure config.
+
+    Prefers ``results.gpkg`` (layers ``sites`` and ``footprints``, already in the grid CRS);
+    otherwise reads ``sites.geojson`` and ``footprints.geojson`` (EPSG:4326) and reprojects
+    them to ``grid.json``'s ``crs`` or, without it, to the local UTM zone.
+
+    Returns
+    -------
+    (sites, footprints, measure) : tuple
+        ``measure`` is the ``[measure]`` section of ``run.json``'s config (``{}`` if absent).
+    """
+    import json
+
+    d = Path(run_dir)
+    if not d.is_dir():
+        raise SourceError(f"{d}: no such run directory; pass the folder that "
+                          "`factorywatch run` or `factorywatch measure` wrote")
+    gpkg = d / "results.gpkg"
+    sites: gpd.GeoDataFrame | None = None
+    fps: gpd.GeoDataFrame | None = None
+    if gpkg.is_file():
+        try:
+            import pyogrio
+
+            names = {str(n) for n in pyogrio.list_layers(gpkg)[:, 0]}
+            if {"sites", "footprints"} <= names:
+                sites = gpd.read_file(gpkg, layer="sites")
+                fps = gpd.read_file(gpkg, layer="footprints")
+        except Exception as err:  # a damaged GPKG: fall back to the GeoJSON files
+            log.warning("%s: cannot read (%s); using the GeoJSON files", gpkg, err)
+            sites = fps = None
+    if sites is None or fps is None:
+        s_path, f_path = d / "sites.geojson", d / "footprints.geojson"
+        for p in (s_path, f_path):
+            if not p.is_file():
+                raise SourceError(f"{d}: lacks {p.name} and results.gpkg; is this a complete "
+                                  "run directory?")
+        sites = _read_one(s_path)
+        fps = _read_one(f_path)
+        target: CRS | None = None
+        grid_json = d / "grid.json"
+        if grid_json.is_file():
+            try:
+                target = CRS.from_user_input(json.loads(grid_json.read_text())["crs"])
+            except (KeyError, ValueError, TypeError):
+                target = None
+        if target is None:
+            target = fps.estimate_utm_crs() if len(fps) else CRS.from_epsg(4326)
+        sites, fps = sites.to_crs(target), fps.to_crs(target)
+    for name, gdf in (("sites", sites), ("footprints", fps)):
+        if "site_id" not in gdf.columns:
+            raise SourceError(f"{d}: the {name} layer has no site_id column; rerun the run")
+    measure: dict[str, Any] = {}
+    run_json = d / "run.json"
+    if run_json.is_file():
+        try:
+            cfg = json.loads(run_json.read_text()).get("config", {})
+            measure = dict(cfg.get("measure", {})) if isinstance(cfg, dict) else {}
+        except (ValueError, AttributeError):
+            measure = {}
+    return sites, fps, measure

@@ -6,6 +6,7 @@ import pytest
 from _measure_helpers import footprints_of
 from shapely.geometry import box
 
+from geo.cli.measure_cmd import CLAIM_EXIT_CODES as CODES
 from geo.claims import ClaimError, check_claim, claim_phrase, verdict_for
 from geo.config import MatchParams, MeasureParams
 from geo.match import track_footprints
@@ -195,3 +196,112 @@ def test_panghyon_40m_hangars_at_10m_cannot_be_told_apart():
         s = _ids(sites, fp, a)
         r = _claim(sites, fp, subject=s, reference="neighbour", relation=">", factor=1.0)
         assert r.verdict == expected, (res, r.sentence)
+
+
+# --- CLI ---------------------------------------------------------------------------------
+
+def _vector_run(tmp_path, ratio, sd_m=0.5):
+    import geopandas as gpd
+    from click.testing import CliRunner
+
+    from geo.cli import main
+
+    subj, ref = _pair(ratio)
+    subj, ref = (shapely_translate(g) for g in (subj, ref))
+    p = tmp_path / f"plant_{D0}.geojson"
+    gpd.GeoDataFrame(geometry=[ref, subj], crs=32652).to_crs(4326).to_file(p, driver="GeoJSON")
+    run = tmp_path / "run"
+    cfg = tmp_path / "plant.toml"
+    cfg.write_text("[output]\nreport = false\n")  # the HTML report is not under test here
+    r = CliRunner().invoke(main, ["measure", str(p), "-o", str(run), "--digitising-sd-m",
+                                  str(sd_m), "--aoi-name", "plant", "--config", str(cfg), "-q"])
+    assert r.exit_code == 0, r.output
+    return run
+
+
+def shapely_translate(g):
+    from shapely import affinity
+
+    return affinity.translate(g, 500000.0, 4400000.0)
+
+
+@pytest.mark.parametrize(("ratio", "relation", "code", "verdict"), [
+    (2.31, ">", 0, "supported"), (1.5, ">", 3, "contradicted"), (2.0, ">", 4, "undecidable")])
+def test_claim_cli_exit_codes_sentence_and_json(tmp_path, ratio, relation, code, verdict):
+    import json
+
+    from click.testing import CliRunner
+
+    from geo.cli import main
+
+    run = _vector_run(tmp_path, ratio)
+    args = ["claim", str(run), "--subject", "plant:s2", "--reference", "neighbour",
+            "--relation", relation, "--factor", "2"]
+    r = CliRunner().invoke(main, [*args, "-q"])
+    assert r.exit_code == code, r.output
+    line = r.stdout.strip()
+    assert line.startswith("plant:s2 more than twice as large as its neighbour plant:s1: ")
+    assert verdict in line and "95% interval" in line
+    r = CliRunner().invoke(main, [*args, "--json", "-q"])
+    assert r.exit_code == code
+    obj = json.loads(r.stdout)
+    assert obj["verdict"] == verdict and obj["exit_code"] == code
+    assert obj["lo"] <= obj["estimate"] <= obj["hi"]
+    assert obj["estimate"] == pytest.approx(ratio, rel=1e-6)
+
+
+def test_claim_cli_reads_geojson_when_no_gpkg(tmp_path):
+    from click.testing import CliRunner
+
+    from geo.cli import main
+
+    run = _vector_run(tmp_path, 2.31)
+    (run / "results.gpkg").unlink()
+    r = CliRunner().invoke(main, ["claim", str(run), "--subject", "plant:s2", "--reference",
+                                  "plant:s1", "--relation", ">", "--factor", "2", "-q"])
+    assert r.exit_code == 0, r.output
+    assert "(2.31x" in r.stdout
+
+
+def test_claim_cli_errors_and_usage(tmp_path):
+    from click.testing import CliRunner
+
+    from geo.cli import main
+
+    run = _vector_run(tmp_path, 2.31)
+    base = ["claim", str(run), "--subject", "plant:s2", "--reference", "neighbour"]
+    r = CliRunner().invoke(main, [*base, "--relation", "=>", "--factor", "2"])
+    assert r.exit_code == 2
+    r = CliRunner().invoke(main, [*base, "--relation", ">", "--factor", "-1"])
+    assert r.exit_code == 2
+    r = CliRunner().invoke(main, ["claim", str(run), "--subject", "plant:s9", "--reference",
+                                  "neighbour", "--relation", ">", "--factor", "2"])
+    assert r.exit_code == 1 and r.stderr.startswith("Error: ") and "site_id" in r.stderr
+    r = CliRunner().invoke(main, ["claim", str(tmp_path / "nope"), "--subject", "a",
+                                  "--reference", "neighbour", "--relation", ">", "--factor", "2"])
+    assert r.exit_code == 1 and "run directory" in r.stderr
+
+
+def test_claim_cli_on_fixture_run_dir(tmp_path):
+    """The lead's hand-built run directory (GPKG layers in UTM)."""
+    from click.testing import CliRunner
+
+    from geo.cli import main
+
+    try:
+        from _runfixture import AOI, make_run_dir
+    except ImportError:  # pragma: no cover
+        pytest.skip("no run fixture")
+    import json
+
+    import geopandas as gpd
+
+    run = make_run_dir(tmp_path / "fx")
+    r = CliRunner().invoke(main, ["claim", str(run), "--subject", f"{AOI}:s1", "--reference",
+                                  f"{AOI}:s2", "--relation", ">", "--factor", "2", "--json",
+                                  "-q"])
+    fp = gpd.read_file(run / "results.gpkg", layer="footprints")
+    last = fp[fp.date == fp.date.max()].set_index("site_id").area_m2
+    obj = json.loads(r.stdout)
+    assert obj["estimate"] == pytest.approx(last[f"{AOI}:s1"] / last[f"{AOI}:s2"])
+    assert r.exit_code == CODES[obj["verdict"]]

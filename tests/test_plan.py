@@ -43,3 +43,47 @@ def test_labels_and_detectability_threshold():
 def test_rejects_bad_area(bad):
     with pytest.raises(ValueError, match="positive"):
         plan_feasibility(bad)
+
+
+def test_plan_cli_table_and_json(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from geo.cli import main
+
+    (tmp_path / "site.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {}, "geometry": {"type": "Point",
+                                                           "coordinates": [127.657, 39.92]}}]}))
+    cfg = tmp_path / "site.toml"
+    cfg.write_text('[source]\nkind = "stac"\n[grid]\nresolution_m = 5\n')
+    r = CliRunner().invoke(main, ["plan", str(cfg), "--building-area-m2", "6000", "--json"])
+    assert r.exit_code == 0, r.output
+    obj = json.loads(r.stdout)
+    assert obj["aoi"] == "site" and obj["building_area_m2"] == 6000
+    res = [row["res_m"] for row in obj["rows"]]
+    assert res == [0.5, 3.0, 5.0, 10.0, 30.0]
+    grid_row = obj["rows"][2]
+    assert grid_row["aoi_grid"] and "AOI grid (stac: sentinel-2-l2a)" in grid_row["kind"]
+    r = CliRunner().invoke(main, ["plan", str(cfg), "--building-area-m2", "6000"])
+    assert r.exit_code == 0
+    lines = r.stdout.splitlines()
+    assert "6,000 m²" in lines[0] and len(lines) == 2 + 5 + 1
+    assert "[too few pixels]" in lines[-2]  # 30 m: under 16 pixels
+    r = CliRunner().invoke(main, ["plan", str(cfg), "--building-area-m2", "0"])
+    assert r.exit_code == 2
+    r = CliRunner().invoke(main, ["plan", str(tmp_path / "missing.toml"), "--building-area-m2",
+                                  "10"])
+    assert r.exit_code == 1 and "config" in r.stderr
+
+
+@pytest.mark.parametrize("toml", sorted(
+    (__import__("pathlib").Path(__file__).resolve().parents[1] / "aoi").glob("*.toml")))
+def test_plan_cli_on_shipped_aoi_configs(toml):
+    from click.testing import CliRunner
+
+    from geo.cli import main
+
+    r = CliRunner().invoke(main, ["plan", str(toml), "--building-area-m2", "6000", "-q"])
+    assert r.exit_code == 0, r.output
+    assert "Sentinel-2" in r.stdout

@@ -139,3 +139,46 @@ def test_errors_name_the_fix(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(SourceError, match="cannot read"):
         read_footprints([bad], aoi_name="x")
+
+
+def test_measure_cli_writes_a_run_like_an_imagery_run(tmp_path):
+    from click.testing import CliRunner
+
+    from geo.cli import main
+
+    g0 = [box(500000, 4400000, 500100, 4400050), box(500150, 4400000, 500200, 4400050)]
+    g1 = [box(500000, 4400000, 500100, 4400050), box(500150, 4400000, 500250, 4400050)]
+    for d, g in (("2022-10-01", g0), ("2023-06-01", g1)):
+        gpd.GeoDataFrame({"when": [d] * 2}, geometry=g, crs=32652).to_crs(4326).to_file(
+            tmp_path / f"kusong_{d}.geojson", driver="GeoJSON")
+    cfg = tmp_path / "kusong.toml"
+    cfg.write_text("[output]\nreport = false\n")
+    files = sorted(str(p) for p in tmp_path.glob("kusong_*.geojson"))
+    run = tmp_path / "run"
+    args = ["measure", *files, "-o", str(run), "--digitising-sd-m", "1.5", "--config", str(cfg),
+            "--json", "-q"]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout)
+    assert summary["n_sites"] == 2 and summary["dates"] == ["2022-10-01", "2023-06-01"]
+    for name in ("sites.geojson", "footprints.geojson", "measurements.csv", "results.gpkg"):
+        assert (run / name).is_file(), name
+    sites = gpd.read_file(run / "results.gpkg", layer="sites").set_index("site_id")
+    assert sites.crs.to_epsg() == 32652
+    grown = sites.loc["kusong:s2"]
+    assert grown.status == "grown"
+    assert grown.growth_ratio == pytest.approx(2.0, rel=1e-6)
+    assert grown.growth_ratio_lo < 2.0 < grown.growth_ratio_hi
+    assert grown.neighbour_id == "kusong:s1"
+    fp = gpd.read_file(run / "results.gpkg", layer="footprints")
+    assert (fp.boundary_sd_m == 1.5).all()
+    # refuses to overwrite without --overwrite; the same input with it is fine
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 1 and "--overwrite" in r.stderr
+    r = CliRunner().invoke(main, [*args, "--overwrite"])
+    assert r.exit_code == 0, r.output
+    # the date field works too, with a default aoi name from the file name
+    r = CliRunner().invoke(main, ["measure", files[0], "--date-field", "when", "-o",
+                                  str(tmp_path / "r2"), "--config", str(cfg), "--json", "-q"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["aoi"] == "kusong"
