@@ -6,8 +6,8 @@ import pytest
 from _measure_helpers import footprints_of
 from shapely.geometry import box
 
-from geo.cli.measure_cmd import CLAIM_EXIT_CODES as CODES
 from geo.claims import ClaimError, check_claim, claim_phrase, verdict_for
+from geo.cli.measure_cmd import CLAIM_EXIT_CODES as CODES
 from geo.config import MatchParams, MeasureParams
 from geo.match import track_footprints
 from geo.measure import measure_sites
