@@ -55,8 +55,8 @@ from geo.errors import FactoryWatchError
 from geo.match import Tracks
 
 __all__ = [
-    "CORNER_LOSS_SIGMA2",
     "COREG_AREA_FACTOR",
+    "CORNER_LOSS_SIGMA2",
     "PSF_SIGMA_PX",
     "Z95",
     "AreaErrors",
