@@ -36,7 +36,7 @@ def test_trial_measures_close_to_truth(calib, res):
     for r in ok:
         rel = np.abs(np.array(r["area_rel_err"]))
         big = np.array(r["area_true_m2"]) >= 2000.0  # ≥ 20 pixels even at 10 m
-        assert (rel[big] < {0.5: 0.02, 3.0: 0.15, 10.0: 0.5}[res]).all()
+        assert (rel[big] < {0.5: 0.06, 3.0: 0.2, 10.0: 0.5}[res]).all()
         assert len(r["area_in"]) == 3 and isinstance(r["ratio_in"], bool)
 
 
