@@ -77,7 +77,8 @@ def plan_feasibility(
         of the 95% interval / area), ``neighbour_ratio_min_diff`` and
         ``growth_ratio_min_diff`` (the smallest relative difference between a true ratio and a
         claimed factor that the 95% interval can decide, e.g. 0.1 = a claim of ">2x" is
-        decidable only if the true ratio is below 1.8 or above 2.2), ``detectable``
+        decidable only if the true ratio is below 1.8 or above 2.2; None when not
+        detectable), ``detectable``
         (at least :data:`MIN_PIXELS` pixels) and ``note``.
 
     Examples
@@ -119,8 +120,8 @@ def plan_feasibility(
             "area_sd_m2": sd,
             "area_rel_sd": sd / a,
             "area_ci95_rel": Z95 * sd / a,
-            "neighbour_ratio_min_diff": float(max(nhi[0] - 1.0, 1.0 - nlo[0])),
-            "growth_ratio_min_diff": float(max(ghi[0] - 1.0, 1.0 - glo[0])),
+            "neighbour_ratio_min_diff": float(max(nhi[0] - 1.0, 1.0 - nlo[0])) if ok else None,
+            "growth_ratio_min_diff": float(max(ghi[0] - 1.0, 1.0 - glo[0])) if ok else None,
             "detectable": bool(ok),
             "note": "" if ok else (f"only {n_px:.0f} pixels: below {MIN_PIXELS}, expect the "
                                    "building to be missed or merged; use finer imagery"),

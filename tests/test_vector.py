@@ -182,3 +182,21 @@ def test_measure_cli_writes_a_run_like_an_imagery_run(tmp_path):
                                   str(tmp_path / "r2"), "--config", str(cfg), "--json", "-q"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["aoi"] == "kusong"
+
+
+def test_measure_cli_date_option_for_undated_files(tmp_path):
+    from click.testing import CliRunner
+
+    from geo.cli import main
+
+    src = _shared_data() / "spacenet" / "sn4_atlanta" / "geotiff_labels.geojson"
+    cfg = tmp_path / "atl.toml"
+    cfg.write_text("[output]\nreport = false\n")
+    base = ["measure", str(src), "-o", str(tmp_path / "run"), "--config", str(cfg), "--json",
+            "-q"]
+    r = CliRunner().invoke(main, base)
+    assert r.exit_code == 1 and "--date" in r.stderr
+    r = CliRunner().invoke(main, [*base, "--date", "2016-12-22", "--aoi-name", "atl"])
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)
+    assert s["n_sites"] == 43 and s["dates"] == ["2016-12-22"] and s["aoi"] == "atl"

@@ -84,6 +84,9 @@ def _aoi_name_from(path: Path) -> str:
 @click.option("--date-field", default=None,
               help="Attribute with each footprint's date [default: one file per date, date in "
                    "the file name].")
+@click.option("--date", "dates", multiple=True,
+              help="Date YYYY-MM-DD of each file, in order (repeat once per file) when neither "
+                   "a date field nor dated file names exist.")
 @click.option("--digitising-sd-m", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="1-sigma outline position error of the digitising, metres.")
 @click.option("--aoi-name", default=None, help="Name used in ids [default: from the file name].")
@@ -96,9 +99,9 @@ def _aoi_name_from(path: Path) -> str:
 @verbosity_options
 @handles_errors
 def measure_cmd(footprints: tuple[Path, ...], run_dir: Path | None, date_field: str | None,
-                digitising_sd_m: float, aoi_name: str | None, epsg: int | None,
-                config_path: Path | None, overwrite: bool, as_json: bool, verbose: int,
-                quiet: int) -> None:
+                dates: tuple[str, ...], digitising_sd_m: float, aoi_name: str | None,
+                epsg: int | None, config_path: Path | None, overwrite: bool, as_json: bool,
+                verbose: int, quiet: int) -> None:
     """Track and measure analyst-digitised footprints (no imagery).
 
     Takes GeoJSON, GPKG or Shapefile footprints (OpenStreetMap, Overture or your own), in any
@@ -120,7 +123,7 @@ def measure_cmd(footprints: tuple[Path, ...], run_dir: Path | None, date_field: 
     config = dataclasses.replace(config, measure=dataclasses.replace(
         config.measure, digitising_sd_m=digitising_sd_m))
     gdf = read_footprints(list(footprints), aoi_name=name, date_field=date_field,
-                          digitising_sd_m=digitising_sd_m,
+                          dates=list(dates) or None, digitising_sd_m=digitising_sd_m,
                           epsg=epsg if epsg is not None else config.aoi.measure_epsg)
     out = run_dir or Path("runs") / name
     summary = run_vector(gdf, out, aoi_name=name, config=config, overwrite=overwrite,
@@ -182,8 +185,10 @@ def plan_cmd(aoi_config: Path, building_area_m2: float, aspect_ratio: float, as_
     for r in base:
         flag = "" if r["detectable"] else "  [too few pixels]"
         mark = " *" if r["aoi_grid"] else ""
+        nb, gr = r["neighbour_ratio_min_diff"], r["growth_ratio_min_diff"]
+        nb_s = "—" if nb is None else f"{nb:.1%}"
+        gr_s = "—" if gr is None else f"{gr:.1%}"
         click.echo(f"{r['res_m']:>6g}  {r['n_px']:>8,.0f}  {r['area_ci95_rel']:>10.1%}  "
-                   f"{r['neighbour_ratio_min_diff']:>18.1%}  {r['growth_ratio_min_diff']:>9.1%}"
-                   f"  {r['kind']}{mark}{flag}")
+                   f"{nb_s:>18}  {gr_s:>9}  {r['kind']}{mark}{flag}")
     click.echo("(* = this AOI's grid. A ratio claim is decidable only if the true ratio differs "
                "from the claimed factor by more than the ± shown.)")
