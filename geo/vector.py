@@ -151,7 +151,8 @@ def read_footprints(
             one = dates[i] if dates is not None else date_from_name(p)
             if one is None:
                 raise SourceError(
-                    f"{p}: no date; name the file YYYY-MM-DD.geojson, or pass --date-field or --date"
+                    f"{p}: no date; name the file YYYY-MM-DD.geojson, or pass --date-field or "
+                    "--date"
                 )
             d = [_normalise_date(one, str(p))] * len(gdf)
         part = gpd.GeoDataFrame({"date": d, "_src": str(p)}, geometry=gdf.geometry.values,
