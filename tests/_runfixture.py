@@ -26,7 +26,8 @@ from geo.grid import Grid
 
 AOI = "kanggye"
 DATES = ("2021-06-03", "2022-06-08", "2023-06-13")
-GRID = Grid(crs="EPSG:32652", transform=Affine(1.0, 0.0, 465000.0, 0.0, -1.0, 4535200.0),
+# 200 x 160 m at 1 m, at the Kanggye AOI centre (126.585 E, 40.969 N) in UTM 52N
+GRID = Grid(crs="EPSG:32652", transform=Affine(1.0, 0.0, 296240.0, 0.0, -1.0, 4537890.0),
             shape=(160, 200))
 BANDS = ("blue", "green", "red", "nir")
 
@@ -194,9 +195,9 @@ def make_run_dir(run_dir: Path, *, claims: bool = True) -> Path:
         "factorywatch_version": "0.0.0-test",
         "synthetic": True,
         "aoi": {"name": AOI, "label": "Kanggye General Tractor Plant (synthetic test scene)",
-                "geometry": json.loads(gpd.GeoSeries([box(126.58, 40.96, 126.59, 40.97)],
-                                                     crs=4326).to_json())["features"][0]
-                ["geometry"], "confidence": "approximate", "source": "test fixture"},
+                "geometry": json.loads(gpd.GeoSeries(
+                    [box(*GRID.bounds).buffer(-10, join_style="mitre")], crs=GRID.crs
+                ).to_crs(4326).to_json())["features"][0]["geometry"], "confidence": "approximate", "source": "test fixture"},
         "created": "2026-11-25T15:00:00Z",
         "status": "complete",
         "config": {"grid": {"resolution_m": 1.0}, "detect": {"method": "index"}},
