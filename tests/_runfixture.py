@@ -197,7 +197,8 @@ def make_run_dir(run_dir: Path, *, claims: bool = True) -> Path:
         "aoi": {"name": AOI, "label": "Kanggye General Tractor Plant (synthetic test scene)",
                 "geometry": json.loads(gpd.GeoSeries(
                     [box(*GRID.bounds).buffer(-10, join_style="mitre")], crs=GRID.crs
-                ).to_crs(4326).to_json())["features"][0]["geometry"], "confidence": "approximate", "source": "test fixture"},
+                ).to_crs(4326).to_json())["features"][0]["geometry"],
+                "confidence": "approximate", "source": "test fixture"},
         "created": "2026-11-25T15:00:00Z",
         "status": "complete",
         "config": {"grid": {"resolution_m": 1.0}, "detect": {"method": "index"}},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shutil
@@ -10,9 +11,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from _runfixture import DATES, make_run_dir
 from click.testing import CliRunner
 
-from _runfixture import DATES, make_run_dir
 from geo.cli import main
 from geo.errors import SourceError
 from geo.export.report import write_report
@@ -56,7 +57,7 @@ def test_one_offline_folder(report: tuple[Path, str], run_dir: Path) -> None:
     assert not re.search(r"https?://", text.split("<details>")[0])  # (run.json may hold URLs)
     assert "@import" not in text and "url(" not in text
     names = {r for r in p.refs if r.endswith(".png")}
-    pairs = {f"pair_{a}_{b}.png" for a, b in zip(DATES[:-1], DATES[1:], strict=True)}
+    pairs = {f"pair_{a}_{b}.png" for a, b in itertools.pairwise(DATES)}
     assert names == {"locator.png", "areas.png", "neighbours.png", *pairs}
     # nothing half-written left behind in the run directory
     assert [p.name for p in run_dir.iterdir() if p.name.startswith(".")] == []
@@ -110,7 +111,7 @@ def test_rebuild_replaces_old_report(tmp_path: Path) -> None:
 def test_errors(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="does not exist"):
         write_report(tmp_path / "nope")
-    with pytest.raises(SourceError, match="no run.json"):
+    with pytest.raises(SourceError, match=r"no run\.json"):
         write_report(tmp_path)
     (tmp_path / "run.json").write_text("{not json")
     with pytest.raises(SourceError, match="not valid JSON"):
