@@ -48,11 +48,11 @@ def check_overlap(src: Any, grid: Grid, name: str) -> None:
             f"{name}: raster has no CRS; georeference it (e.g. gdal_translate -a_srs EPSG:xxxx)"
         )
     try:
-        l, b, r, t = transform_bounds(src.crs, grid.crs, *src.bounds, densify_pts=21)
-    except Exception as err:  # noqa: BLE001 (PROJ raises several types)
+        left, b, r, t = transform_bounds(src.crs, grid.crs, *src.bounds, densify_pts=21)
+    except Exception as err:
         raise SourceError(f"{name}: cannot transform its bounds to {grid.crs} ({err})") from None
     gl, gb, gr, gt = grid.bounds
-    if not all(map(math.isfinite, (l, b, r, t))) or r <= gl or l >= gr or t <= gb or b >= gt:
+    if not all(map(math.isfinite, (left, b, r, t))) or r <= gl or left >= gr or t <= gb or b >= gt:
         raise NoImageryError(
             f"{name}: image does not overlap the AOI; check its georeferencing or the AOI file"
         )
@@ -139,10 +139,13 @@ def read_to_grid(
                     width=cols,
                     height=rows,
                     resampling=resampling,
-                    add_alpha=False,
+                    add_alpha=src.nodata is None,
                 ) as vrt:
                     data = vrt.read(list(bands), out_dtype="float32", masked=True)
-                    masks = vrt.read_masks(list(bands))
+                    if src.nodata is None:  # the warper's alpha band carries masks/footprint
+                        masks = vrt.read(vrt.count)[None]
+                    else:
+                        masks = vrt.read_masks(list(bands))
             except RasterioError as err:
                 msg = str(err).splitlines()[0][:200]
                 raise SourceError(f"{name}: read failed ({msg}); the file may be corrupt") from None
