@@ -138,10 +138,16 @@ def _load(run_dir: Path) -> _Run:
         if len(parts) == 2:
             probs[(parts[0], parts[1])] = p
     crs = grid.crs if grid is not None else None
+    footprints = _read_vector(run_dir / "footprints.geojson", crs, notes)
+    sites = _read_vector(run_dir / "sites.geojson", crs, notes)
+    if (footprints is not None and sites is not None and "status" not in footprints.columns
+            and {"site_id", "status"} <= set(sites.columns) and "site_id" in footprints.columns):
+        status = dict(zip(sites["site_id"], sites["status"], strict=False))
+        footprints["status"] = footprints["site_id"].map(status)  # for colours only
     return _Run(
         run_dir=run_dir, run=run, grid=grid,
-        footprints=_read_vector(run_dir / "footprints.geojson", crs, notes),
-        sites=_read_vector(run_dir / "sites.geojson", crs, notes),
+        footprints=footprints,
+        sites=sites,
         changes=_read_vector(run_dir / "changes.geojson", crs, notes),
         scenes=scenes, masks=masks, probs=probs, notes=notes,
     )
@@ -150,6 +156,30 @@ def _load(run_dir: Path) -> _Run:
 # --------------------------------------------------------------------------------------------
 # small helpers
 # --------------------------------------------------------------------------------------------
+def _aoi_meta(run: Mapping[str, Any]) -> dict[str, Any]:
+    """``run.json``'s ``aoi`` object merged with its ``properties`` (the AOI file's own)."""
+    aoi = run.get("aoi")
+    if not isinstance(aoi, Mapping):
+        return {"name": aoi} if aoi else {}
+    props = aoi.get("properties")
+    return {**(dict(props) if isinstance(props, Mapping) else {}),
+            **{k: v for k, v in aoi.items() if k != "properties"}}
+
+
+def _aoi_label(run: Mapping[str, Any]) -> str | None:
+    meta = _aoi_meta(run)
+    props = run.get("aoi", {}).get("properties") if isinstance(run.get("aoi"), Mapping) else None
+    for cand in ((props or {}).get("label"), (props or {}).get("name"), meta.get("label"),
+                 meta.get("name")):
+        if cand:
+            return str(cand)
+    return None
+
+
+def _display_name(run_dir: Path) -> str:
+    """The run directory's name as the user will see it (the pipeline builds in ``.partial``)."""
+    return run_dir.resolve().name.removesuffix(".partial")
+
 def _e(x: object) -> str:
     return html.escape("" if x is None else str(x))
 
@@ -159,6 +189,10 @@ def _isnum(x: object) -> bool:
 
 
 def _fmt(x: object, places: int = 2) -> str:
+    if isinstance(x, (bool, np.bool_)):
+        return "yes" if x else "no"
+    if isinstance(x, (list, tuple)) and all(_isnum(v) for v in x):
+        return ", ".join(f"{float(v):.4g}" for v in x)
     if isinstance(x, (int, np.integer)) and not isinstance(x, bool):
         return f"{int(x):,}"
     if _isnum(x):
@@ -200,7 +234,8 @@ def _table(rows: Sequence[Mapping[str, Any]], cols: Sequence[tuple[str, str]],
                 attrs = f' class="{cls[k]}-{_e(str(v).lower())}"'
             cells.append(f"<td{attrs}>{_e(v if isinstance(v, str) else _fmt(v))}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table></div>")
 
 
 def _figure(src: str, caption: str, alt: str) -> str:
@@ -375,19 +410,22 @@ def _areas_figure(r: _Run, out: Path) -> tuple[str | None, str]:
         status = dict(zip(r.sites["site_id"], r.sites["status"], strict=False))
     fig = Figure(figsize=(11, 5.5))
     ax = fig.subplots()
-    for sid in shown:
+    palette = [f"C{i}" for i in range(10)]
+    markers = {"new": "^", "grown": "s", "unchanged": "o", "shrunk": "v", "demolished": "X"}
+    for n, sid in enumerate(shown):
         g = fp[fp["site_id"] == sid].sort_values("date")
         x = pd.to_datetime(g["date"])
         y = g["area_m2"].to_numpy(dtype="float64")
-        colour = category_colour(status.get(sid)) if status else None
+        colour = palette[n % len(palette)]
+        marker = markers.get(str(status.get(sid)), "o")
         if bounds is not None:
             lo = bounds[0].loc[g.index].to_numpy(dtype="float64")
             hi = bounds[1].loc[g.index].to_numpy(dtype="float64")
             yerr = np.vstack([np.maximum(y - lo, 0), np.maximum(hi - y, 0)])
-            ax.errorbar(x, y, yerr=yerr, marker="o", capsize=4, lw=1.6, color=colour,
+            ax.errorbar(x, y, yerr=yerr, marker=marker, ms=7, capsize=4, lw=1.6, color=colour,
                         label=f"{sid} ({status.get(sid, '?')})")
         else:
-            ax.plot(x, y, marker="o", lw=1.6, color=colour, label=str(sid))
+            ax.plot(x, y, marker=marker, ms=7, lw=1.6, color=colour, label=str(sid))
         if "occluded" in g.columns:
             occ = g["occluded"].fillna(False).astype(bool).to_numpy()
             if occ.any():
@@ -465,6 +503,9 @@ def _aoi_geometry(r: _Run) -> BaseGeometry | None:
                 return shape(dict(c))
             except (ValueError, TypeError, AttributeError):
                 continue
+    bounds = aoi.get("bounds_4326") if isinstance(aoi, Mapping) else None
+    if isinstance(bounds, Sequence) and len(bounds) == 4 and all(_isnum(b) for b in bounds):
+        return box(*(float(b) for b in bounds))
     if r.grid is not None:
         tr = Transformer.from_crs(r.grid.crs, "EPSG:4326", always_xy=True)
         left, bottom, right, top = r.grid.bounds
@@ -537,11 +578,13 @@ def _locator_figure(r: _Run, out: Path) -> tuple[str | None, str]:
     name = _save(fig, out / "locator.png")
     src = ("country outlines: Natural Earth 1:110m (public domain)" if world is not None
            else "no country outlines available offline")
-    aoi_meta = r.run.get("aoi") if isinstance(r.run.get("aoi"), Mapping) else {}
+    meta = _aoi_meta(r.run)
+    confidence = meta.get("coord_confidence") or meta.get("confidence")
+    source = meta.get("coord_source") or meta.get("source")
     conf = ""
-    if isinstance(aoi_meta, Mapping) and (aoi_meta.get("confidence") or aoi_meta.get("source")):
-        conf = (f" AOI location confidence: <b>{_e(aoi_meta.get('confidence', '?'))}</b>; "
-                f"source: {_e(aoi_meta.get('source', '?'))}.")
+    if confidence or source:
+        conf = (f" AOI location confidence: <b>{_e(confidence or '?')}</b>; "
+                f"source: {_e(source or '?')}.")
     return name, f"Left: where the AOI is ({_e(src)}). Right: the AOI outline.{conf}"
 
 
@@ -557,8 +600,7 @@ def _pairs(r: _Run) -> list[tuple[str, str]]:
 
 def _summary(r: _Run) -> str:
     run = r.run
-    aoi = run.get("aoi")
-    aoi_name = aoi.get("label") or aoi.get("name") if isinstance(aoi, Mapping) else aoi
+    aoi_name = _aoi_label(run)
     dates = sorted(set(r.scenes) | set(run.get("dates") or []))
     rows: list[tuple[str, str]] = [
         ("AOI", _e(aoi_name or "?")),
@@ -647,13 +689,28 @@ def _dict_table(d: Mapping[str, Any]) -> str:
         for k, v in d.items()) + "</table>"
 
 
+def _flatten(rec: Mapping[str, Any]) -> dict[str, Any]:
+    """One level of nesting flattened (``properties.crs``), dropping exact duplicates."""
+    out: dict[str, Any] = {}
+    for k, v in rec.items():
+        if isinstance(v, Mapping):
+            for k2, v2 in v.items():
+                if rec.get(k2) != v2:
+                    out[f"{k}.{k2}"] = v2
+        else:
+            out[k] = v
+    return out
+
+
 def _list_table(items: Sequence[Any]) -> str:
-    recs = [i for i in items if isinstance(i, Mapping)]
+    recs = [_flatten(i) for i in items if isinstance(i, Mapping)]
     if not recs:
         return "<ul>" + "".join(f"<li>{_e(i)}</li>" for i in items) + "</ul>"
     keys: list[str] = []
     for rec in recs:
         keys += [k for k in rec if k not in keys]
+    first = ("stage", "date", "date_from", "date_to", "id", "seconds")
+    keys = [k for k in first if k in keys] + [k for k in keys if k not in first]
     rows = []
     for rec in recs:
         row = {}
@@ -661,6 +718,8 @@ def _list_table(items: Sequence[Any]) -> str:
             v = rec.get(k)
             if isinstance(v, str) and k.startswith("sha") and len(v) > 16:
                 v = v[:12] + "…"
+            if isinstance(v, (list, tuple)) and all(_isnum(x) for x in v):
+                v = _fmt(v)
             row[k] = v if isinstance(v, (str, int, float)) or v is None else json.dumps(v)
         rows.append(row)
     return _table(rows, [(k, k) for k in keys])
@@ -679,6 +738,11 @@ def _provenance(r: _Run) -> str:
                                                       *r.probs.values()]]
     if files:
         parts.append("<p>Rasters in this run: " + _e(", ".join(files)) + "</p>")
+    for key, title in (("coregistration", "Co-registration and detection per date"),
+                       ("change_maps", "Change maps")):
+        val = run.get(key)
+        if isinstance(val, list) and val:
+            parts.append(f"<h3>{_e(title)}</h3>" + _list_table(val))
     parts.append("<h3>Processing</h3>")
     cfg = run.get("config")
     if cfg:
@@ -768,10 +832,9 @@ def write_report(run_dir: str | Path) -> Path:
         loc, loc_cap = _locator_figure(r, tmp)
         areas, areas_cap = _areas_figure(r, tmp)
         nb, nb_cap = _neighbour_figure(r, tmp)
-        aoi = r.run.get("aoi")
-        aoi_name = (aoi.get("label") or aoi.get("name")) if isinstance(aoi, Mapping) else aoi
+        aoi_name = _aoi_label(r.run)
         synthetic = r.synthetic
-        title = f"factorywatch report: {aoi_name or run_dir.name}"
+        title = f"factorywatch report: {aoi_name or _display_name(run_dir)}"
         banner = ('<div class="synthetic">SYNTHETIC DATA: this run uses generated imagery, '
                   "not real observations. Numbers below describe the simulation only.</div>"
                   ) if synthetic else ""
@@ -779,7 +842,7 @@ def write_report(run_dir: str | Path) -> Path:
         html_text = Template(_TEMPLATE.read_text(encoding="utf-8")).substitute(
             version=_e(__version__),
             title=_e(("[SYNTHETIC] " if synthetic else "") + title),
-            subtitle=_e(f"Run directory: {run_dir.resolve().name} · "
+            subtitle=_e(f"Run directory: {_display_name(run_dir)} · "
                         f"{len(r.scenes)} scenes · report built "
                         f"{dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}"),
             synthetic_banner=banner,
@@ -795,7 +858,7 @@ def write_report(run_dir: str | Path) -> Path:
             provenance=_provenance(r),
             footer=_e(f"factorywatch {__version__}. Areas are measured on the AOI's UTM grid; "
                       "intervals are 95% unless stated. Rebuild with: factorywatch report "
-                      f"{run_dir.name}")
+                      f"{_display_name(run_dir)}")
             + (" · <b>SYNTHETIC</b>" if synthetic else ""),
         )
         (tmp / "index.html").write_text(html_text, encoding="utf-8")
