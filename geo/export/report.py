@@ -505,7 +505,8 @@ def _aoi_geometry(r: _Run) -> BaseGeometry | None:
                 continue
     bounds = aoi.get("bounds_4326") if isinstance(aoi, Mapping) else None
     if isinstance(bounds, Sequence) and len(bounds) == 4 and all(_isnum(b) for b in bounds):
-        return box(*(float(b) for b in bounds))
+        minx, miny, maxx, maxy = (float(b) for b in bounds)
+        return box(minx, miny, maxx, maxy)
     if r.grid is not None:
         tr = Transformer.from_crs(r.grid.crs, "EPSG:4326", always_xy=True)
         left, bottom, right, top = r.grid.bounds
