@@ -31,7 +31,10 @@ from urllib.parse import parse_qs, urlparse
 import shapely
 from shapely.geometry import box, shape
 
-__all__ = ["Fault", "StacServer"]
+__all__ = [
+    "DEFAULT_SPECS", "Fault", "SceneSpec", "StacServer", "aoi_geometry_4326", "make_scene",
+    "reflectance_truth", "serve_scenario", "stac", "stac_server",
+]
 
 CONFORMS = [
     "https://api.stacspec.org/v1.0.0/core",
@@ -104,7 +107,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
     # --- plumbing -------------------------------------------------------------------------
@@ -355,3 +358,228 @@ class StacServer:
     def close(self) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
+
+
+# --- a synthetic scenario over Ryongsong (EPSG:32652), shaped like real items ----------------
+
+
+def _find_stac_examples() -> Path:
+    for parent in Path(__file__).resolve().parents:
+        cand = parent / "shared" / "data" / "stac_examples"
+        if cand.is_dir():
+            return cand
+    return Path("/work/shared/data/stac_examples")
+
+
+STAC_EXAMPLES = _find_stac_examples()
+TEMPLATE_ITEM = (STAC_EXAMPLES / "earth_search_v1" / "sentinel-2-l2a"
+                 / "S2A_13TDE_20231008_0_L2A.json")
+CRS = "EPSG:32652"
+TILE_LEFT, TILE_TOP, TILE_PX = 384000.0, 4421000.0, 256
+"""The synthetic tile: 256 × 256 px at 10 m, edges on multiples of 20 m."""
+AOI_UTM = (384980.0, 4419420.0, 385580.0, 4420020.0)
+"""A 600 m × 600 m AOI in the tile's middle, near 127.657 E 39.920 N (Ryongsong)."""
+ROOF_UTM = (385100.0, 4419800.0, 385180.0, 4419880.0)
+"""An 80 m × 80 m bright roof that SCL calls cloud on every date."""
+BAND_FILES = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08", "swir16": "B11",
+              "swir22": "B12"}
+BAND_RES_M = {"blue": 10.0, "green": 10.0, "red": 10.0, "nir": 10.0, "swir16": 20.0,
+              "swir22": 20.0}
+
+
+def aoi_geometry_4326() -> Any:
+    from pyproj import Transformer
+
+    tr = Transformer.from_crs(CRS, "EPSG:4326", always_xy=True)
+    minx, miny, maxx, maxy = AOI_UTM
+    return shapely.transform(box(minx, miny, maxx, maxy),
+                             lambda x, y: tr.transform(x, y), interleaved=False)
+
+
+def _tile_geometry_4326() -> Any:
+    from pyproj import Transformer
+
+    tr = Transformer.from_crs(CRS, "EPSG:4326", always_xy=True)
+    right = TILE_LEFT + TILE_PX * 10
+    bottom = TILE_TOP - TILE_PX * 10
+    return shapely.transform(box(TILE_LEFT, bottom, right, TILE_TOP),
+                             lambda x, y: tr.transform(x, y), interleaved=False)
+
+
+def _px_slices(bounds: tuple[float, float, float, float], res: float) -> tuple[slice, slice]:
+    minx, miny, maxx, maxy = bounds
+    r0, r1 = round((TILE_TOP - maxy) / res), round((TILE_TOP - miny) / res)
+    c0, c1 = round((minx - TILE_LEFT) / res), round((maxx - TILE_LEFT) / res)
+    return slice(r0, r1), slice(c0, c1)
+
+
+def reflectance_truth(band: str, res: float, seed: int) -> Any:
+    """Known surface reflectance of one band (0.02..0.4), smooth, different per band and date."""
+    import numpy as np
+
+    n = round(TILE_PX * 10 / res)
+    rows, cols = np.mgrid[0:n, 0:n].astype("float64") * (res / 10.0)
+    k = list(BAND_FILES).index(band)
+    refl = 0.05 + 0.02 * k + 0.1 * (np.sin(rows / 23.0 + seed) * np.cos(cols / 31.0) + 1) / 2
+    rr, cc = _px_slices(ROOF_UTM, res)
+    refl[rr, cc] = 0.35  # the roof: bright and the same on every date
+    return refl
+
+
+def write_cog(path: Path, arr: Any, res: float) -> None:
+    import rasterio
+    from rasterio.transform import from_origin
+
+    prof = {"driver": "COG", "width": arr.shape[1], "height": arr.shape[0], "count": 1,
+            "dtype": arr.dtype.name, "crs": CRS, "nodata": 0,
+            "transform": from_origin(TILE_LEFT, TILE_TOP, res, res),
+            "blocksize": 128, "compress": "deflate", "overviews": "none"}
+    with rasterio.open(path, "w", **prof) as dst:
+        dst.write(arr, 1)
+
+
+@dataclass
+class SceneSpec:
+    """One synthetic acquisition."""
+
+    item_id: str
+    date: str
+    platform: str = "sentinel-2a"
+    shape: str = "earth-search"
+    """``earth-search`` (asset keys blue, scl...) or ``planetary-computer`` (B02, SCL...)."""
+    baseline: str = "05.09"
+    offset_applied_by_provider: bool | None = True
+    cloud_utm: tuple[float, float, float, float] | None = None
+    """A cloud (SCL 9) over this box, with bright, date-specific reflectance."""
+    nodata_cols_frac: float = 0.0
+    """Left fraction of the tile outside the swath (DN 0, SCL 0)."""
+    seed: int = 0
+    swir_res_m: float = 20.0
+
+
+def _template() -> dict[str, Any]:
+    return json.loads(TEMPLATE_ITEM.read_text())
+
+
+def make_scene(spec: SceneSpec, asset_dir: Path, base_url: str,
+               collection: str = "sentinel-2-l2a") -> dict[str, Any]:
+    """Write the COGs of one scene into ``asset_dir`` and return its STAC item (a dict)."""
+    import numpy as np
+
+    folder = asset_dir / spec.item_id
+    folder.mkdir(parents=True, exist_ok=True)
+    add = 1000 if (float(spec.baseline) >= 4 and not spec.offset_applied_by_provider) else 0
+    pc = spec.shape == "planetary-computer"
+    assets: dict[str, Any] = {}
+    tmpl = _template()
+    for band, fname in BAND_FILES.items():
+        res = spec.swir_res_m if band.startswith("swir") else BAND_RES_M[band]
+        refl = reflectance_truth(band, res, spec.seed)
+        if spec.cloud_utm is not None:
+            rr, cc = _px_slices(spec.cloud_utm, res)
+            refl[rr, cc] = 0.6 + 0.1 * spec.seed
+        dn = np.round(refl * 10000 + add).astype("uint16")
+        if spec.nodata_cols_frac:
+            dn[:, : int(dn.shape[1] * spec.nodata_cols_frac)] = 0
+        write_cog(folder / f"{fname}.tif", dn, res)
+        a = dict(tmpl["assets"][band])
+        a["href"] = f"{base_url}/assets/{spec.item_id}/{fname}.tif"
+        n = dn.shape[0]
+        a["proj:shape"] = [n, n]
+        a["proj:transform"] = [res, 0, TILE_LEFT, 0, -res, TILE_TOP]
+        assets[fname if pc else band] = a
+    scl = np.full((TILE_PX // 2, TILE_PX // 2), 4, dtype="uint8")
+    scl[:, ::3] = 5
+    rr, cc = _px_slices(ROOF_UTM, 20.0)
+    scl[rr, cc] = 9  # the classifier calls the bright roof "cloud"
+    if spec.cloud_utm is not None:
+        rr, cc = _px_slices(spec.cloud_utm, 20.0)
+        scl[rr, cc] = 9
+        r0, r1 = rr.start, rr.stop
+        scl[r1: r1 + 3, cc] = 3  # its shadow
+        del r0
+    if spec.nodata_cols_frac:
+        scl[:, : int(scl.shape[1] * spec.nodata_cols_frac)] = 0
+    write_cog(folder / "SCL.tif", scl, 20.0)
+    a = dict(tmpl["assets"]["scl"])
+    a["href"] = f"{base_url}/assets/{spec.item_id}/SCL.tif"
+    assets["SCL" if pc else "scl"] = a
+    props = dict(tmpl["properties"])
+    hhmmss = "021959"
+    ymd = spec.date.replace("-", "")
+    props.update({
+        "datetime": f"{spec.date}T02:19:59.024000Z", "platform": spec.platform,
+        "proj:epsg": 32652, "mgrs:utm_zone": 52, "mgrs:latitude_band": "S",
+        "mgrs:grid_square": "CG", "grid:code": "MGRS-52SCG",
+        "s2:processing_baseline": spec.baseline,
+        "s2:product_uri": f"S2A_MSIL2A_{ymd}T{hhmmss}_N{spec.baseline.replace('.', '')}_R031_"
+                          f"T52SCG_{ymd}T053000.SAFE",
+        "s2:datatake_id": f"GS2A_{ymd}T{hhmmss}_000000_N{spec.baseline}",
+        "view:sun_elevation": 55.0, "view:sun_azimuth": 150.0,
+    })
+    if spec.offset_applied_by_provider is None:
+        props.pop("earthsearch:boa_offset_applied", None)
+    else:
+        props["earthsearch:boa_offset_applied"] = spec.offset_applied_by_provider
+    if pc:
+        props["sat:relative_orbit"] = 31
+        props["s2:mean_solar_zenith"] = 35.0
+        props.pop("view:sun_elevation")
+    geom = _tile_geometry_4326()
+    return {
+        "type": "Feature", "stac_version": "1.0.0", "stac_extensions": tmpl["stac_extensions"],
+        "id": spec.item_id, "collection": collection, "bbox": list(geom.bounds),
+        "geometry": shapely.geometry.mapping(geom), "properties": props, "assets": assets,
+        "links": [{"rel": "self", "href": f"{base_url}/collections/{collection}/items/"
+                   f"{spec.item_id}", "type": "application/geo+json"}],
+    }
+
+
+DEFAULT_SPECS = (
+    SceneSpec(item_id="S2A_52SCG_20230410_0_L2A", date="2023-04-10", seed=0),
+    SceneSpec(item_id="S2B_52SCG_20230420_0_L2A", date="2023-04-20", platform="sentinel-2b",
+              cloud_utm=(384900.0, 4419300.0, 385700.0, 4420100.0), seed=1),
+    SceneSpec(item_id="S2A_52SCG_20230510_0_L2A", date="2023-05-10", seed=2,
+              cloud_utm=(385300.0, 4419500.0, 385400.0, 4419600.0)),
+    SceneSpec(item_id="S2A_52SCG_20230510_1_L2A", date="2023-05-10", seed=2,
+              nodata_cols_frac=0.45),
+    SceneSpec(item_id="S2A_MSIL2A_20230715T021959_R031_T52SCG_20230715T053000",
+              date="2023-07-15", shape="planetary-computer", baseline="05.09",
+              offset_applied_by_provider=None, seed=3),
+)
+"""April: one clear and one cloudy scene; May: the same acquisition twice (one half outside the
+swath), with a small cloud; July: a Planetary-Computer-shaped item whose DNs carry +1000."""
+
+
+def serve_scenario(server: StacServer, asset_dir: Path,
+                   specs: tuple[SceneSpec, ...] = DEFAULT_SPECS) -> list[dict[str, Any]]:
+    items = [make_scene(s, asset_dir, server.url) for s in specs]
+    for it in items:
+        server.add_item(it)
+    return items
+
+
+# --- pytest fixtures (import them into a test module to use them) -----------------------------
+import pytest  # noqa: E402  (fixtures below only)
+
+
+@pytest.fixture(scope="module")
+def stac_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A loopback STAC API serving :data:`DEFAULT_SPECS` (COGs written once per module)."""
+    d = tmp_path_factory.mktemp("stac")
+    srv = StacServer(d / "assets")
+    serve_scenario(srv, d / "assets")
+    yield srv
+    srv.close()
+
+
+@pytest.fixture
+def stac(stac_server: StacServer, monkeypatch: pytest.MonkeyPatch) -> StacServer:
+    """The module's server with no pending faults, and GDAL's in-process HTTP cache disabled.
+
+    Without ``CPL_VSIL_CURL_NON_CACHED`` GDAL would answer repeated reads of the same URL from
+    memory, and counting server requests would prove nothing about our disk cache.
+    """
+    monkeypatch.setenv("CPL_VSIL_CURL_NON_CACHED", f"/vsicurl/{stac_server.url}")
+    stac_server.state.faults.clear()
+    return stac_server

@@ -62,7 +62,7 @@ def default_cache_dir() -> Path:
 
 
 def grid_hash(grid: Grid, *, extra: str = "") -> str:
-    """A short stable hash of a grid (CRS, transform, shape) and an optional suffix.
+    """Hash a grid (CRS, transform, shape) and an optional suffix.
 
     Examples
     --------
@@ -81,7 +81,7 @@ def grid_hash(grid: Grid, *, extra: str = "") -> str:
 
 
 def query_hash(query: dict[str, Any]) -> str:
-    """A stable hash of a JSON-ready search description."""
+    """Hash a JSON-ready search description (stable across runs)."""
     doc = json.dumps({"v": FORMAT_VERSION, **query}, sort_keys=True, default=str)
     return hashlib.sha256(doc.encode()).hexdigest()[:20]
 
@@ -167,7 +167,7 @@ class WindowCache:
         return data, valid
 
     def has_window(self, collection: str, item_id: str, asset: str, ghash: str) -> bool:
-        """True if the entry exists (not checked for damage)."""
+        """Return True if the entry exists (not checked for damage)."""
         return self.window_path(collection, item_id, asset, ghash).is_file()
 
     def put_window(

@@ -122,7 +122,7 @@ _PERMANENT = re.compile(
 
 
 def is_retryable(err: BaseException) -> bool:
-    """True for failures worth retrying: 5xx, 429, timeouts, dropped or refused connections.
+    """Return True for failures worth retrying: 5xx, 429, timeouts, dropped or refused connections.
 
     HTTP 4xx (other than 408/429), "not found" and "not a raster" are permanent.
     """

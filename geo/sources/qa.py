@@ -1,4 +1,4 @@
-"""Per-AOI quality assessment of a scene from its classification layer. Pure: arrays in, numbers out.
+"""Per-AOI quality of a scene from its classification layer. Pure: arrays in, numbers out.
 
 Sentinel-2 L2A ships a scene classification layer (SCL, 20 m); Landsat Collection 2 Level-2
 ships a bit-packed ``QA_PIXEL`` band (30 m). Both are read onto the AOI grid (plus a buffer)
