@@ -154,7 +154,7 @@ class WindowCache:
             self.stats.misses += 1
             return None
         try:
-            with np.load(p, allow_pickle=False) as z:
+            with open(p, "rb") as fh, np.load(fh, allow_pickle=False) as z:
                 data = np.asarray(z["data"], dtype=np.float32)
                 valid = np.asarray(z["valid"], dtype=bool)
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
