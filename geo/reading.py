@@ -139,10 +139,13 @@ def read_to_grid(
                     width=cols,
                     height=rows,
                     resampling=resampling,
-                    add_alpha=False,
+                    add_alpha=src.nodata is None,
                 ) as vrt:
                     data = vrt.read(list(bands), out_dtype="float32", masked=True)
-                    masks = vrt.read_masks(list(bands))
+                    if src.nodata is None:  # the warper's alpha band carries masks/footprint
+                        masks = vrt.read(vrt.count)[None]
+                    else:
+                        masks = vrt.read_masks(list(bands))
             except RasterioError as err:
                 msg = str(err).splitlines()[0][:200]
                 raise SourceError(f"{name}: read failed ({msg}); the file may be corrupt") from None

@@ -127,6 +127,10 @@ class LocalGeoTiffSource:
                 raise SourceError(
                     f"{p}: cannot open as a GeoTIFF ({msg}); replace or re-export the file"
                 ) from None
+            if crs is None:
+                raise SourceError(
+                    f"{p}: raster has no CRS; georeference it (e.g. gdal_translate -a_srs EPSG:xxxx)"
+                )
             date = date_from_tags(tags) or date_from_name(p.name)
             if date is None:
                 raise SourceError(

@@ -1,0 +1,1 @@
+"""Writers for what the run leaves behind: GeoJSON, GPKG, COG, QML, report."""

@@ -1,0 +1,542 @@
+"""Run one AOI end to end; the only module that knows the run-directory layout.
+
+A run writes into ``<run_dir>.partial/`` and renames it to ``<run_dir>`` when
+everything is written, so a run directory is never half-written. Per-date
+checkpoints (co-registered scenes, masks) stay in the ``.partial`` folder when a
+run is interrupted, and the next run with the same config resumes from them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import hashlib
+import io
+import json
+import logging
+import shutil
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from rasterio import features
+from shapely.geometry import shape
+from shapely.geometry.base import BaseGeometry
+
+from geo import __version__
+from geo.aoi import Aoi, read_aoi, validate_aoi
+from geo.config import RunConfig, config_to_dict
+from geo.errors import (
+    AoiError,
+    CoregistrationError,
+    FactoryWatchError,
+    LargeShiftWarning,
+    LowValidDataWarning,
+    NoImageryError,
+    OutputExistsError,
+)
+from geo.export.geojson import atomic_write_text, write_geojson
+from geo.footprints import empty_footprints, polygonize
+from geo.geoarray import GeoArray
+from geo.grid import Grid, grid_for_aoi, to_crs
+from geo.provenance import git_commit, versions
+from geo.reading import read_to_grid
+from geo.sources import Scene, open_source
+
+__all__ = ["Progress", "changes_from_events", "prepare_run_dir", "run_aoi", "run_vector"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Progress = Callable[[Iterable[T], str], Iterator[T]]
+MIN_VALID_FRAC = 0.05
+
+
+def _no_progress(items: Iterable[T], _label: str) -> Iterator[T]:
+    yield from items
+
+
+class _Stages:
+    """Stage timer: one INFO line per stage, also stored in run.json."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[dict[str, Any]]:
+        rec: dict[str, Any] = {"stage": name}
+        t0 = time.perf_counter()
+        yield rec
+        rec["seconds"] = round(time.perf_counter() - t0, 3)
+        self.records.append(rec)
+        extra = ", ".join(f"{k}={v}" for k, v in rec.items() if k not in ("stage", "seconds"))
+        log.info("%s: %s%.1f s", name, f"{extra}, " if extra else "", rec["seconds"])
+
+
+def _config_hash(config: RunConfig) -> str:
+    d = config_to_dict(config)
+    d.pop("output", None)
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def prepare_run_dir(run_dir: str | Path, *, overwrite: bool, key: str) -> tuple[Path, Path]:
+    """Return ``(final, partial)`` paths; refuse to clobber without ``overwrite``.
+
+    A ``.partial`` folder from an interrupted run with the same ``key`` (config
+    hash) is kept so that the run resumes; one from another config is removed.
+    """
+    final = Path(run_dir).resolve()
+    if final.exists() and not overwrite:
+        raise OutputExistsError(
+            f"{final}: run directory exists; pass --overwrite to replace it or choose another -o"
+        )
+    partial = final.with_name(final.name + ".partial")
+    state = partial / ".state.json"
+    if partial.exists():
+        try:
+            old = json.loads(state.read_text())["key"]
+        except (OSError, ValueError, KeyError):
+            old = None
+        if old != key:
+            shutil.rmtree(partial)
+        else:
+            log.info("resuming the interrupted run in %s", partial)
+    partial.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(state, json.dumps({"key": key}))
+    return final, partial
+
+
+def _publish(partial: Path, final: Path) -> None:
+    (partial / ".state.json").unlink(missing_ok=True)
+    ckpt = partial / ".checkpoints"
+    if ckpt.exists():
+        shutil.rmtree(ckpt)
+    if final.exists():
+        trash = final.with_name(final.name + ".old")
+        if trash.exists():
+            shutil.rmtree(trash)
+        final.rename(trash)
+        partial.rename(final)
+        shutil.rmtree(trash)
+    else:
+        partial.rename(final)
+
+
+def _write_json(path: Path, obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def _valid_geometry(valid: np.ndarray, grid: Grid) -> BaseGeometry:
+    """The valid-data area of a date as one (multi)polygon in the grid CRS."""
+    if valid.all():
+        return shapely.box(*grid.bounds)
+    polys = [shape(g) for g, v in features.shapes(valid.astype("uint8"), mask=valid,
+                                                 transform=grid.transform) if v]
+    return shapely.union_all(polys) if polys else shapely.Polygon()
+
+
+def _load_scene(path: Path, grid: Grid, meta: dict[str, Any]) -> GeoArray:
+    ga = read_to_grid(str(path), grid, date=meta["date"], source_id=meta["source_id"],
+                      roles=meta["bands"])
+    return dataclasses.replace(ga, kind=meta["kind"])
+
+
+def _write_raster(data: np.ndarray, grid: Grid, path: Path, *, kind: str,
+                  nodata: float | None = None, band_names: list[str] | None = None,
+                  tags: dict[str, str] | None = None) -> Path:
+    from geo.export.rasters import write_cog  # noqa: PLC0415
+
+    return write_cog(data, grid, path, kind=kind, nodata=nodata,  # type: ignore[arg-type]
+                     band_names=band_names, tags=tags)
+
+
+def _is_synthetic(aoi: Aoi) -> bool:
+    return bool(aoi.properties.get("synthetic"))
+
+
+def run_aoi(
+    config: RunConfig,
+    run_dir: str | Path,
+    *,
+    overwrite: bool = False,
+    offline: bool = False,
+    progress: Progress[Any] | None = None,
+) -> dict[str, Any]:
+    """Run the whole pipeline for one AOI and return the run summary.
+
+    Parameters
+    ----------
+    config : RunConfig
+        The resolved config (see :func:`geo.config.load_config`).
+    run_dir : str or Path
+        Output folder; must not exist unless ``overwrite``.
+    overwrite : bool
+        Replace an existing run directory (only once the new run is complete).
+    offline : bool
+        Read remote imagery from the cache only.
+    progress : callable, optional
+        ``progress(iterable, label)`` wrapper for long loops (a progress bar).
+
+    Returns
+    -------
+    dict
+        The ``--json`` summary: aoi, run_dir, n_scenes, dates, n_sites, outputs, warnings.
+
+    Raises
+    ------
+    FactoryWatchError
+        For bad input (AOI, config, imagery) and runtime failures; nothing is
+        left in ``run_dir`` then.
+    """
+    prog: Progress[Any] = progress or _no_progress
+    if Path(run_dir).exists() and not overwrite:
+        raise OutputExistsError(
+            f"{Path(run_dir).resolve()}: run directory exists; pass --overwrite to replace it "
+            "or choose another -o"
+        )
+    stage = _Stages()
+    run_warnings: list[str] = []
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+
+    with stage("aoi") as rec:
+        aoi = read_aoi(config.aoi.geometry, name=config.aoi.name)
+        problems = validate_aoi(aoi)
+        if problems:
+            raise AoiError(f"{aoi.path}: {problems[0]}")
+        grid = grid_for_aoi(aoi.geometry, config.grid.resolution_m,
+                            buffer_m=config.grid.buffer_m, epsg=config.aoi.measure_epsg)
+        rec.update(crs=grid.crs, shape=f"{grid.shape[0]}x{grid.shape[1]}")
+        if not aoi.is_measuring:
+            run_warnings.append(
+                f"AOI {aoi.name} is centred on a {aoi.properties.get('point_kind')} "
+                f"(coord_confidence={aoi.properties.get('coord_confidence')}); its buildings are "
+                "not known to be the plant's: re-centre the AOI before publishing areas or ratios"
+            )
+    with stage("search") as rec:
+        source = open_source(config, offline=offline)
+        scenes = source.search(aoi, config.source.start or None, config.source.end or None)
+        if not scenes:
+            raise NoImageryError(f"{config.config_path}: no imagery for AOI {aoi.name}")
+        rec["n_scenes"] = len(scenes)
+
+    final, partial = prepare_run_dir(run_dir, overwrite=overwrite, key=_config_hash(config))
+    try:
+        return _run_stages(config, aoi, grid, source, scenes, final, partial, stage, prog,
+                           run_warnings, started)
+    except FactoryWatchError:
+        if not any((partial / ".checkpoints").glob("scene_*.json")):
+            shutil.rmtree(partial, ignore_errors=True)
+        else:
+            log.info("run stopped; checkpoints kept in %s, rerun to resume", partial)
+        raise
+    except BaseException:
+        log.info("run interrupted; checkpoints kept in %s, rerun to resume", partial)
+        raise
+
+
+def _run_stages(config: RunConfig, aoi: Aoi, grid: Grid, source: Any, scenes: list[Scene],
+                final: Path, partial: Path, stage: _Stages, prog: Progress[Any],
+                run_warnings: list[str], started: str) -> dict[str, Any]:
+    from geo.coreg import coregister  # noqa: PLC0415
+    from geo.detect import building_mask, change_map  # noqa: PLC0415
+    from geo.normalize import normalize_to  # noqa: PLC0415
+
+    ckpt = partial / ".checkpoints"
+    ckpt.mkdir(exist_ok=True)
+    _write_json(partial / "grid.json", grid.to_dict())
+    res = grid.res_m
+    # --- read, co-register, normalise: one date at a time, checkpointed ------------------------
+    metas: list[dict[str, Any]] = []
+    ref: GeoArray | None = None
+    with stage("read+coregister") as rec:
+        for scene in prog(scenes, "reading dates"):
+            meta_path = ckpt / f"scene_{scene.date}.json"
+            tif = partial / "scenes" / f"{scene.date}.tif"
+            if meta_path.exists() and tif.exists():
+                meta = json.loads(meta_path.read_text())
+                if meta.get("skipped"):
+                    continue
+                metas.append(meta)
+                if ref is None:
+                    ref = _load_scene(tif, grid, meta)
+                continue
+            ga = source.read(scene, grid)
+            meta = {"date": scene.date, "source_id": scene.id, "bands": list(ga.bands),
+                    "kind": ga.kind, "valid_frac": round(ga.valid_frac, 4),
+                    "scene": {"id": scene.id, "date": scene.date,
+                              "properties": scene.properties}}
+            if ga.valid_frac < MIN_VALID_FRAC:
+                msg = (f"{scene.id}: only {ga.valid_frac:.0%} of the AOI is valid (cloud, nodata or "
+                       "outside the image); date skipped")
+                warnings.warn(msg, LowValidDataWarning, stacklevel=2)
+                run_warnings.append(msg)
+                _write_json(meta_path, {**meta, "skipped": True})
+                continue
+            if ref is None:
+                ref = ga
+                meta.update(shift_dy_px=0.0, shift_dx_px=0.0, residual_m=0.0, reference=True)
+            else:
+                if config.coreg.enabled:
+                    aligned, shift = coregister(ref, ga, max_shift_px=config.coreg.max_shift_m / res)
+                    residual_m = float(shift.residual_px * res)
+                    meta.update(shift_dy_px=round(shift.dy_px, 3), shift_dx_px=round(shift.dx_px, 3),
+                                shift_m=round(float(np.hypot(shift.dy_px, shift.dx_px) * res), 3),
+                                residual_m=round(residual_m, 3), coreg_ok=bool(shift.ok))
+                    if shift.ok:
+                        ga = aligned
+                    else:
+                        msg = f"{scene.id}: co-registration failed; date used unaligned"
+                        run_warnings.append(msg)
+                    if residual_m > config.coreg.max_residual_m or not shift.ok:
+                        msg = (f"{scene.id}: co-registration residual {residual_m:.2f} m is above "
+                               f"max_residual_m={config.coreg.max_residual_m} m")
+                        if config.coreg.on_excess == "fail":
+                            raise CoregistrationError(
+                                f"{msg}; check the image or raise [coreg] max_residual_m in "
+                                f"{config.config_path}")
+                        warnings.warn(msg, LargeShiftWarning, stacklevel=2)
+                        run_warnings.append(msg)
+                if ga.kind == ref.kind and ga.bands == ref.bands:
+                    ga, norm = normalize_to(ref, ga)
+                    meta["normalization"] = norm
+            _write_raster(ga.data, grid, tif, kind="scene", nodata=None, band_names=list(ga.bands),
+                          tags={"DATE": ga.date, "SOURCE_ID": ga.source_id})
+            _write_raster(np.where(ga.valid, 1, 0).astype("uint8")[None], grid,
+                          ckpt / f"valid_{scene.date}.tif", kind="mask")
+            _write_json(meta_path, meta)
+            metas.append(meta)
+        rec["n_dates"] = len(metas)
+    if not metas:
+        raise NoImageryError(f"{aoi.name}: no date has enough valid pixels inside the AOI")
+    metas.sort(key=lambda m: m["date"])
+    dates = [m["date"] for m in metas]
+    # --- building masks and footprints -----------------------------------------------------------
+    fps: list[gpd.GeoDataFrame] = []
+    valid_by_date: dict[str, BaseGeometry] = {}
+    with stage("detect+footprints") as rec:
+        for meta in prog(metas, "detecting buildings"):
+            d = meta["date"]
+            ga = _load_scene(partial / "scenes" / f"{d}.tif", grid, meta)
+            vmask = read_to_grid(str(ckpt / f"valid_{d}.tif"), grid, date=d, roles=["b1"])
+            ga = ga.with_data(ga.data, valid=(vmask.data[0] > 0) & ga.valid)
+            bm = building_mask(ga, config.detect)
+            meta["detect_method"] = bm.method
+            meta["detect_threshold"] = float(bm.threshold)
+            mask_u8 = np.where(ga.valid, bm.mask.astype("uint8"), 255).astype("uint8")
+            _write_raster(mask_u8[None], grid, partial / "masks" / f"{d}.tif", kind="mask",
+                          nodata=255)
+            fp = polygonize(bm.mask, grid, date=d, aoi_name=aoi.name,
+                            min_area_m2=config.detect.min_area_m2,
+                            connectivity=config.detect.connectivity, alt_mask=bm.alt_mask,
+                            invalid=~ga.valid, coreg_residual_m=float(meta.get("residual_m", 0.0)))
+            fps.append(fp)
+            valid_by_date[d] = _valid_geometry(ga.valid, grid)
+        footprints = (pd.concat(fps, ignore_index=True) if any(len(f) for f in fps)
+                      else empty_footprints(grid.crs))
+        footprints = gpd.GeoDataFrame(footprints, geometry="geometry", crs=grid.crs)
+        rec["n_footprints"] = len(footprints)
+    # --- pixel change maps between consecutive dates ------------------------------------------------
+    change_meta: list[dict[str, Any]] = []
+    with stage("change") as rec:
+        pairs = list(zip(metas[:-1], metas[1:], strict=True))
+        for m0, m1 in prog(pairs, "change maps"):
+            a = _load_scene(partial / "scenes" / f"{m0['date']}.tif", grid, m0)
+            b = _load_scene(partial / "scenes" / f"{m1['date']}.tif", grid, m1)
+            cm = change_map(a, b, params=config.detect)
+            stem = f"{m0['date']}_{m1['date']}"
+            if config.output.rasters:
+                _write_raster(cm.probability.astype("float32")[None], grid,
+                              partial / "change" / f"{stem}_prob.tif", kind="probability")
+                both = a.valid & b.valid
+                _write_raster(np.where(both, cm.mask.astype("uint8"), 255).astype("uint8")[None],
+                              grid, partial / "change" / f"{stem}_mask.tif", kind="mask",
+                              nodata=255)
+            change_meta.append({"date_from": m0["date"], "date_to": m1["date"],
+                                "method": cm.method,
+                                "changed_frac": round(float(cm.mask.mean()), 5)})
+        rec["n_pairs"] = len(change_meta)
+    inputs = [{"id": m["scene"]["id"], "date": m["date"],
+               "sha256": m["scene"]["properties"].get("sha256"),
+               "properties": m["scene"]["properties"]} for m in metas]
+    extra = {"dates": dates, "coregistration": [
+        {k: m.get(k) for k in ("date", "shift_dy_px", "shift_dx_px", "shift_m", "residual_m",
+                               "coreg_ok", "reference", "normalization", "detect_method",
+                               "detect_threshold", "valid_frac")} for m in metas],
+        "change_maps": change_meta, "inputs": inputs}
+    return _finish(config, aoi, grid, footprints, dates, valid_by_date, final, partial, stage,
+                   run_warnings, started, extra)
+
+
+def changes_from_events(events: pd.DataFrame, footprints: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Geometries of change events: new / grown (added part) / shrunk / demolished / merged / split.
+
+    ``unchanged`` events are left out. Geometry is in the footprints' CRS.
+    """
+    crs = footprints.crs
+    cols = ["change_id", "site_id", "event", "date_from", "date_to", "area_from_m2",
+            "area_to_m2", "change_area_m2", "related_site_ids"]
+    rows: list[dict[str, Any]] = []
+    if len(events) and len(footprints):
+        by = {(s, d): g for s, d, g in zip(footprints["site_id"], footprints["date"],
+                                           footprints.geometry, strict=True)}
+        for i, ev in enumerate(events.itertuples(index=False), 1):
+            kind = str(ev.event)
+            if kind == "unchanged":
+                continue
+            before = by.get((ev.site_id, ev.date_from))
+            after = by.get((ev.site_id, ev.date_to))
+            if kind == "new" or (kind in ("merged", "split") and after is not None):
+                geom = after
+            elif kind == "demolished":
+                geom = before
+            elif kind == "grown" and after is not None:
+                geom = after.difference(before) if before is not None else after
+            elif kind == "shrunk" and before is not None:
+                geom = before.difference(after) if after is not None else before
+            else:
+                geom = after if after is not None else before
+            if geom is None or geom.is_empty:
+                continue
+            geom = shapely.make_valid(geom)
+            if geom.geom_type not in ("Polygon", "MultiPolygon"):
+                polys = [g for g in getattr(geom, "geoms", []) if g.geom_type == "Polygon"]
+                if not polys:
+                    continue
+                geom = shapely.MultiPolygon(polys)
+            rows.append({"change_id": f"{ev.site_id}:{kind}:{ev.date_to or ev.date_from}:{i}",
+                         "site_id": ev.site_id, "event": kind, "date_from": ev.date_from,
+                         "date_to": ev.date_to, "area_from_m2": ev.area_from_m2,
+                         "area_to_m2": ev.area_to_m2, "change_area_m2": float(geom.area),
+                         "related_site_ids": getattr(ev, "related_site_ids", ""),
+                         "geometry": geom})
+    if not rows:
+        df = pd.DataFrame({c: pd.Series(dtype="object") for c in cols})
+        return gpd.GeoDataFrame(df, geometry=gpd.GeoSeries([], crs=crs), crs=crs)
+    return gpd.GeoDataFrame(rows, geometry="geometry", crs=crs)
+
+
+def _csv_text(df: pd.DataFrame) -> str:
+    buf = io.StringIO()
+    df.to_csv(buf, index=False, quoting=csv.QUOTE_MINIMAL, float_format="%.6g")
+    return buf.getvalue()
+
+
+def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoDataFrame,
+            dates: list[str], valid_by_date: dict[str, BaseGeometry] | None, final: Path,
+            partial: Path, stage: _Stages, run_warnings: list[str], started: str,
+            extra: dict[str, Any]) -> dict[str, Any]:
+    """Track, measure and write every vector output, run.json and the report; publish."""
+    from geo.export.qml import write_qml  # noqa: PLC0415
+    from geo.match import track_footprints  # noqa: PLC0415
+    from geo.measure import measure_sites  # noqa: PLC0415
+
+    with stage("track+measure") as rec:
+        tracks = track_footprints(footprints, dates=dates, aoi_name=aoi.name, params=config.match,
+                                  valid_by_date=valid_by_date)
+        tracks = measure_sites(tracks, config.measure)
+        rec.update(n_sites=len(tracks.sites), n_events=len(tracks.events))
+    changes = changes_from_events(tracks.events, tracks.footprints)
+    synthetic = _is_synthetic(aoi)
+    outputs: dict[str, str] = {}
+    with stage("export") as rec:
+        layers = {"footprints": (tracks.footprints, "footprint_id"),
+                  "sites": (tracks.sites, "site_id"), "changes": (changes, "change_id")}
+        for name, (gdf, id_field) in layers.items():
+            outputs[name] = str(write_geojson(gdf, partial / f"{name}.geojson", layer_name=name,
+                                              id_field=id_field))
+            write_qml(name, partial / f"{name}.qml")
+        sites_table = pd.DataFrame(tracks.sites.drop(columns="geometry"))
+        outputs["measurements"] = str(atomic_write_text(partial / "measurements.csv",
+                                                        _csv_text(sites_table)))
+        outputs["events"] = str(atomic_write_text(partial / "events.csv",
+                                                  _csv_text(tracks.events)))
+        if config.output.gpkg:
+            from geo.export.gpkg import write_gpkg  # noqa: PLC0415
+
+            outputs["gpkg"] = str(write_gpkg(
+                {"footprints": tracks.footprints, "sites": tracks.sites, "changes": changes,
+                 "events": tracks.events}, partial / "results.gpkg"))
+        rec["n_files"] = len(outputs)
+    manifest = {
+        "factorywatch": __version__,
+        "synthetic": synthetic,
+        "status": "complete",
+        "started": started,
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        "aoi": {"name": aoi.name, "path": aoi.path, "properties": aoi.properties,
+                "bounds_4326": list(aoi.geometry.bounds), "is_measuring": aoi.is_measuring},
+        "grid": grid.to_dict() if grid is not None else None,
+        "config": config_to_dict(config),
+        "versions": versions(),
+        "git_commit": git_commit(),
+        "warnings": run_warnings,
+        "stages": stage.records,
+        "n_sites": len(tracks.sites),
+        **extra,
+    }
+    _write_json(partial / "run.json", manifest)
+    if config.output.report:
+        with stage("report"):
+            from geo.export.report import write_report  # noqa: PLC0415
+
+            outputs["report"] = str(write_report(partial))
+        manifest["stages"] = stage.records
+        _write_json(partial / "run.json", manifest)
+    _publish(partial, final)
+    outputs = {k: str(final / Path(v).relative_to(partial)) for k, v in outputs.items()}
+    return {
+        "aoi": aoi.name,
+        "run_dir": str(final),
+        "n_scenes": len(dates),
+        "dates": dates,
+        "n_sites": len(tracks.sites),
+        "outputs": outputs,
+        "warnings": run_warnings,
+        "synthetic": synthetic,
+    }
+
+
+def run_vector(
+    footprints: gpd.GeoDataFrame,
+    run_dir: str | Path,
+    *,
+    aoi_name: str,
+    config: RunConfig,
+    overwrite: bool = False,
+    source_paths: Iterable[str] = (),
+) -> dict[str, Any]:
+    """Track, measure and write outputs from analyst-digitised footprints (no imagery).
+
+    ``footprints`` must be in a projected metric CRS with the footprint columns
+    (see :func:`geo.vector.read_footprints`).
+    """
+    if footprints.crs is None or not footprints.crs.is_projected:
+        raise AoiError("footprints must be in a projected metric CRS; read them with "
+                       "geo.vector.read_footprints")
+    stage = _Stages()
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    dates = sorted({str(d) for d in footprints["date"]})
+    hull = shapely.union_all(np.asarray(footprints.geometry.values)).envelope
+    aoi = Aoi(name=aoi_name, geometry=to_crs(hull, str(footprints.crs), "EPSG:4326"),
+              properties={"point_kind": "footprints", "coord_source": "digitised footprints",
+                          "coord_confidence": "high"})
+    key = hashlib.sha256(footprints.to_json().encode()).hexdigest()[:16]
+    final, partial = prepare_run_dir(run_dir, overwrite=overwrite, key=key)
+    from geo.provenance import versions as _v  # noqa: PLC0415, F401
+
+    inputs = []
+    for p in source_paths:
+        from geo.sources.local import file_sha256  # noqa: PLC0415
+
+        inputs.append({"id": Path(p).name, "path": str(p), "sha256": file_sha256(p)})
+    extra = {"dates": dates, "inputs": inputs, "mode": "vector"}
+    cfg = dataclasses.replace(config, output=dataclasses.replace(config.output, rasters=False))
+    return _finish(cfg, aoi, None, footprints, dates, None, final, partial, stage, [], started,
+                   extra)
