@@ -24,7 +24,8 @@ def _record(scene: Any) -> dict[str, Any]:
     for k in ("aoi_cloud_frac", "valid_frac", "selected", "reject_reason", "platform"):
         rec.setdefault(k, None)
     ordered = {k: rec[k] for k in _FIRST} | {k: rec[k] for k in sorted(rec) if k not in _FIRST}
-    return json.loads(redact(json.dumps(ordered, default=str)))
+    clean: dict[str, Any] = json.loads(redact(json.dumps(ordered, default=str)))
+    return clean
 
 
 @click.command("scenes")

@@ -50,6 +50,13 @@ _USERINFO_RE = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 
 def _redact_url(match: re.Match[str]) -> str:
     url = match.group("url")
+    tail = ""
+    while url and url[-1] in ".,;:)]}":
+        url, tail = url[:-1], url[-1] + tail
+    return _redact_one_url(url) + tail
+
+
+def _redact_one_url(url: str) -> str:
     url = _USERINFO_RE.sub(r"\g<scheme>REDACTED@", url)
     base, sep, query = url.partition("?")
     if sep and _QUERY_SECRET_RE.search("?" + query):

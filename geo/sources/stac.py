@@ -479,13 +479,16 @@ class StacSource:
 
     def _search_online(self, query: dict[str, Any]) -> list[dict[str, Any]]:
         from pystac_client import Client
+        from pystac_client.stac_api_io import StacApiIO
 
         modifier = None
         if self.is_planetary_computer:
             import planetary_computer
 
             modifier = planetary_computer.sign_inplace
-        client = Client.open(self.api_url, modifier=modifier, timeout=self.policy.timeout_s)
+        # retries are ours (call_with_retries), not urllib3's: one policy, one set of log lines
+        io = StacApiIO(timeout=self.policy.timeout_s, max_retries=0)
+        client = Client.open(self.api_url, modifier=modifier, stac_io=io)
         search = client.search(collections=list(self.collections),
                                intersects=query["intersects"], datetime=query["datetime"],
                                limit=100)
