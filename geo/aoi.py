@@ -129,7 +129,9 @@ def validate_aoi(aoi: Aoi) -> list[str]:
             problems.append("AOI has zero area; draw a polygon, not a line or point")
     for key in ("coord_source", "coord_confidence"):
         if key not in aoi.properties:
-            problems.append(f"AOI property {key!r} is missing; record where the coordinates came from")
+            problems.append(
+                f"AOI property {key!r} is missing; record where the coordinates came from"
+            )
     conf = aoi.properties.get("coord_confidence")
     if conf is not None and conf not in ("high", "medium", "low"):
         problems.append(f"coord_confidence={conf!r} must be high, medium or low")

@@ -184,8 +184,12 @@ class MatchParams:
     """A building counts only if seen on at least this many dates."""
     growth_tolerance: float = 0.10
     """Relative area change under which a building is ``unchanged``."""
+    cover_frac: float = 0.5
+    """A footprint lying at least this fraction inside another is a piece of it (split/merge)."""
 
     def __post_init__(self) -> None:
+        if not 0 < self.cover_frac <= 1:
+            raise ConfigError(f"match.cover_frac={self.cover_frac} must be in (0, 1]")
         if not 0 < self.iou_threshold <= 1:
             raise ConfigError(f"match.iou_threshold={self.iou_threshold} must be in (0, 1]")
         if self.min_dates < 1:
@@ -207,12 +211,20 @@ class MeasureParams:
     """Monte Carlo draws for ratio intervals."""
     seed: int = 0
     """Random seed, so that intervals are reproducible."""
+    same_date_corr: float = 1.0
+    """Correlation of the date-common area errors (blur, threshold, co-registration) of two
+    buildings seen on the same date; 1 = same edge bias for both."""
+    about_tolerance: float = 0.10
+    """Claims ``~ F`` ("about F times") hold for ratios in ``F / (1 + t)`` .. ``F * (1 + t)``."""
 
     def __post_init__(self) -> None:
         _check_in("measure.neighbour", self.neighbour, get_args(NeighbourRule))
         _check_pos("measure.neighbour_max_distance_m", self.neighbour_max_distance_m)
         if self.n_draws < 100:
             raise ConfigError(f"measure.n_draws={self.n_draws} must be >= 100")
+        if not 0 <= self.same_date_corr <= 1:
+            raise ConfigError(f"measure.same_date_corr={self.same_date_corr} must be in [0, 1]")
+        _check_pos("measure.about_tolerance", self.about_tolerance)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -78,7 +78,8 @@ def write_demo(folder: str | Path, spec: SceneSpec | None = None) -> DemoFiles:
         valid = ~sc.cloud
         if i == 1:  # date from a TIFF tag, not the file name
             _write_tif(img_dir / "synthetic_scene_b.tif", dn, transform, crs,
-                       tags={**base_tags, "TIFFTAG_DATETIME": sc.date.replace("-", ":") + " 02:10:00"},
+                       tags={**base_tags,
+                             "TIFFTAG_DATETIME": sc.date.replace("-", ":") + " 02:10:00"},
                        mask=valid)
         elif i == len(scenes) - 1:  # another CRS (Web Mercator), as a provider might deliver
             dst_crs = CRS.from_epsg(3857)
@@ -108,7 +109,8 @@ def write_demo(folder: str | Path, spec: SceneSpec | None = None) -> DemoFiles:
             rows.append({"truth_id": f"{name}:{sc.date}", "hall": name, "date": sc.date,
                          "area_m2": float(g.area), "synthetic": True, "geometry": g})
     truth = gpd.GeoDataFrame(rows, geometry="geometry", crs=crs)
-    truth_path = write_geojson(truth, root / "truth.geojson", layer_name="truth", id_field="truth_id")
+    truth_path = write_geojson(truth, root / "truth.geojson", layer_name="truth",
+                               id_field="truth_id")
     # AOI: the scene minus a 10 m margin
     w_m, h_m = spec.size_m
     aoi_utm = box(x0 + 10, y0 - h_m + 10, x0 + w_m - 10, y0 - 10)

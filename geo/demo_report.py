@@ -80,8 +80,8 @@ def compare_to_truth(run_dir: Path, truth_path: Path) -> dict[str, Any]:
                 "growth_ratio_hi": _num(b.get("growth_ratio_hi")),
                 "sentence": b.get("sentence")}
         try:
-            from geo.claims import check_claim  # noqa: PLC0415
-            from geo.config import MeasureParams  # noqa: PLC0415
+            from geo.claims import check_claim
+            from geo.config import MeasureParams
 
             res = check_claim(sites, fps, subject=site_of["B"], reference="neighbour",
                               relation=">", factor=2.0, params=MeasureParams())

@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 from rasterio import features
 from scipy import ndimage
 from shapely.geometry import shape
+from shapely.geometry.base import BaseGeometry
 from skimage.measure import label
 
 from geo.grid import Grid
@@ -116,7 +117,7 @@ def polygonize(
     lab = remap[labels]
     k = int(keep.sum())
     cnt = np.bincount(lab.ravel(), minlength=k + 1)
-    geoms: dict[int, list[object]] = {}
+    geoms: dict[int, list[BaseGeometry]] = {}
     for geom, value in features.shapes(lab, mask=lab > 0, transform=grid.transform,
                                        connectivity=connectivity):
         geoms.setdefault(int(value), []).append(shape(geom))

@@ -114,13 +114,16 @@ class GeoArray:
         """Return one band by role; KeyError names the roles available."""
         if role not in self.bands:
             raise KeyError(f"band {role!r} not in {self.bands}")
-        return self.data[self.bands.index(role)]
+        out: NDArray[np.float32] = self.data[self.bands.index(role)]
+        return out
 
     def has(self, *roles: str) -> bool:
         """True if every role is present."""
         return all(r in self.bands for r in roles)
 
-    def with_data(self, data: NDArray[np.float32], valid: NDArray[np.bool_] | None = None) -> GeoArray:
+    def with_data(
+        self, data: NDArray[np.float32], valid: NDArray[np.bool_] | None = None
+    ) -> GeoArray:
         """Return a copy with new pixels (and optionally a new mask)."""
         return replace(self, data=data, valid=self.valid if valid is None else valid)
 

@@ -9,10 +9,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import shapely
 from affine import Affine
 from pyproj import CRS, Transformer
 from shapely.geometry.base import BaseGeometry
-import shapely
 
 from geo.errors import AoiError, CrsMismatchError
 from geo.types import BBox
@@ -77,7 +77,8 @@ class Grid:
     def from_dict(cls, d: dict[str, Any]) -> Grid:
         """Inverse of :meth:`to_dict`."""
         a, b, c, dd, e, f = d["transform"]
-        return cls(crs=d["crs"], transform=Affine(a, b, c, dd, e, f), shape=tuple(d["shape"]))  # type: ignore[arg-type]
+        rows, cols = d["shape"]
+        return cls(crs=d["crs"], transform=Affine(a, b, c, dd, e, f), shape=(int(rows), int(cols)))
 
     def window_of(self, other: Grid) -> tuple[int, int, int, int]:
         """Return ``(row_off, col_off, rows, cols)`` of ``other`` inside this grid.
@@ -121,7 +122,12 @@ def utm_epsg_for(lon: float, lat: float) -> int:
 def to_crs(geom: BaseGeometry, src: str, dst: str) -> BaseGeometry:
     """Reproject a shapely geometry between CRSs (always x/y, lon/lat order)."""
     tr = Transformer.from_crs(src, dst, always_xy=True)
-    return shapely.transform(geom, lambda x, y: tr.transform(x, y), interleaved=False)
+
+    def fn(x: Any, y: Any) -> Any:
+        return tr.transform(x, y)
+
+    out: BaseGeometry = shapely.transform(geom, fn, interleaved=False)  # type: ignore[arg-type]
+    return out
 
 
 def grid_for_aoi(
@@ -178,4 +184,5 @@ def grid_for_aoi(
     right, top = math.ceil(maxx / r) * r, math.ceil(maxy / r) * r
     cols = max(1, round((right - left) / r))
     rows = max(1, round((top - bottom) / r))
-    return Grid(crs=f"EPSG:{epsg}", transform=Affine(r, 0.0, left, 0.0, -r, top), shape=(rows, cols))
+    transform = Affine(r, 0.0, left, 0.0, -r, top)
+    return Grid(crs=f"EPSG:{epsg}", transform=transform, shape=(rows, cols))

@@ -13,11 +13,11 @@ import csv
 import dataclasses
 import hashlib
 import io
+import itertools
 import json
 import logging
 import shutil
 import time
-import warnings
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,8 +38,6 @@ from geo.errors import (
     AoiError,
     CoregistrationError,
     FactoryWatchError,
-    LargeShiftWarning,
-    LowValidDataWarning,
     NoImageryError,
     OutputExistsError,
 )
@@ -151,10 +149,11 @@ def _load_scene(path: Path, grid: Grid, meta: dict[str, Any]) -> GeoArray:
 def _write_raster(data: np.ndarray, grid: Grid, path: Path, *, kind: str,
                   nodata: float | None = None, band_names: list[str] | None = None,
                   tags: dict[str, str] | None = None) -> Path:
-    from geo.export.rasters import write_cog  # noqa: PLC0415
+    from geo.export.rasters import write_cog
 
-    return write_cog(data, grid, path, kind=kind, nodata=nodata,  # type: ignore[arg-type]
-                     band_names=band_names, tags=tags)
+    out: Path = write_cog(data, grid, path, kind=kind, nodata=nodata,
+                          band_names=band_names, tags=tags)
+    return out
 
 
 def _is_synthetic(aoi: Aoi) -> bool:
@@ -168,6 +167,7 @@ def run_aoi(
     overwrite: bool = False,
     offline: bool = False,
     progress: Progress[Any] | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Run the whole pipeline for one AOI and return the run summary.
 
@@ -183,6 +183,9 @@ def run_aoi(
         Read remote imagery from the cache only.
     progress : callable, optional
         ``progress(iterable, label)`` wrapper for long loops (a progress bar).
+    workers : int
+        With more than one, dates are read and aligned in parallel on a local Dask
+        distributed cluster of that many processes.
 
     Returns
     -------
@@ -229,7 +232,7 @@ def run_aoi(
     final, partial = prepare_run_dir(run_dir, overwrite=overwrite, key=_config_hash(config))
     try:
         return _run_stages(config, aoi, grid, source, scenes, final, partial, stage, prog,
-                           run_warnings, started)
+                           run_warnings, started, workers)
     except FactoryWatchError:
         if not any((partial / ".checkpoints").glob("scene_*.json")):
             shutil.rmtree(partial, ignore_errors=True)
@@ -243,75 +246,45 @@ def run_aoi(
 
 def _run_stages(config: RunConfig, aoi: Aoi, grid: Grid, source: Any, scenes: list[Scene],
                 final: Path, partial: Path, stage: _Stages, prog: Progress[Any],
-                run_warnings: list[str], started: str) -> dict[str, Any]:
-    from geo.coreg import coregister  # noqa: PLC0415
-    from geo.detect import building_mask, change_map  # noqa: PLC0415
-    from geo.normalize import normalize_to  # noqa: PLC0415
+                run_warnings: list[str], started: str, workers: int) -> dict[str, Any]:
+    from geo.detect import building_mask, change_map
 
     ckpt = partial / ".checkpoints"
     ckpt.mkdir(exist_ok=True)
     _write_json(partial / "grid.json", grid.to_dict())
-    res = grid.res_m
     # --- read, co-register, normalise: one date at a time, checkpointed ------------------------
     metas: list[dict[str, Any]] = []
-    ref: GeoArray | None = None
     with stage("read+coregister") as rec:
-        for scene in prog(scenes, "reading dates"):
+        todo: list[Scene] = []
+        ref_meta: dict[str, Any] | None = None
+        for scene in scenes:
             meta_path = ckpt / f"scene_{scene.date}.json"
-            tif = partial / "scenes" / f"{scene.date}.tif"
-            if meta_path.exists() and tif.exists():
+            if meta_path.exists() and (partial / "scenes" / f"{scene.date}.tif").exists():
                 meta = json.loads(meta_path.read_text())
-                if meta.get("skipped"):
-                    continue
-                metas.append(meta)
-                if ref is None:
-                    ref = _load_scene(tif, grid, meta)
-                continue
-            ga = source.read(scene, grid)
-            meta = {"date": scene.date, "source_id": scene.id, "bands": list(ga.bands),
-                    "kind": ga.kind, "valid_frac": round(ga.valid_frac, 4),
-                    "scene": {"id": scene.id, "date": scene.date,
-                              "properties": scene.properties}}
-            if ga.valid_frac < MIN_VALID_FRAC:
-                msg = (f"{scene.id}: only {ga.valid_frac:.0%} of the AOI is valid (cloud, nodata or "
-                       "outside the image); date skipped")
-                warnings.warn(msg, LowValidDataWarning, stacklevel=2)
-                run_warnings.append(msg)
-                _write_json(meta_path, {**meta, "skipped": True})
-                continue
-            if ref is None:
-                ref = ga
-                meta.update(shift_dy_px=0.0, shift_dx_px=0.0, residual_m=0.0, reference=True)
+                run_warnings.extend(meta.get("warnings", []))
+                if not meta.get("skipped"):
+                    metas.append(meta)
+                    ref_meta = ref_meta or (meta if meta.get("reference") else None)
             else:
-                if config.coreg.enabled:
-                    aligned, shift = coregister(ref, ga, max_shift_px=config.coreg.max_shift_m / res)
-                    residual_m = float(shift.residual_px * res)
-                    meta.update(shift_dy_px=round(shift.dy_px, 3), shift_dx_px=round(shift.dx_px, 3),
-                                shift_m=round(float(np.hypot(shift.dy_px, shift.dx_px) * res), 3),
-                                residual_m=round(residual_m, 3), coreg_ok=bool(shift.ok))
-                    if shift.ok:
-                        ga = aligned
-                    else:
-                        msg = f"{scene.id}: co-registration failed; date used unaligned"
-                        run_warnings.append(msg)
-                    if residual_m > config.coreg.max_residual_m or not shift.ok:
-                        msg = (f"{scene.id}: co-registration residual {residual_m:.2f} m is above "
-                               f"max_residual_m={config.coreg.max_residual_m} m")
-                        if config.coreg.on_excess == "fail":
-                            raise CoregistrationError(
-                                f"{msg}; check the image or raise [coreg] max_residual_m in "
-                                f"{config.config_path}")
-                        warnings.warn(msg, LargeShiftWarning, stacklevel=2)
-                        run_warnings.append(msg)
-                if ga.kind == ref.kind and ga.bands == ref.bands:
-                    ga, norm = normalize_to(ref, ga)
-                    meta["normalization"] = norm
-            _write_raster(ga.data, grid, tif, kind="scene", nodata=None, band_names=list(ga.bands),
-                          tags={"DATE": ga.date, "SOURCE_ID": ga.source_id})
-            _write_raster(np.where(ga.valid, 1, 0).astype("uint8")[None], grid,
-                          ckpt / f"valid_{scene.date}.tif", kind="mask")
-            _write_json(meta_path, meta)
-            metas.append(meta)
+                todo.append(scene)
+        rec["resumed"] = len(scenes) - len(todo)
+        # the reference date (first usable one) must exist before the others can be aligned
+        while ref_meta is None and todo:
+            meta = prepare_date(source, todo.pop(0), grid, config, partial, None)
+            run_warnings.extend(meta.get("warnings", []))
+            if not meta.get("skipped"):
+                metas.append(meta)
+                ref_meta = meta
+        if todo and ref_meta is not None:
+            if workers > 1 and len(todo) > 1:
+                done = _map_distributed(source, todo, grid, config, partial, ref_meta, workers)
+            else:
+                done = [prepare_date(source, sc, grid, config, partial, ref_meta)
+                        for sc in prog(todo, "reading dates")]
+            for meta in done:
+                run_warnings.extend(meta.get("warnings", []))
+                if not meta.get("skipped"):
+                    metas.append(meta)
         rec["n_dates"] = len(metas)
     if not metas:
         raise NoImageryError(f"{aoi.name}: no date has enough valid pixels inside the AOI")
@@ -342,10 +315,10 @@ def _run_stages(config: RunConfig, aoi: Aoi, grid: Grid, source: Any, scenes: li
                       else empty_footprints(grid.crs))
         footprints = gpd.GeoDataFrame(footprints, geometry="geometry", crs=grid.crs)
         rec["n_footprints"] = len(footprints)
-    # --- pixel change maps between consecutive dates ------------------------------------------------
+    # --- pixel change maps between consecutive dates -------------------------------------------
     change_meta: list[dict[str, Any]] = []
     with stage("change") as rec:
-        pairs = list(zip(metas[:-1], metas[1:], strict=True))
+        pairs = list(itertools.pairwise(metas))
         for m0, m1 in prog(pairs, "change maps"):
             a = _load_scene(partial / "scenes" / f"{m0['date']}.tif", grid, m0)
             b = _load_scene(partial / "scenes" / f"{m1['date']}.tif", grid, m1)
@@ -372,6 +345,81 @@ def _run_stages(config: RunConfig, aoi: Aoi, grid: Grid, source: Any, scenes: li
         "change_maps": change_meta, "inputs": inputs}
     return _finish(config, aoi, grid, footprints, dates, valid_by_date, final, partial, stage,
                    run_warnings, started, extra)
+
+
+def prepare_date(source: Any, scene: Scene, grid: Grid, config: RunConfig, partial: Path,
+                 ref_meta: dict[str, Any] | None) -> dict[str, Any]:
+    """Read one date onto the grid, align and normalise it to the reference, checkpoint it.
+
+    Runs in the main process or in a Dask worker: everything it needs comes in as
+    picklable values and the reference is re-read from its checkpoint file.
+    Returns the date's metadata (also written to ``.checkpoints/scene_<date>.json``).
+    """
+    from geo.coreg import coregister
+    from geo.normalize import normalize_to
+
+    ckpt = partial / ".checkpoints"
+    meta_path = ckpt / f"scene_{scene.date}.json"
+    tif = partial / "scenes" / f"{scene.date}.tif"
+    res = grid.res_m
+    ga = source.read(scene, grid)
+    notes: list[str] = []
+    meta: dict[str, Any] = {"date": scene.date, "source_id": scene.id, "bands": list(ga.bands),
+                            "kind": ga.kind, "valid_frac": round(ga.valid_frac, 4),
+                            "scene": {"id": scene.id, "date": scene.date,
+                                      "properties": scene.properties}}
+    if ga.valid_frac < MIN_VALID_FRAC:
+        msg = (f"{scene.id}: only {ga.valid_frac:.0%} of the AOI is valid (cloud, nodata or "
+               "outside the image); date skipped")
+        log.warning(msg)
+        meta.update(skipped=True, warnings=[msg])
+        _write_json(meta_path, meta)
+        return meta
+    if ref_meta is None:
+        meta.update(shift_dy_px=0.0, shift_dx_px=0.0, shift_m=0.0, residual_m=0.0, reference=True)
+    else:
+        ref = _load_scene(partial / "scenes" / f"{ref_meta['date']}.tif", grid, ref_meta)
+        if config.coreg.enabled:
+            aligned, shift = coregister(ref, ga, max_shift_px=config.coreg.max_shift_m / res)
+            residual_m = float(shift.residual_px * res)
+            meta.update(shift_dy_px=round(shift.dy_px, 3), shift_dx_px=round(shift.dx_px, 3),
+                        shift_m=round(float(np.hypot(shift.dy_px, shift.dx_px) * res), 3),
+                        residual_m=round(residual_m, 3), coreg_ok=bool(shift.ok))
+            if shift.ok:
+                ga = aligned
+            if residual_m > config.coreg.max_residual_m or not shift.ok:
+                what = ("co-registration failed" if not shift.ok else
+                        f"co-registration residual {residual_m:.2f} m is above "
+                        f"max_residual_m={config.coreg.max_residual_m} m")
+                msg = f"{scene.id}: {what}"
+                if config.coreg.on_excess == "fail":
+                    raise CoregistrationError(
+                        f"{msg}; check the image or raise [coreg] max_residual_m in "
+                        f"{config.config_path}")
+                log.warning(msg)
+                notes.append(msg)
+        if ga.kind == ref.kind and ga.bands == ref.bands:
+            ga, norm = normalize_to(ref, ga)
+            meta["normalization"] = norm
+    _write_raster(ga.data, grid, tif, kind="scene", nodata=None, band_names=list(ga.bands),
+                  tags={"DATE": ga.date, "SOURCE_ID": ga.source_id})
+    _write_raster(np.where(ga.valid, 1, 0).astype("uint8")[None], grid,
+                  ckpt / f"valid_{scene.date}.tif", kind="mask")
+    meta["warnings"] = notes
+    _write_json(meta_path, meta)
+    return meta
+
+
+def _map_distributed(source: Any, scenes: list[Scene], grid: Grid, config: RunConfig,
+                     partial: Path, ref_meta: dict[str, Any], workers: int) -> list[dict[str, Any]]:
+    """Prepare dates in parallel on a local Dask distributed cluster (one process per worker)."""
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        futures = [client.submit(prepare_date, source, sc, grid, config, partial, ref_meta,
+                                 pure=False) for sc in scenes]
+        return [f.result() for f in futures]
 
 
 def changes_from_events(events: pd.DataFrame, footprints: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -410,7 +458,8 @@ def changes_from_events(events: pd.DataFrame, footprints: gpd.GeoDataFrame) -> g
                 if not polys:
                     continue
                 geom = shapely.MultiPolygon(polys)
-            rows.append({"change_id": f"{ev.site_id}:{kind}:{ev.date_to or ev.date_from}:{i}",
+            when = str(ev.date_to or ev.date_from)
+            rows.append({"change_id": f"{ev.site_id!s}:{kind}:{when}:{i}",
                          "site_id": ev.site_id, "event": kind, "date_from": ev.date_from,
                          "date_to": ev.date_to, "area_from_m2": ev.area_from_m2,
                          "area_to_m2": ev.area_to_m2, "change_area_m2": float(geom.area),
@@ -433,9 +482,9 @@ def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoD
             partial: Path, stage: _Stages, run_warnings: list[str], started: str,
             extra: dict[str, Any]) -> dict[str, Any]:
     """Track, measure and write every vector output, run.json and the report; publish."""
-    from geo.export.qml import write_qml  # noqa: PLC0415
-    from geo.match import track_footprints  # noqa: PLC0415
-    from geo.measure import measure_sites  # noqa: PLC0415
+    from geo.export.qml import write_qml
+    from geo.match import track_footprints
+    from geo.measure import measure_sites
 
     with stage("track+measure") as rec:
         tracks = track_footprints(footprints, dates=dates, aoi_name=aoi.name, params=config.match,
@@ -458,7 +507,7 @@ def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoD
         outputs["events"] = str(atomic_write_text(partial / "events.csv",
                                                   _csv_text(tracks.events)))
         if config.output.gpkg:
-            from geo.export.gpkg import write_gpkg  # noqa: PLC0415
+            from geo.export.gpkg import write_gpkg
 
             outputs["gpkg"] = str(write_gpkg(
                 {"footprints": tracks.footprints, "sites": tracks.sites, "changes": changes,
@@ -484,7 +533,7 @@ def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoD
     _write_json(partial / "run.json", manifest)
     if config.output.report:
         with stage("report"):
-            from geo.export.report import write_report  # noqa: PLC0415
+            from geo.export.report import write_report
 
             outputs["report"] = str(write_report(partial))
         manifest["stages"] = stage.records
@@ -527,13 +576,14 @@ def run_vector(
     aoi = Aoi(name=aoi_name, geometry=to_crs(hull, str(footprints.crs), "EPSG:4326"),
               properties={"point_kind": "footprints", "coord_source": "digitised footprints",
                           "coord_confidence": "high"})
-    key = hashlib.sha256(footprints.to_json().encode()).hexdigest()[:16]
+    blob: str = footprints.to_json()
+    key = hashlib.sha256(blob.encode()).hexdigest()[:16]
     final, partial = prepare_run_dir(run_dir, overwrite=overwrite, key=key)
-    from geo.provenance import versions as _v  # noqa: PLC0415, F401
+    from geo.provenance import versions as _v  # noqa: F401
 
     inputs = []
     for p in source_paths:
-        from geo.sources.local import file_sha256  # noqa: PLC0415
+        from geo.sources.local import file_sha256
 
         inputs.append({"id": Path(p).name, "path": str(p), "sha256": file_sha256(p)})
     extra = {"dates": dates, "inputs": inputs, "mode": "vector"}

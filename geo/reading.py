@@ -48,11 +48,11 @@ def check_overlap(src: Any, grid: Grid, name: str) -> None:
             f"{name}: raster has no CRS; georeference it (e.g. gdal_translate -a_srs EPSG:xxxx)"
         )
     try:
-        l, b, r, t = transform_bounds(src.crs, grid.crs, *src.bounds, densify_pts=21)
-    except Exception as err:  # noqa: BLE001 (PROJ raises several types)
+        left, b, r, t = transform_bounds(src.crs, grid.crs, *src.bounds, densify_pts=21)
+    except Exception as err:
         raise SourceError(f"{name}: cannot transform its bounds to {grid.crs} ({err})") from None
     gl, gb, gr, gt = grid.bounds
-    if not all(map(math.isfinite, (l, b, r, t))) or r <= gl or l >= gr or t <= gb or b >= gt:
+    if not all(map(math.isfinite, (left, b, r, t))) or r <= gl or left >= gr or t <= gb or b >= gt:
         raise NoImageryError(
             f"{name}: image does not overlap the AOI; check its georeferencing or the AOI file"
         )

@@ -91,7 +91,9 @@ class SyntheticScene:
 def _cover_1d(lo: float, hi: float, n: int, res: float, shift: float) -> NDArray[np.float64]:
     """Fraction of each of ``n`` pixels (of size ``res``) covered by [lo, hi]."""
     edges = (np.arange(n + 1) - shift) * res
-    return np.clip(np.minimum(edges[1:], hi) - np.maximum(edges[:-1], lo), 0, None) / res
+    overlap = np.minimum(edges[1:], hi) - np.maximum(edges[:-1], lo)
+    cov: NDArray[np.float64] = np.clip(overlap, 0, None)
+    return cov / res
 
 
 def _cover(rects: tuple[Rect, ...], shape: tuple[int, int], res: float,
@@ -101,7 +103,8 @@ def _cover(rects: tuple[Rect, ...], shape: tuple[int, int], res: float,
         cy = _cover_1d(y0, y1, shape[0], res, shift[0])
         cx = _cover_1d(x0, x1, shape[1], res, shift[1])
         out += np.outer(cy, cx)
-    return np.clip(out, 0.0, 1.0)
+    clipped: NDArray[np.float64] = np.clip(out, 0.0, 1.0)
+    return clipped
 
 
 def default_spec() -> SceneSpec:
@@ -129,7 +132,8 @@ def default_spec() -> SceneSpec:
                                       d[1]: ((70.2, 70.7, 115.2, 100.7),), d[2]: None, d[3]: None},
              roof_rgb=(0.62, 0.60, 0.55), height_m=8.0),
         Hall(name="E", rects_by_date={d[0]: None, d[1]: None, d[2]: None,
-                                      d[3]: ((300.4, 330.6, 380.4, 360.6), (300.4, 360.6, 330.4, 420.6))},
+                                      d[3]: ((300.4, 330.6, 380.4, 360.6),
+                                             (300.4, 360.6, 330.4, 420.6))},
              roof_rgb=(0.30, 0.42, 0.62), height_m=12.0),
         Hall(name="F", rects_by_date=dict.fromkeys(d, ((180.3, 380.3, 230.3, 416.3),)),
              roof_rgb=(0.57, 0.57, 0.57), height_m=9.0),
@@ -146,8 +150,9 @@ def default_spec() -> SceneSpec:
 
 
 def _texture(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> NDArray[np.float64]:
-    t = ndimage.gaussian_filter(rng.standard_normal(shape), sigma)
-    return t / (t.std() + 1e-9)
+    t: NDArray[np.float64] = ndimage.gaussian_filter(rng.standard_normal(shape), sigma)
+    out: NDArray[np.float64] = t / (t.std() + 1e-9)
+    return out
 
 
 def render_series(spec: SceneSpec) -> list[SyntheticScene]:

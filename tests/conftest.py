@@ -131,3 +131,12 @@ def make_geotiff(tmp_path: Path) -> Iterator[MakeGeoTiff]:
         return path
 
     yield make
+
+
+# --- issue7 (export / report / QGIS tests): one run directory shared by those tests ---------
+@pytest.fixture(scope="session")
+def qgis_run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A complete run directory: a real synthetic demo run where available, else a fixture."""
+    from _runfixture import run_dir_for_tests
+
+    return run_dir_for_tests(tmp_path_factory.mktemp("export_run"))[0]

@@ -14,7 +14,7 @@ from geo import __version__
 from geo.cli import main
 from geo.grid import to_crs
 
-from .conftest import MakeGeoTiff
+from conftest import MakeGeoTiff
 
 ORIGIN = (300000.0, 4500000.0)
 
@@ -135,7 +135,9 @@ def test_invalid_or_empty_aoi(tmp_path: Path, make_geotiff: MakeGeoTiff, geom: s
     if geom == "empty":
         (tmp_path / "site.geojson").write_text('{"type": "FeatureCollection", "features": []}')
     elif geom == "none":
-        _aoi_file(tmp_path / "site.geojson", None)
+        (tmp_path / "site.geojson").write_text(
+            '{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, '
+            '"geometry": null}]}')
     else:
         _aoi_file(tmp_path / "site.geojson",
                   Polygon([(126.0, 40.0), (126.01, 40.01), (126.01, 40.0), (126.0, 40.01)]))

@@ -13,7 +13,7 @@ from geo.grid import Grid, grid_for_aoi, to_crs
 from geo.reading import read_to_grid
 from geo.sources.local import LocalGeoTiffSource, date_from_name, date_from_tags
 
-from .conftest import DATA, MakeGeoTiff
+from conftest import DATA, MakeGeoTiff
 
 GRID = Grid("EPSG:32652", Affine(10, 0, 300000, 0, -10, 4500000), (32, 32))
 

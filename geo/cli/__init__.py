@@ -53,7 +53,7 @@ class _LazyGroup(click.Group):
 def _show_versions(ctx: click.Context, _param: Any, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
-    from geo.provenance import versions  # noqa: PLC0415
+    from geo.provenance import versions
 
     for k, v in versions().items():
         click.echo(f"{k}: {v}")

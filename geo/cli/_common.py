@@ -33,6 +33,9 @@ def configure_logging(verbose: int, quiet: int) -> None:
     root.addHandler(handler)
     root.setLevel(level if quiet or verbose else logging.INFO)
     logging.getLogger("geo").setLevel(level if quiet or verbose else logging.INFO)
+    # third-party INFO chatter ("Created 17 records") is noise at the default level
+    for name in ("pyogrio", "rasterio", "distributed", "fiona", "matplotlib", "PIL"):
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)
     if verbose > 2:
         os.environ["CPL_DEBUG"] = "ON"
 

@@ -25,11 +25,13 @@ def _echo_json(obj: Any) -> None:
               default=None, help="Run directory [default: runs/<aoi name>].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run directory.")
 @click.option("--offline", is_flag=True, help="Remote imagery from the cache only.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Read and align dates in parallel on a local Dask cluster of N processes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout.")
 @verbosity_options
 @handles_errors
 def run_cmd(aoi_config: Path, run_dir: Path | None, overwrite: bool, offline: bool,
-            as_json: bool, verbose: int, quiet: int) -> None:
+            workers: int, as_json: bool, verbose: int, quiet: int) -> None:
     """Run the whole pipeline for one AOI.
 
     \b
@@ -37,13 +39,13 @@ def run_cmd(aoi_config: Path, run_dir: Path | None, overwrite: bool, offline: bo
     $ factorywatch run my_site.toml -o runs/my_site --overwrite --json
     """
     configure_logging(verbose, quiet)
-    from geo.config import load_config  # noqa: PLC0415
-    from geo.pipeline import run_aoi  # noqa: PLC0415
+    from geo.config import load_config
+    from geo.pipeline import run_aoi
 
     config = load_config(aoi_config)
     out = run_dir or Path("runs") / config.aoi.name
     summary = run_aoi(config, out, overwrite=overwrite, offline=offline,
-                      progress=progress_factory(quiet))
+                      progress=progress_factory(quiet), workers=workers)
     if as_json:
         _echo_json(summary)
     else:
@@ -64,7 +66,7 @@ def validate_cmd(aoi_config: Path, as_json: bool, verbose: int, quiet: int) -> N
     $ factorywatch validate aoi/kanggye_tractor_plant.toml
     """
     configure_logging(verbose, quiet)
-    from geo.validate import config_warnings, validate_config  # noqa: PLC0415
+    from geo.validate import config_warnings, validate_config
 
     problems = validate_config(aoi_config)
     for w in config_warnings(aoi_config):
@@ -97,11 +99,11 @@ def demo_cmd(folder: Path, overwrite: bool, as_json: bool, verbose: int, quiet: 
     $ factorywatch demo /tmp/fw-demo
     """
     configure_logging(verbose, quiet)
-    from geo.config import load_config  # noqa: PLC0415
-    from geo.demo import write_demo  # noqa: PLC0415
-    from geo.demo_report import compare_to_truth, format_comparison  # noqa: PLC0415
-    from geo.errors import OutputExistsError  # noqa: PLC0415
-    from geo.pipeline import run_aoi  # noqa: PLC0415
+    from geo.config import load_config
+    from geo.demo import write_demo
+    from geo.demo_report import compare_to_truth, format_comparison
+    from geo.errors import OutputExistsError
+    from geo.pipeline import run_aoi
 
     folder = folder.resolve()
     if folder.exists() and any(folder.iterdir()):

@@ -18,7 +18,7 @@ def open_source(config: RunConfig, *, offline: bool = False) -> ImagerySource:
             raise ConfigError(f"{config.config_path}: [source] path is required for kind = 'local'")
         return LocalGeoTiffSource(src.path)
     if src.kind == "stac":
-        from geo.sources.stac import StacSource  # noqa: PLC0415 (optional heavy import)
+        from geo.sources.stac import StacSource
 
         return StacSource.from_config(config, offline=offline)  # type: ignore[no-any-return]
     raise ConfigError(f"unknown source kind {src.kind!r}")

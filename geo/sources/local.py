@@ -129,7 +129,8 @@ class LocalGeoTiffSource:
                 ) from None
             if crs is None:
                 raise SourceError(
-                    f"{p}: raster has no CRS; georeference it (e.g. gdal_translate -a_srs EPSG:xxxx)"
+                    f"{p}: raster has no CRS; georeference it "
+                    "(e.g. gdal_translate -a_srs EPSG:xxxx)"
                 )
             date = date_from_tags(tags) or date_from_name(p.name)
             if date is None:

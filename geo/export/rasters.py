@@ -1,0 +1,172 @@
+"""Raster outputs: Cloud-Optimized GeoTIFFs on the AOI grid, each with a QGIS style sidecar.
+
+Written with GDAL's COG driver (``rasterio.shutil.copy`` from an in-memory GeoTIFF): deflate
+with a predictor, 256-pixel tiles, internal overviews (at least one level, so even a small AOI
+has a pyramid), then renamed into place. ``<name>.qml`` beside ``<name>.tif`` makes QGIS open
+it styled: true colour for scenes, a 0–1 ramp for change probability, a palette for masks.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+from numpy.typing import NDArray
+from rasterio.io import MemoryFile
+
+from geo.errors import CrsMismatchError
+from geo.export.qml import RASTER_KINDS, RasterKind, write_raster_qml
+from geo.grid import Grid
+
+__all__ = ["BLOCKSIZE", "display_ranges", "overview_count", "write_cog"]
+
+log = logging.getLogger(__name__)
+
+BLOCKSIZE = 256
+"""COG tile size in pixels."""
+
+_RESAMPLING: dict[str, str] = {"scene": "AVERAGE", "probability": "AVERAGE", "mask": "NEAREST"}
+
+
+def overview_count(shape: tuple[int, int], blocksize: int = BLOCKSIZE) -> int:
+    """Return the number of overview levels: halve until one tile fits, at least one.
+
+    Examples
+    --------
+    >>> overview_count((64, 64)), overview_count((600, 1000)), overview_count((1, 1))
+    (1, 2, 0)
+    """
+    longest = max(shape)
+    if longest < 2:
+        return 0
+    return max(1, math.ceil(math.log2(longest / blocksize))) if longest > blocksize else 1
+
+
+def display_ranges(
+    data: NDArray[Any], nodata: float | None, *, pct: tuple[float, float] = (2.0, 98.0)
+) -> list[tuple[float, float]]:
+    """Per-band display range (percentiles of the valid pixels) for a raster's QGIS style."""
+    out: list[tuple[float, float]] = []
+    for band in data:
+        vals = band.astype("float64").ravel()
+        ok = np.isfinite(vals)
+        if nodata is not None and not math.isnan(nodata):
+            ok &= vals != nodata
+        vals = vals[ok]
+        if vals.size == 0:
+            out.append((0.0, 1.0))
+            continue
+        lo, hi = np.percentile(vals, pct)
+        out.append((float(lo), float(hi) if hi > lo else float(lo) + 1.0))
+    return out
+
+
+def write_cog(
+    data: NDArray[Any],
+    grid: Grid,
+    path: str | Path,
+    *,
+    kind: RasterKind,
+    nodata: float | None = None,
+    band_names: Sequence[str] | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> Path:
+    """Write an array on ``grid`` as a Cloud-Optimized GeoTIFF plus a ``.qml`` style sidecar.
+
+    Parameters
+    ----------
+    data : ndarray
+        ``(rows, cols)`` or ``(band, rows, cols)`` on ``grid``; the dtype is kept (scenes
+        float32 reflectance, probability float32 0–1, mask uint8 0/1).
+    grid : Grid
+        The AOI grid; ``data``'s last two axes must equal ``grid.shape``.
+    path : str or Path
+        The ``.tif`` to write; the style goes to the same path with ``.qml``.
+    kind : {"scene", "probability", "mask"}
+        Picks the overview resampling (average, average, nearest) and the QGIS style.
+    nodata : float, optional
+        Nodata value. For float data containing NaN and no ``nodata``, NaN is used.
+    band_names : sequence of str, optional
+        Band descriptions (roles such as ``red``), also used to pick the true-colour bands.
+    tags : mapping of str to str, optional
+        Dataset metadata tags (for example ``{"DATE": "2021-06-03", "SYNTHETIC": "yes"}``).
+
+    Returns
+    -------
+    Path
+        ``path``. The file is built under a temporary name in the same folder and renamed.
+
+    Raises
+    ------
+    CrsMismatchError
+        If ``data`` is not on ``grid``.
+    ValueError
+        If ``kind`` is unknown or ``band_names`` does not match the band count.
+    """
+    if kind not in RASTER_KINDS:
+        raise ValueError(f"unknown raster kind {kind!r}; use one of {', '.join(RASTER_KINDS)}")
+    arr = np.asarray(data)
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3 or arr.shape[1:] != tuple(grid.shape):
+        raise CrsMismatchError(
+            f"{Path(path).name}: array shape {np.shape(data)} is not on the grid {grid.shape}; "
+            "resample onto the AOI grid first"
+        )
+    if arr.dtype == np.bool_:
+        arr = arr.astype("uint8")
+    if band_names is not None and len(band_names) != arr.shape[0]:
+        raise ValueError(
+            f"{Path(path).name}: {len(band_names)} band names for {arr.shape[0]} bands"
+        )
+    if nodata is None and np.issubdtype(arr.dtype, np.floating) and np.isnan(arr).any():
+        nodata = float("nan")
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    profile: dict[str, Any] = {
+        "driver": "GTiff", "width": arr.shape[2], "height": arr.shape[1], "count": arr.shape[0],
+        "dtype": arr.dtype.name, "crs": grid.crs, "transform": grid.transform,
+    }
+    if nodata is not None:
+        profile["nodata"] = nodata
+    n_ovr = overview_count(grid.shape)
+    options: dict[str, Any] = {
+        "COMPRESS": "DEFLATE", "PREDICTOR": "YES", "BLOCKSIZE": BLOCKSIZE,
+        "OVERVIEW_RESAMPLING": _RESAMPLING[kind], "BIGTIFF": "IF_SAFER",
+    }
+    if n_ovr:
+        options["OVERVIEW_COUNT"] = n_ovr
+    else:
+        options["OVERVIEWS"] = "NONE"
+
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.tif", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        with MemoryFile() as mem:
+            with mem.open(**profile) as ds:
+                ds.write(arr)
+                if band_names:
+                    for i, name in enumerate(band_names, 1):
+                        ds.set_band_description(i, name)
+                all_tags = {"FACTORYWATCH_KIND": kind, **(tags or {})}
+                ds.update_tags(**{k: str(v) for k, v in all_tags.items()})
+            with mem.open() as src:
+                rasterio.shutil.copy(src, tmp, driver="COG", **options)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    ranges = display_ranges(arr, nodata) if kind == "scene" else None
+    write_raster_qml(kind, path.with_suffix(".qml"), band_names=band_names, value_ranges=ranges)
+    log.debug("cog: %s %s %s, %d overview level(s)", path.name, kind, arr.shape, n_ovr)
+    return path

@@ -1,0 +1,25 @@
+  <rasterrenderer type="multibandcolor" opacity="1" alphaBand="-1" redBand="$red" greenBand="$green" blueBand="$blue" nodataColor="">
+   <minMaxOrigin>
+    <limits>None</limits>
+    <extent>WholeRaster</extent>
+    <statAccuracy>Estimated</statAccuracy>
+    <cumulativeCutLower>0.02</cumulativeCutLower>
+    <cumulativeCutUpper>0.98</cumulativeCutUpper>
+    <stdDevFactor>2</stdDevFactor>
+   </minMaxOrigin>
+   <redContrastEnhancement>
+    <minValue>$red_min</minValue>
+    <maxValue>$red_max</maxValue>
+    <algorithm>StretchToMinimumMaximum</algorithm>
+   </redContrastEnhancement>
+   <greenContrastEnhancement>
+    <minValue>$green_min</minValue>
+    <maxValue>$green_max</maxValue>
+    <algorithm>StretchToMinimumMaximum</algorithm>
+   </greenContrastEnhancement>
+   <blueContrastEnhancement>
+    <minValue>$blue_min</minValue>
+    <maxValue>$blue_max</maxValue>
+    <algorithm>StretchToMinimumMaximum</algorithm>
+   </blueContrastEnhancement>
+  </rasterrenderer>

@@ -1,0 +1,207 @@
+"""Open every output of a factorywatch run in real, headless QGIS and render a map.
+
+Run with Debian's system Python, which has ``python3-qgis`` (it cannot import ``geo``)::
+
+    QT_QPA_PLATFORM=offscreen /usr/bin/python3 tests/qgis_check.py RUN_DIR OUT.png [EXPECT.json]
+
+For each vector output (``<layer>.geojson`` + ``<layer>.qml`` sidecar, and every layer of
+``results.gpkg`` with its style from ``layer_styles``) and each raster (``scenes/``,
+``masks/``, ``change/``), it records whether the layer is valid, its CRS, feature count,
+renderer type, categories and whether labels are on. ``EXPECT.json`` (written by
+tests/test_qgis.py from the Python side) gives what those must be; every difference is a
+"problem". It renders the GeoJSON layers over the last scene to ``OUT.png`` and the GPKG
+layers to ``OUT_gpkg.png``, prints one JSON summary on stdout and exits 1 if there was any
+problem.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from qgis.core import (
+    QgsApplication,
+    QgsCoordinateReferenceSystem,
+    QgsMapLayer,
+    QgsMapRendererParallelJob,
+    QgsMapSettings,
+    QgsRasterLayer,
+    QgsRectangle,
+    QgsVectorLayer,
+)
+from qgis.PyQt.QtCore import QSize
+from qgis.PyQt.QtGui import QColor
+
+VECTOR_LAYERS = ("footprints", "sites", "changes")
+
+
+def vector_info(layer: QgsVectorLayer, style_msg: str) -> dict[str, Any]:
+    r = layer.renderer() if layer.isSpatial() else None
+    info: dict[str, Any] = {
+        "valid": layer.isValid(),
+        "crs": layer.crs().authid(),
+        "feature_count": int(layer.featureCount()),
+        "spatial": layer.isSpatial(),
+        "geometry_type": int(layer.geometryType()),
+        "renderer": r.type() if r is not None else None,
+        "categories": [str(c.value()) for c in r.categories()]
+        if r is not None and r.type() == "categorizedSymbol" else None,
+        "category_attr": r.classAttribute() if r is not None and hasattr(r, "classAttribute")
+        else None,
+        "labels_enabled": bool(layer.labelsEnabled()),
+        "label_expression": layer.labeling().settings().fieldName
+        if layer.labelsEnabled() and layer.labeling() is not None else None,
+        "style_message": style_msg,
+        "fields": [f.name() for f in layer.fields()],
+    }
+    return info
+
+
+def raster_info(layer: QgsRasterLayer) -> dict[str, Any]:
+    r = layer.renderer()
+    return {
+        "valid": layer.isValid(),
+        "crs": layer.crs().authid(),
+        "bands": int(layer.bandCount()),
+        "renderer": r.type() if r is not None else None,
+        "width": int(layer.width()),
+        "height": int(layer.height()),
+    }
+
+
+def render(layers: list[QgsMapLayer], extent: QgsRectangle, crs: QgsCoordinateReferenceSystem,
+           out: Path) -> dict[str, Any]:
+    settings = QgsMapSettings()
+    settings.setLayers(layers)  # first = top
+    settings.setDestinationCrs(crs)
+    ext = QgsRectangle(extent)
+    ext.scale(1.08)
+    settings.setExtent(ext)
+    settings.setOutputSize(QSize(1000, 800))
+    settings.setBackgroundColor(QColor(255, 255, 255))
+    settings.setOutputDpi(110)
+    job = QgsMapRendererParallelJob(settings)
+    job.start()
+    job.waitForFinished()
+    img = job.renderedImage()
+    ok = bool(img.save(str(out), "PNG"))
+    errors = [f"{e.layerID}: {e.message}" for e in job.errors()]
+    # count non-white pixels on a coarse lattice, to prove something was drawn
+    drawn = 0
+    for x in range(0, img.width(), 10):
+        for y in range(0, img.height(), 10):
+            if QColor(img.pixel(x, y)).name() != "#ffffff":
+                drawn += 1
+    return {"png": str(out), "saved": ok, "errors": errors, "drawn_samples": drawn,
+            "size": [img.width(), img.height()]}
+
+
+def check(expect: dict[str, Any], kind: str, name: str, info: dict[str, Any]) -> list[str]:
+    problems: list[str] = []
+    exp = expect.get(kind, {}).get(name)
+    if not info["valid"]:
+        return [f"{kind}/{name}: layer is not valid"]
+    if exp is None:
+        return problems
+    for key in ("crs", "feature_count", "renderer", "categories", "category_attr",
+                "labels_enabled", "bands"):
+        if key in exp and exp[key] != info.get(key):
+            problems.append(f"{kind}/{name}: {key} is {info.get(key)!r}, expected {exp[key]!r}")
+    return problems
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 3:
+        print(__doc__, file=sys.stderr)
+        return 2
+    run_dir, out_png = Path(argv[1]), Path(argv[2])
+    expect: dict[str, Any] = json.loads(Path(argv[3]).read_text()) if len(argv) > 3 else {}
+    app = QgsApplication([], False)
+    app.initQgis()
+    summary: dict[str, Any] = {"qgis_version": "", "geojson": {}, "gpkg": {}, "rasters": {},
+                               "problems": [], "renders": {}}
+    from qgis.core import Qgis
+
+    summary["qgis_version"] = Qgis.QGIS_VERSION
+    keep: dict[str, QgsMapLayer] = {}
+
+    for name in VECTOR_LAYERS:
+        path = run_dir / f"{name}.geojson"
+        if not path.exists():
+            summary["problems"].append(f"geojson/{name}: {path} missing")
+            continue
+        layer = QgsVectorLayer(str(path), name, "ogr")  # loads <name>.qml as default style
+        msg = "sidecar loaded at construction" if (run_dir / f"{name}.qml").exists() else "none"
+        info = vector_info(layer, msg)
+        summary["geojson"][name] = info
+        summary["problems"] += check(expect, "geojson", name, info)
+        keep[f"geojson:{name}"] = layer
+
+    gpkg = run_dir / "results.gpkg"
+    if gpkg.exists():
+        probe = QgsVectorLayer(str(gpkg), "probe", "ogr")
+        sublayers = [s.split("!!::!!")[1] for s in probe.dataProvider().subLayers()] \
+            if probe.isValid() else []
+        summary["gpkg_sublayers"] = sublayers
+        for name in [*VECTOR_LAYERS, "events"]:
+            layer = QgsVectorLayer(f"{gpkg}|layername={name}", name, "ogr")
+            msg, ok = ("", False)
+            if layer.isValid():
+                # what QGIS does when a layer is added: the stored default style from the DB
+                msg, ok = layer.loadDefaultStyle()
+            info = vector_info(layer, msg)
+            info["default_style_loaded"] = bool(ok)
+            summary["gpkg"][name] = info
+            summary["problems"] += check(expect, "gpkg", name, info)
+            if name in VECTOR_LAYERS and not ok:
+                summary["problems"].append(f"gpkg/{name}: stored default style not loaded ({msg})")
+            keep[f"gpkg:{name}"] = layer
+    else:
+        summary["problems"].append(f"gpkg: {gpkg} missing")
+
+    for folder in ("scenes", "masks", "change"):
+        for tif in sorted((run_dir / folder).glob("*.tif")):
+            layer = QgsRasterLayer(str(tif), tif.stem)  # loads <stem>.qml
+            key = f"{folder}/{tif.name}"
+            info = raster_info(layer)
+            summary["rasters"][key] = info
+            summary["problems"] += check(expect, "rasters", key, info)
+            keep[f"raster:{key}"] = layer
+
+    scenes = sorted(k for k in keep if k.startswith("raster:scenes/"))
+    probs = sorted(k for k in keep if k.startswith("raster:change/") and k.endswith("_prob.tif"))
+    base = [keep[scenes[-1]]] if scenes else []
+    utm = base[0].crs() if base else QgsCoordinateReferenceSystem("EPSG:3857")
+    extent = base[0].extent() if base else QgsRectangle()
+    geo_layers = [keep[k] for k in ("geojson:sites", "geojson:changes", "geojson:footprints")
+                  if k in keep]
+    if not extent.isEmpty() or geo_layers:
+        summary["renders"]["geojson"] = render(
+            geo_layers + base, extent if not extent.isEmpty() else geo_layers[0].extent(),
+            utm, out_png)
+        gp = [keep[k] for k in ("gpkg:sites", "gpkg:changes", "gpkg:footprints") if k in keep]
+        prob = [keep[probs[-1]]] if probs else []
+        gp_png = out_png.with_name(out_png.stem + "_gpkg.png")
+        summary["renders"]["gpkg"] = render(gp + prob + base,
+                                            extent if not extent.isEmpty() else gp[0].extent(),
+                                            utm, gp_png)
+    for key, r in summary["renders"].items():
+        if not r["saved"] or r["errors"] or r["drawn_samples"] == 0:
+            summary["problems"].append(f"render/{key}: {r}")
+
+    print(json.dumps(summary, indent=1, sort_keys=True))
+    return 1 if summary["problems"] else 0
+
+
+if __name__ == "__main__":
+    code = main(sys.argv)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip QGIS/Qt teardown: with layers still referenced from Python it can segfault at exit
+    # (a known PyQGIS standalone issue), which would hide the real exit code.
+    os._exit(code)

@@ -1,0 +1,142 @@
+"""End to end on the SYNTHETIC demo series (1 m GSD): areas and the neighbour ratio within 5 %."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pytest
+from click.testing import CliRunner
+from common import assert_rfc7946
+
+from geo.cli import main
+from geo.config import load_config
+from geo.demo import write_demo
+from geo.demo_report import compare_to_truth
+from geo.pipeline import run_aoi
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("demo")
+    files = write_demo(root / "inputs")
+    summary = run_aoi(load_config(files.config), root / "run")
+    return {"root": root, "files": files, "summary": summary,
+            "cmp": compare_to_truth(Path(summary["run_dir"]), files.truth)}
+
+
+def test_growing_hall_area_within_5pct(demo_run: dict[str, Any]) -> None:
+    halls = {h["hall"]: h for h in demo_run["cmp"]["halls"]}
+    for name in ("A", "B", "C"):
+        assert "area_m2" in halls[name], f"hall {name} not found"
+        assert abs(halls[name]["area_error_frac"]) < 0.05, halls[name]
+
+
+def test_neighbour_ratio_within_5pct_and_interval_contains_truth(demo_run: dict[str, Any]) -> None:
+    pair = demo_run["cmp"]["pair"]
+    assert pair["neighbour_is_A"], pair
+    assert abs(pair["ratio_error_frac"]) < 0.05, pair
+    assert pair["contains_truth"], pair
+    assert pair["ratio_lo"] <= pair["ratio"] <= pair["ratio_hi"]
+
+
+def test_claim_on_demo_pair(demo_run: dict[str, Any]) -> None:
+    claim = demo_run["cmp"]["pair"].get("claim")
+    if claim is None:
+        pytest.skip("geo.claims not available")
+    assert claim["verdict"] == "supported", claim  # truth 2.25 > 2
+
+
+def test_outputs_are_rfc7946_with_sidecars(demo_run: dict[str, Any]) -> None:
+    run = Path(demo_run["summary"]["run_dir"])
+    for name in ("footprints", "sites", "changes"):
+        fc = assert_rfc7946(run / f"{name}.geojson")
+        assert (run / f"{name}.qml").is_file()
+        assert fc["name"] == name
+    sites = json.loads((run / "sites.geojson").read_text())["features"]
+    assert all(f["properties"]["site_id"] == f["id"] for f in sites)
+    statuses = {f["properties"]["status"] for f in sites}
+    assert {"new", "unchanged", "demolished"} <= statuses | {"grown"}, statuses
+
+
+def test_run_json_provenance(demo_run: dict[str, Any]) -> None:
+    run = Path(demo_run["summary"]["run_dir"])
+    m = json.loads((run / "run.json").read_text())
+    assert m["synthetic"] is True and m["status"] == "complete"
+    assert len(m["inputs"]) == 4 and all(len(i["sha256"]) == 64 for i in m["inputs"])
+    assert {"gdal", "proj", "geos", "rasterio", "numpy"} <= set(m["versions"])
+    assert {s["stage"] for s in m["stages"]} >= {"read+coregister", "detect+footprints", "export"}
+    assert m["config"]["grid"]["resolution_m"] == 1.0
+    # the 2021 date was shifted by (-0.8, +1.6) px: the estimate must see it
+    co = {c["date"]: c for c in m["coregistration"]}
+    assert co["2021-05-28"]["shift_m"] == pytest.approx(1.79, abs=0.3)
+    assert all(c["residual_m"] is not None for c in m["coregistration"])
+    assert not (run.parent / (run.name + ".partial")).exists()
+
+
+def test_demo_cli(tmp_path: Path) -> None:
+    r = CliRunner().invoke(main, ["demo", str(tmp_path / "d"), "--json"], catch_exceptions=False)
+    assert r.exit_code == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["comparison"]["synthetic"] is True
+    r2 = CliRunner().invoke(main, ["demo", str(tmp_path / "d")])
+    assert r2.exit_code == 1 and "--overwrite" in r2.stderr
+
+
+class _Interrupting:
+    """Wraps a source and raises KeyboardInterrupt on the n-th read (a Ctrl-C mid-run)."""
+
+    def __init__(self, inner: Any, fail_at: int) -> None:
+        self.inner, self.fail_at, self.reads = inner, fail_at, 0
+
+    def search(self, *a: Any, **k: Any) -> Any:
+        return self.inner.search(*a, **k)
+
+    def read(self, scene: Any, grid: Any) -> Any:
+        self.reads += 1
+        if self.reads == self.fail_at:
+            raise KeyboardInterrupt
+        return self.inner.read(scene, grid)
+
+
+def test_interrupted_run_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                 demo_run: dict[str, Any]) -> None:
+    import geo.pipeline as pipeline
+    from geo.sources import open_source
+
+    config = load_config(demo_run["files"].config)
+    holder: dict[str, _Interrupting] = {}
+
+    def fake_open(cfg: Any, offline: bool = False) -> _Interrupting:
+        holder["src"] = _Interrupting(open_source(cfg), fail_at=3)
+        return holder["src"]
+
+    monkeypatch.setattr(pipeline, "open_source", fake_open)
+    with pytest.raises(KeyboardInterrupt):
+        run_aoi(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    assert len(list((tmp_path / "run.partial" / "scenes").glob("*.tif"))) == 2
+
+    def counting_open(cfg: Any, offline: bool = False) -> _Interrupting:
+        holder["src"] = _Interrupting(open_source(cfg), fail_at=10**9)
+        return holder["src"]
+
+    monkeypatch.setattr(pipeline, "open_source", counting_open)
+    summary = run_aoi(config, tmp_path / "run")
+    assert holder["src"].reads == 2  # only the two dates that were not done
+    assert not (tmp_path / "run.partial").exists()
+    a = gpd.read_file(Path(summary["run_dir"]) / "sites.geojson")
+    b = gpd.read_file(Path(demo_run["summary"]["run_dir"]) / "sites.geojson")
+    assert sorted(a["area_m2"].round(1)) == sorted(b["area_m2"].round(1))
+
+
+def test_overwrite_replaces_only_when_complete(tmp_path: Path, demo_run: dict[str, Any]) -> None:
+    config = load_config(demo_run["files"].config)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "old.txt").write_text("x")
+    summary = run_aoi(config, out, overwrite=True)
+    assert not (out / "old.txt").exists()
+    assert (Path(summary["run_dir"]) / "run.json").exists()
