@@ -7,17 +7,16 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import _stac_server as _fx
 import numpy as np
 import pytest
-from tests._stac_server import (  # noqa: F401  (fixtures)
+from _stac_server import (
     AOI_UTM,
     ROOF_UTM,
     STAC_EXAMPLES,
     StacServer,
     aoi_geometry_4326,
     reflectance_truth,
-    stac,
-    stac_server,
 )
 from click.testing import CliRunner
 
@@ -33,6 +32,9 @@ from geo.sources.stac import (
     scene_from_item,
     select_scenes,
 )
+
+stac_server = _fx.stac_server  # the loopback server, one per module
+stac = _fx.stac
 
 AOI = Aoi(name="ryongsong", geometry=aoi_geometry_4326())
 START, END = "2023-01-01", "2023-12-31"
@@ -261,7 +263,7 @@ def test_second_run_hits_only_the_cache(stac: StacServer, tmp_path: Path) -> Non
 
 def test_offline_lists_what_is_missing(stac: StacServer, tmp_path: Path) -> None:
     off = _source(stac, tmp_path, offline=True)
-    with pytest.raises(CacheMissError, match="no search of .* run once online"):
+    with pytest.raises(CacheMissError, match=r"no search of .* run once online"):
         off.search(AOI, START, END)
     scenes = _source(stac, tmp_path).search(AOI, START, END)  # fills search + QA windows only
     n = stac.n_requests

@@ -7,8 +7,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import _stac_server as _fx
 import numpy as np
 import pytest
+from _stac_server import (
+    StacServer,
+    aoi_geometry_4326,
+)
 
 from geo.aoi import Aoi
 from geo.errors import NetworkError
@@ -17,12 +22,9 @@ from geo.reading import GDAL_ENV
 from geo.sources.cache import WindowCache
 from geo.sources.http import RetryPolicy
 from geo.sources.stac import StacSource
-from tests._stac_server import (  # noqa: F401  (fixtures)
-    StacServer,
-    aoi_geometry_4326,
-    stac,
-    stac_server,
-)
+
+stac_server = _fx.stac_server  # the loopback server, one per module
+stac = _fx.stac
 
 AOI = Aoi(name="ryongsong", geometry=aoi_geometry_4326())
 START, END = "2023-01-01", "2023-12-31"
