@@ -121,6 +121,17 @@ def test_item_without_needed_assets_is_refused() -> None:
         scene_from_item(item)
 
 
+def test_source_pickles_for_dask_workers(stac: StacServer, tmp_path: Path) -> None:
+    import pickle
+
+    src = _source(stac, tmp_path)
+    scenes = src.search(AOI, START, END)
+    clone = pickle.loads(pickle.dumps(src))
+    a = clone.read(scenes[1], _grid())
+    b = src.read(scenes[1], _grid())
+    np.testing.assert_array_equal(a.data, b.data)
+
+
 def test_presets_and_bad_api(tmp_path: Path) -> None:
     es = StacSource("earth-search", cache_dir=str(tmp_path))
     assert es.api_url == PRESETS["earth-search"] and not es.is_planetary_computer
@@ -273,7 +284,8 @@ def test_offline_lists_what_is_missing(stac: StacServer, tmp_path: Path) -> None
     with pytest.raises(CacheMissError) as err:
         off.read(off.search(AOI, START, END)[0], _grid())
     msg = str(err.value)
-    assert "7 windows" in msg and "S2A_52SCG_20230410_0_L2A/blue@" in msg
+    # 7 of this scene (6 bands + SCL) and 4 of each other date (the bright-roof check)
+    assert "15 windows" in msg and "S2A_52SCG_20230410_0_L2A/blue@" in msg
     assert "\n" not in msg
     assert stac.n_requests == n
 

@@ -30,6 +30,7 @@ import logging
 import math
 import re
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -376,6 +377,8 @@ class StacSource:
         are never stored. Default: ``planetary_computer.sign`` for Planetary Computer URLs.
     search_ttl_h : float
         Reuse a cached search result younger than this (hours) instead of asking the API.
+    max_workers : int
+        Classification-layer windows read at once during search (threads).
     """
 
     def __init__(
@@ -392,6 +395,7 @@ class StacSource:
         offline: bool = False,
         signer: Callable[[str], str] | None = None,
         search_ttl_h: float = 24.0,
+        max_workers: int = 8,
     ) -> None:
         self.api_url = PRESETS.get(api, api).rstrip("/")
         if not self.api_url.startswith(("http://", "https://")):
@@ -408,6 +412,7 @@ class StacSource:
         self.policy = policy or RetryPolicy()
         self.offline = offline
         self.search_ttl_h = search_ttl_h
+        self.max_workers = max(1, int(max_workers))
         self.is_planetary_computer = "planetarycomputer.microsoft.com" in self.api_url
         self._signer = signer
         self._selected: list[Scene] = []
@@ -515,10 +520,14 @@ class StacSource:
             except SourceError as err:
                 log.warning("%s; skipped", err)
         grids: dict[str, tuple[Grid, NDArray[np.bool_]]] = {}
-        for s in sorted(scenes, key=lambda s: (s.date, s.id)):
+        ordered = sorted(scenes, key=lambda s: (s.date, s.id))
+        for s in ordered:
             mission = str(s.properties["mission"])
             if mission not in grids:
                 grids[mission] = self._qa_grid(aoi, mission)
+
+        def measure(s: Scene) -> None:
+            mission = str(s.properties["mission"])
             grid, inside = grids[mission]
             w = self._window(s, "qa", grid, Resampling.nearest)
             kind = "qa_pixel" if mission == "landsat" else "scl"
@@ -526,6 +535,14 @@ class StacSource:
             s.properties.update(q.to_dict())
             s.properties["qa_res_m"] = grid.res_m
             s.properties["aoi_buffer_m"] = self.aoi_buffer_m
+
+        # QA windows are small and latency-bound: read several at once (GDAL releases the GIL)
+        if self.max_workers > 1 and len(ordered) > 1 and not self.offline:
+            with ThreadPoolExecutor(max_workers=self.max_workers) as pool:
+                list(pool.map(measure, ordered))
+        else:
+            for s in ordered:
+                measure(s)
         select_scenes(scenes, period=self.period, max_cloud_frac=self.max_cloud_frac,
                       min_valid_frac=self.min_valid_frac)
         return sorted(scenes, key=lambda s: (s.date, s.id))
@@ -600,7 +617,7 @@ class StacSource:
 
         def attempt() -> GeoArray:
             path = gdal_href(self._sign(href))
-            with _gdal_env(self.policy):
+            with _gdal_env(self.policy, href):
                 return read_to_grid(path, grid, date=scene.date, source_id=scene.id, bands=[1],
                                     roles=[role], resampling=resampling)
 
@@ -629,10 +646,15 @@ class StacSource:
         roles = [r for r in BANDS if r in scene.assets]
         if self.offline:
             missing = self.missing_windows(scene, grid, [*roles, "qa"])
+            if len(self._selected) >= _BRIGHT_MIN_DATES:  # the roof check reads every date
+                for other in self._selected:
+                    if other.id != scene.id:
+                        missing += self.missing_windows(other, grid,
+                                                        ["blue", "green", "red", "qa"])
             if missing:
                 raise CacheMissError(
-                    f"offline: {len(missing)} windows of scene {scene.id} are not cached in "
-                    f"{self.cache.root}: {', '.join(missing)}; run once online to fill them"
+                    f"offline: {len(missing)} windows needed for scene {scene.id} are not cached "
+                    f"in {self.cache.root}: {', '.join(missing)}; run once online to fill them"
                 )
         scale = float(scene.properties.get("reflectance_scale", 1.0 / _S2_QUANTIFICATION))
         offset = float(scene.properties.get("reflectance_offset", 0.0))
@@ -705,8 +727,12 @@ def _retryable_types() -> tuple[type[BaseException], ...]:
     return (OSError, APIError)
 
 
-def _gdal_env(policy: RetryPolicy) -> Any:
+def _gdal_env(policy: RetryPolicy, href: str) -> Any:
     import rasterio
 
     t = max(1, math.ceil(policy.timeout_s))
-    return rasterio.Env(GDAL_HTTP_TIMEOUT=str(t), GDAL_HTTP_CONNECTTIMEOUT=str(min(t, 10)))
+    opts: dict[str, str] = {"GDAL_HTTP_TIMEOUT": str(t),
+                            "GDAL_HTTP_CONNECTTIMEOUT": str(min(t, 10))}
+    if href.startswith("s3://"):
+        opts["AWS_REQUEST_PAYER"] = "requester"  # e.g. s3://usgs-landsat (AWS credentials needed)
+    return rasterio.Env(**opts)
