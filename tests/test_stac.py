@@ -351,6 +351,7 @@ def _write_config(tmp_path: Path, api: str, **extra: str) -> Path:
              f'end = "{END}"', 'period = "month"', f'cache_dir = "{tmp_path / "cache"}"',
              "max_retries = 2"]
     lines += [f"{k} = {v}" for k, v in extra.items()]
+    lines += ["", "[output]", "report = false"]  # figures are not what is compared here
     p = tmp_path / "ryongsong_test.toml"
     p.write_text("\n".join(lines) + "\n")
     return p
@@ -451,6 +452,17 @@ def _outputs(run_dir: Path) -> dict[str, Any]:
     return out
 
 
+def _rasters(run_dir: Path) -> dict[str, np.ndarray]:
+    import rasterio
+
+    out = {}
+    for p in sorted([*run_dir.glob("scenes/*.tif"), *run_dir.glob("masks/*.tif")]):
+        with rasterio.open(p) as src:
+            a = src.read(masked=True)
+            out[f"{p.parent.name}/{p.name}"] = np.where(a.mask, -9999.0, a.data.astype(float))
+    return out
+
+
 def test_run_stac_config_end_to_end_matches_local(stac10: StacServer, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("geo.detect", reason="pipeline detection stage not on this branch yet")
@@ -479,6 +491,10 @@ def test_run_stac_config_end_to_end_matches_local(stac10: StacServer, tmp_path: 
     r = runner.invoke(main, ["run", str(local_cfg), "-o", str(tmp_path / "run_local"), "-q"])
     assert r.exit_code == 0, r.output
     assert _outputs(tmp_path / "run_stac") == _outputs(tmp_path / "run_local")
+    stac_px, local_px = _rasters(tmp_path / "run_stac"), _rasters(tmp_path / "run_local")
+    assert len(stac_px) == 6 and stac_px.keys() == local_px.keys()  # 3 scenes + 3 masks
+    for k in stac_px:
+        np.testing.assert_allclose(stac_px[k], local_px[k], atol=1e-6, err_msg=k)
     # run.json records provenance without secrets
     run_json = (tmp_path / "run_stac" / "run.json").read_text()
     assert "boa_offset_applied_by" in run_json and "aoi_cloud_frac" in run_json
