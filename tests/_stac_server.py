@@ -32,7 +32,8 @@ import shapely
 from shapely.geometry import box, shape
 
 __all__ = [
-    "DEFAULT_SPECS", "Fault", "SceneSpec", "StacServer", "aoi_geometry_4326", "make_scene",
+    "DEFAULT_SPECS", "Fault", "SceneSpec", "StacServer", "aoi_geometry_4326", "landsat_truth",
+    "make_landsat_scene", "make_scene",
     "reflectance_truth", "serve_scenario", "stac", "stac_server",
 ]
 
@@ -583,3 +584,49 @@ def stac(stac_server: StacServer, monkeypatch: pytest.MonkeyPatch) -> StacServer
     monkeypatch.setenv("CPL_VSIL_CURL_NON_CACHED", f"/vsicurl/{stac_server.url}")
     stac_server.state.faults.clear()
     return stac_server
+
+
+LANDSAT_BANDS = ("blue", "green", "red", "nir08", "swir16", "swir22")
+
+
+def landsat_truth(band: str) -> float:
+    """Constant surface reflectance of a synthetic Landsat band (a constant survives bilinear)."""
+    return 0.08 + 0.03 * LANDSAT_BANDS.index(band)
+
+
+def make_landsat_scene(item_id: str, date: str, asset_dir: Path, base_url: str, *,
+                       cloud_utm: tuple[float, float, float, float] | None = None
+                       ) -> dict[str, Any]:
+    """A Landsat C2 L2 scene (30 m, QA_PIXEL), shaped like a Planetary Computer item."""
+    import numpy as np
+
+    folder = asset_dir / item_id
+    folder.mkdir(parents=True, exist_ok=True)
+    n = 86  # 2580 m at 30 m
+    assets: dict[str, Any] = {}
+    for band in LANDSAT_BANDS:
+        dn = np.full((n, n), round((landsat_truth(band) + 0.2) / 2.75e-5), dtype="uint16")
+        write_cog(folder / f"{band}.tif", dn, 30.0)
+        assets[band] = {"href": f"{base_url}/assets/{item_id}/{band}.tif",
+                        "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+                        "roles": ["data"], "eo:bands": [{"common_name": band.rstrip("08")}],
+                        "raster:bands": [{"scale": 2.75e-05, "offset": -0.2, "nodata": 0,
+                                          "data_type": "uint16"}]}
+    qa = np.full((n, n), 21824, dtype="uint16")  # clear land
+    if cloud_utm is not None:
+        rr, cc = _px_slices(cloud_utm, 30.0)
+        qa[rr, cc] = 22280  # high-confidence cloud
+    write_cog(folder / "qa_pixel.tif", qa, 30.0)
+    assets["qa_pixel"] = {"href": f"{base_url}/assets/{item_id}/qa_pixel.tif",
+                          "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+                          "roles": ["cloud", "cloud-shadow", "clear", "snow-ice", "water"]}
+    geom = _tile_geometry_4326()
+    props = {"datetime": f"{date}T02:10:31.123000Z", "platform": "landsat-8",
+             "instruments": ["oli", "tirs"], "landsat:wrs_path": "116", "landsat:wrs_row": "032",
+             "landsat:collection_category": "T1", "view:off_nadir": 0,
+             "view:sun_elevation": 58.2, "view:sun_azimuth": 141.0, "eo:cloud_cover": 3.1,
+             "proj:epsg": 32652}
+    return {"type": "Feature", "stac_version": "1.0.0", "id": item_id,
+            "collection": "landsat-c2-l2", "bbox": list(geom.bounds),
+            "geometry": shapely.geometry.mapping(geom), "properties": props, "assets": assets,
+            "links": []}

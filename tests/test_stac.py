@@ -506,3 +506,33 @@ def test_run_stac_config_end_to_end_matches_local(stac10: StacServer, tmp_path: 
     assert stac10.n_requests == n_first, "a second run talked to the server"
     assert _outputs(tmp_path / "run_stac2") == _outputs(tmp_path / "run_stac")
     assert _outputs(tmp_path / "run_off") == _outputs(tmp_path / "run_stac")
+
+
+def test_landsat_qa_pixel_and_scale(stac: StacServer, tmp_path: Path) -> None:
+    from _stac_server import landsat_truth, make_landsat_scene
+
+    asset_dir = stac.state.asset_dir
+    assert asset_dir is not None
+    if not any(i["collection"] == "landsat-c2-l2" for i in stac.state.items):
+        stac.add_item(make_landsat_scene("LC08_L2SP_116032_20230601_02_T1", "2023-06-01",
+                                         asset_dir, stac.url,
+                                         cloud_utm=(385200.0, 4419600.0, 385500.0, 4419900.0)))
+        stac.add_item(make_landsat_scene("LC08_L2SP_116032_20230617_02_T1", "2023-06-17",
+                                         asset_dir, stac.url))
+    src = _source(stac, tmp_path, collections=["landsat-c2-l2"])
+    cands = src.candidates(AOI, START, END)
+    assert [s.properties["mission"] for s in cands] == ["landsat", "landsat"]
+    cloudy, clear = cands
+    assert cloudy.properties["qa_res_m"] == 30.0
+    assert 0.05 < cloudy.properties["aoi_cloud_frac"] < 0.5
+    assert clear.properties["aoi_cloud_frac"] == 0.0 and clear.properties["valid_frac"] == 1.0
+    assert clear.properties["wrs_path"] == "116" and clear.properties["platform"] == "landsat-8"
+    chosen = src.search(AOI, START, END)
+    assert [s.id for s in chosen] == [clear.id]  # both in June: the clear one wins
+    grid = _grid()
+    ga = src.read(cloudy, grid)
+    assert ga.bands == ("blue", "green", "red", "nir", "swir16", "swir22")
+    assert 0.5 < ga.valid_frac < 1.0
+    for band, role in zip(("blue", "nir08", "swir22"), ("blue", "nir", "swir22"), strict=True):
+        # DN * 2.75e-5 - 0.2 recovers the reflectance to within one DN step
+        np.testing.assert_allclose(ga.band(role)[ga.valid], landsat_truth(band), atol=2.8e-5)
