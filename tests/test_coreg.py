@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _detect_scenes import grid
 from scipy import ndimage
 
 from geo.coreg import apply_shift, coregister, estimate_shift
 from geo.geoarray import GeoArray
-from _detect_scenes import grid
 
 
 def _texture(shape: tuple[int, int], seed: int = 0) -> np.ndarray:

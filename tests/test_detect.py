@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _detect_scenes import f1, ms_pair, rgb_pair
 
 from geo.config import DetectParams
 from geo.detect import METHODS, building_mask, change_map, cleanup_mask, otsu_threshold
-from _detect_scenes import f1, ms_pair, rgb_pair
 
 PARAMS = DetectParams(min_area_m2=50.0)
 RGB_METHODS = [m for m in METHODS if m != "learned"]

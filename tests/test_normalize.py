@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import numpy as np
+from _detect_scenes import rgb_pair
 
 from geo.normalize import imad, normalize_to, orthogonal_fit
-from _detect_scenes import rgb_pair
 
 
 def test_normalisation_removes_known_gain_and_offset() -> None:
