@@ -33,7 +33,7 @@ import pandas as pd
 
 from geo.config import MeasureParams
 from geo.errors import FactoryWatchError
-from geo.measure import footprint_errors, neighbour_of, ratio_interval
+from geo.measure import footprint_errors, neighbour_of, pair_seed, ratio_interval
 
 __all__ = ["RELATIONS", "ClaimError", "ClaimResult", "Relation", "Verdict", "check_claim",
            "claim_phrase", "verdict_for"]
@@ -231,7 +231,7 @@ def check_claim(
     est, lo, hi = ratio_interval(
         a[0], (err.independent[0], err.common[0]), a[1], (err.independent[1], err.common[1]),
         common_corr=params.same_date_corr if same_date else 0.0, n_draws=params.n_draws,
-        seed=params.seed,
+        seed=pair_seed(params.seed, *(str(x) for x in pair.get("footprint_id", pair.index))),
     )
     e, low, high = float(est[0]), float(lo[0]), float(hi[0])
     verdict = verdict_for(relation, factor, low, high, about_tolerance=params.about_tolerance)

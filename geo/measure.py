@@ -66,6 +66,7 @@ __all__ = [
     "footprint_errors",
     "measure_sites",
     "neighbour_of",
+    "pair_seed",
     "ratio_draws",
     "ratio_interval",
 ]
@@ -231,6 +232,14 @@ def area_interval(
 
 def _seed_for(seed: int, key: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{key}".encode()).digest()[:8], "little")
+
+
+def pair_seed(seed: int, numerator_id: str, denominator_id: str) -> int:
+    """Random seed of one ratio's Monte Carlo draws, from the two footprint ids.
+
+    The same pair gets the same interval in ``sites`` and from :func:`geo.claims.check_claim`.
+    """
+    return _seed_for(seed, f"ratio:{numerator_id}/{denominator_id}")
 
 
 def ratio_draws(
@@ -418,12 +427,22 @@ def measure_sites(tracks: Tracks, params: MeasureParams) -> Tracks:
     out["area_m2_lo"], out["area_m2_hi"] = lo[last_rows], hi[last_rows]
     out["first_area_m2"] = area[first_rows]
 
-    rng = np.random.default_rng(_seed_for(params.seed, "growth"))
+    fid = (fp["footprint_id"].astype(str).to_numpy() if "footprint_id" in fp.columns
+           else np.asarray([str(i) for i in range(len(fp))], dtype=object))
+
+    def pairs(num: NDArray[np.intp], den: NDArray[np.intp], corr: float) -> tuple[
+            NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+        """Ratio intervals pair by pair, each seeded by its footprint ids (as in claims)."""
+        res = [ratio_interval(area[a], (ind[a], com[a]), area[b], (ind[b], com[b]),
+                              common_corr=corr, n_draws=params.n_draws,
+                              seed=pair_seed(params.seed, str(fid[a]), str(fid[b])))
+               for a, b in zip(num, den, strict=True)]
+        return tuple(np.array([float(x[i][0]) for x in res]) for i in range(3))  # type: ignore[return-value]
+
     multi = first_rows != last_rows
     if multi.any():
         lr, fr = last_rows[multi], first_rows[multi]
-        g, glo, ghi = ratio_interval(area[lr], (ind[lr], com[lr]), area[fr], (ind[fr], com[fr]),
-                                     common_corr=0.0, n_draws=params.n_draws, seed=rng)
+        g, glo, ghi = pairs(lr, fr, 0.0)
         out["growth_ratio"][multi] = g
         out["growth_ratio_lo"][multi], out["growth_ratio_hi"][multi] = glo, ghi
 
@@ -443,12 +462,9 @@ def measure_sites(tracks: Tracks, params: MeasureParams) -> Tracks:
                 nb_num.append(r)
                 nb_den.append(int(others[j]))
                 nb_site.append(int(k))
-        rng = np.random.default_rng(_seed_for(params.seed, f"neighbour:{day}"))
         if nb_num:
             rn, rd = np.array(nb_num), np.array(nb_den)
-            rr, rlo, rhi = ratio_interval(
-                area[rn], (ind[rn], com[rn]), area[rd], (ind[rd], com[rd]),
-                common_corr=params.same_date_corr, n_draws=params.n_draws, seed=rng)
+            rr, rlo, rhi = pairs(rn, rd, params.same_date_corr)
             ks = np.array(nb_site)
             out["neighbour_id"][ks] = fp_sid[rd]
             out["neighbour_area_ratio"][ks] = rr

@@ -305,3 +305,13 @@ def test_claim_cli_on_fixture_run_dir(tmp_path):
     obj = json.loads(r.stdout)
     assert obj["estimate"] == pytest.approx(last[f"{AOI}:s1"] / last[f"{AOI}:s2"])
     assert r.exit_code == CODES[obj["verdict"]]
+
+
+def test_claim_interval_equals_the_sites_table_interval():
+    subj, ref = _pair(2.31)
+    sites, fp = _run({D0: [subj, ref]}, res_m=3.0)
+    s = _ids(sites, fp, subj)
+    r = _claim(sites, fp, subject=s, reference="neighbour", relation=">", factor=2.0)
+    row = sites.set_index("site_id").loc[s]
+    assert (r.estimate, r.lo, r.hi) == pytest.approx(
+        (row.neighbour_area_ratio, row.neighbour_area_ratio_lo, row.neighbour_area_ratio_hi))
