@@ -315,3 +315,14 @@ def test_claim_interval_equals_the_sites_table_interval():
     row = sites.set_index("site_id").loc[s]
     assert (r.estimate, r.lo, r.hi) == pytest.approx(
         (row.neighbour_area_ratio, row.neighbour_area_ratio_lo, row.neighbour_area_ratio_hi))
+
+
+def test_silli_rectangle_areas_and_ratio():
+    """Sil-li drive-through building 122 m × 43 m and its 37 m × 30 m high bay (CSIS 2020)."""
+    hall, bay = box(0, 0, 122, 43), box(150, 0, 187, 30)
+    sites, fp = _run({"2020-06-01": [hall, bay]}, sd_m=0.3)
+    areas = sites.set_index("site_id").area_m2
+    assert sorted(areas.round(1)) == [1110.0, 5246.0]
+    h = _ids(sites, fp, hall)
+    r = _claim(sites, fp, subject=h, reference="neighbour", relation="~", factor=4.73)
+    assert r.estimate == pytest.approx(5246 / 1110) and r.verdict == "supported"
