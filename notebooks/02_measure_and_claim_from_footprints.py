@@ -40,11 +40,13 @@ WORK = Path(os.environ.get("FW_WORKDIR") or tempfile.mkdtemp(prefix="fw-claim-")
 # %% [markdown]
 # ## 1. Read the digitised footprints
 # `read_footprints` reprojects to the UTM zone of the footprints (areas are only ever
-# measured in metres), validates the geometries and adds the footprint columns.
+# measured in metres), validates the geometries and adds the footprint columns. Each outline
+# gets a 1-sigma digitising error (here 1 m): that is what makes the intervals below.
 
 # %%
 files = write_demo(WORK / "inputs")  # SYNTHETIC: writes truth.geojson among other things
-footprints = read_footprints(files.truth)
+footprints = read_footprints([files.truth], aoi_name="kanggye_digitised", date_field="date",
+                             digitising_sd_m=1.0)
 print(footprints.crs, len(footprints), "footprints on", footprints["date"].nunique(), "dates")
 footprints.drop(columns="geometry").head()
 
