@@ -6,7 +6,7 @@ from scipy import ndimage
 
 from geo.coreg import apply_shift, coregister, estimate_shift
 from geo.geoarray import GeoArray
-from tests._detect_scenes import grid
+from _detect_scenes import grid
 
 
 def _texture(shape: tuple[int, int], seed: int = 0) -> np.ndarray:

@@ -5,7 +5,7 @@ import pytest
 
 from geo.config import DetectParams
 from geo.detect import METHODS, building_mask, change_map, cleanup_mask, otsu_threshold
-from tests._detect_scenes import f1, ms_pair, rgb_pair
+from _detect_scenes import f1, ms_pair, rgb_pair
 
 PARAMS = DetectParams(min_area_m2=50.0)
 RGB_METHODS = [m for m in METHODS if m != "learned"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 
 from geo.normalize import imad, normalize_to, orthogonal_fit
-from tests._detect_scenes import rgb_pair
+from _detect_scenes import rgb_pair
 
 
 def test_normalisation_removes_known_gain_and_offset() -> None:
