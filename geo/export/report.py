@@ -29,6 +29,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import rasterio
+from matplotlib import patheffects
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from numpy.typing import NDArray
@@ -52,6 +53,8 @@ _TEMPLATE = Path(__file__).resolve().parent / "templates" / "report.html"
 _MAX_PX = 900  # longest side of a raster read for a figure (decimated read from overviews)
 _MAX_AREA_SERIES = 12
 _DPI = 110
+_HALO = [patheffects.withStroke(linewidth=3.2, foreground="black", alpha=0.8)]
+"""A dark edge under every outline, so pale categories stay visible on bright roofs."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -316,7 +319,7 @@ def _draw_outlines(ax: Any, gdf: gpd.GeoDataFrame | None, *, colour_by: str | No
         for poly in polys:
             for ring in [poly.exterior, *poly.interiors]:
                 x, y = ring.xy
-                ax.plot(x, y, color=colour, lw=lw)
+                ax.plot(x, y, color=colour, lw=lw, path_effects=_HALO)
         if label and isinstance(row.get("site_id"), str):
             p = geom.representative_point()
             ax.annotate(str(row["site_id"]).split(":")[-1], (p.x, p.y), fontsize=7,
