@@ -536,3 +536,71 @@ def test_landsat_qa_pixel_and_scale(stac: StacServer, tmp_path: Path) -> None:
     for band, role in zip(("blue", "nir08", "swir22"), ("blue", "nir", "swir22"), strict=True):
         # DN * 2.75e-5 - 0.2 recovers the reflectance to within one DN step
         np.testing.assert_allclose(ga.band(role)[ga.valid], landsat_truth(band), atol=2.8e-5)
+
+
+def test_server_speaks_stac_get_and_post_with_pagination(stac: StacServer) -> None:
+    """The loopback API is a real STAC API to pystac-client: paging by GET and by POST."""
+    from pystac_client import Client
+
+    client = Client.open(f"{stac.url}/")
+    ids = {}
+    for method in ("GET", "POST"):
+        n0 = stac.n_requests_to("/search")
+        search = client.search(collections=["sentinel-2-l2a"], intersects=AOI.geometry,
+                               datetime=f"{START}/{END}", method=method, limit=2)
+        ids[method] = sorted(i["id"] for i in search.items_as_dicts())
+        assert stac.n_requests_to("/search") - n0 == 3  # 5 items, 2 per page
+    assert ids["GET"] == ids["POST"] and len(ids["GET"]) == 5
+
+
+def test_gdal_reaches_loopback_despite_the_dead_proxy(stac: StacServer, tmp_path: Path) -> None:
+    """conftest points GDAL_HTTP_PROXY at a closed port; GDAL still honours NO_PROXY=127.0.0.1."""
+    import os
+
+    assert os.environ["GDAL_HTTP_PROXY"] == "127.0.0.1:9"
+    assert "127.0.0.1" in os.environ["NO_PROXY"]
+    src = _source(stac, tmp_path)
+    n0 = stac.n_requests_to("/assets/")
+    src.read(src.search(AOI, START, END)[0], _grid())
+    assert stac.n_requests_to("/assets/") > n0
+
+
+def test_signer_network_failure_is_retried_then_network_error(stac: StacServer,
+                                                              tmp_path: Path) -> None:
+    calls = []
+
+    def flaky_signer(href: str) -> str:
+        calls.append(href)
+        if len(calls) <= 2:
+            raise ConnectionError("token endpoint unreachable")
+        return href
+
+    src = _source(stac, tmp_path, signer=flaky_signer)
+    scene = src.search(AOI, START, END)[0]
+    ga = src.read(scene, _grid())  # two failures, then fine
+    assert ga.valid_frac > 0.9 and len(calls) > 2
+
+    def dead_signer(href: str) -> str:
+        raise ConnectionError("token endpoint unreachable")
+
+    scene = _source(stac, tmp_path / "other").search(AOI, START, END)[0]  # QA windows cached
+    src = _source(stac, tmp_path / "other", signer=dead_signer,
+                  policy=RetryPolicy(max_retries=1, backoff_s=0.01))
+    with pytest.raises(NetworkError, match="token endpoint unreachable"):
+        src.read(scene, _grid())
+
+
+def test_scenes_cli_on_a_local_folder(make_geotiff: Any, tmp_path: Path) -> None:
+    from geo.cli import main
+
+    folder = tmp_path / "imgs"
+    for d in ("2023-03-01", "2023-06-03"):
+        make_geotiff(np.ones((3, 8, 8), np.float32), date=d, folder=folder,
+                     origin=(385000.0, 4420000.0))
+    cfg = _write_config(tmp_path, "earth-search")
+    cfg.write_text(cfg.read_text().replace('kind = "stac"', 'kind = "local"\npath = "imgs"'))
+    r = CliRunner().invoke(main, ["scenes", str(cfg)])
+    assert r.exit_code == 0, r.output
+    recs = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [x["date"] for x in recs] == ["2023-03-01", "2023-06-03"]
+    assert all(x["aoi_cloud_frac"] is None and "sha256" in x for x in recs)

@@ -623,7 +623,7 @@ class StacSource:
 
         try:
             ga = call_with_retries(attempt, what=f"read {iid} {asset} ({href})",
-                                   policy=self.policy, retry_on=(SourceError,))
+                                   policy=self.policy, retry_on=(SourceError, OSError))
             data, valid = ga.data[0], ga.valid
         except NoImageryError:
             data = np.zeros(grid.shape, np.float32)
