@@ -65,6 +65,7 @@ class _State:
     asset_dir: Path | None = None
     faults: list[Fault] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
+    bytes_sent: Counter[str] = field(default_factory=Counter)
     log: list[str] = field(default_factory=list)
     page_size: int = 2
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -153,6 +154,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command == "HEAD":
             return
+        with self.st.lock:
+            self.st.bytes_sent[urlparse(self.path).path] += len(body)
         if fault is not None and fault.kind == "drop" and len(body) > 1:
             self.wfile.write(body[: len(body) // 2])
             self.wfile.flush()
