@@ -55,7 +55,13 @@ from geo.sources.http import (
     redact,
     strip_query,
 )
-from geo.sources.qa import bright_stable_mask, landsat_qa_masks, qa_fractions, scl_masks
+from geo.sources.qa import (
+    bright_stable_mask,
+    landsat_qa_masks,
+    persistent_cloud_mask,
+    qa_fractions,
+    scl_masks,
+)
 
 __all__ = [
     "BANDS",
@@ -97,6 +103,7 @@ _S2_QUANTIFICATION = 10000.0
 _LANDSAT_SCALE = 0.0000275
 _LANDSAT_OFFSET = -0.2
 _BRIGHT_MIN_DATES = 3
+_CLEAR_DATE_MAX_CLOUD = 0.5
 
 
 # --- pure helpers ---------------------------------------------------------------------------
@@ -526,10 +533,13 @@ class StacSource:
             if mission not in grids:
                 grids[mission] = self._qa_grid(aoi, mission)
 
+        qa_arrays: dict[str, _Window] = {}
+
         def measure(s: Scene) -> None:
             mission = str(s.properties["mission"])
             grid, inside = grids[mission]
             w = self._window(s, "qa", grid, Resampling.nearest)
+            qa_arrays[s.id] = w
             kind = "qa_pixel" if mission == "landsat" else "scl"
             q = qa_fractions(w.data, kind=kind, inside=inside, read_valid=w.valid)
             s.properties.update(q.to_dict())
@@ -543,9 +553,39 @@ class StacSource:
         else:
             for s in ordered:
                 measure(s)
+        for mission, (_, inside) in grids.items():
+            group = [s for s in ordered if s.properties["mission"] == mission]
+            self._discount_persistent_cloud(group, qa_arrays, mission, inside)
         select_scenes(scenes, period=self.period, max_cloud_frac=self.max_cloud_frac,
                       min_valid_frac=self.min_valid_frac)
         return sorted(scenes, key=lambda s: (s.date, s.id))
+
+    @staticmethod
+    def _discount_persistent_cloud(group: list[Scene], qa: dict[str, _Window], mission: str,
+                                   inside: NDArray[np.bool_]) -> None:
+        """Recount cloud without pixels that are 'cloud' on most clear dates (bright roofs)."""
+        if len(group) < _BRIGHT_MIN_DATES:
+            return
+        masks = [landsat_qa_masks(qa[s.id].data) if mission == "landsat"
+                 else scl_masks(qa[s.id].data) for s in group]
+        cloud = np.stack([m.cloud & qa[s.id].valid for m, s in zip(masks, group, strict=True)])
+        clear = np.array([float(s.properties["aoi_cloud_frac"]) <= _CLEAR_DATE_MAX_CLOUD
+                          for s in group])
+        persistent = persistent_cloud_mask(cloud, clear, min_dates=_BRIGHT_MIN_DATES) & inside
+        n = int(persistent.sum())
+        if not n:
+            return
+        kind = "qa_pixel" if mission == "landsat" else "scl"
+        for s in group:
+            raw = s.properties["aoi_cloud_frac"]
+            w = qa[s.id]
+            q = qa_fractions(w.data, kind=kind, inside=inside, read_valid=w.valid,
+                             ignore_cloud=persistent)
+            s.properties.update(q.to_dict())
+            s.properties["aoi_cloud_frac_raw"] = raw
+            s.properties["n_persistent_cloud_px"] = n
+        log.info("qa: %d QA pixels are 'cloud' on most clear dates (bright roofs?); not counted "
+                 "as cloud when choosing scenes", n)
 
     def search(self, aoi: Aoi, start: str | None = None, end: str | None = None) -> list[Scene]:
         """Return the best scene per period for ``aoi`` between ``start`` and ``end``, by date.
