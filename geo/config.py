@@ -211,7 +211,7 @@ class MeasureParams:
     """Monte Carlo draws for ratio intervals."""
     seed: int = 0
     """Random seed, so that intervals are reproducible."""
-    same_date_corr: float = 1.0
+    same_date_corr: float = 0.9
     """Correlation of the date-common area errors (blur, threshold, co-registration) of two
     buildings seen on the same date; 1 = same edge bias for both."""
     about_tolerance: float = 0.10

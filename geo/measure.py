@@ -8,12 +8,13 @@ Each footprint's measured area ``A`` is the true area plus an error with two par
 Gaussian with zero mean, in m² (1 sigma):
 
 * **independent** (own to that footprint)
-  - outline position: each side of the outline is off by ``boundary_sd_m`` (1 sigma), the
-    sides independently. For ``n`` independent sides of total length ``P`` the area error is
-    ``boundary_sd_m * sqrt(sum L_i^2)``; with four sides of a compact building this is
-    ``boundary_sd_m * P / 2``. From imagery ``boundary_sd_m`` defaults to ``res_m / (2 √3)``,
-    the sd of a uniform ±½-pixel edge position (pixel quantisation); for vector input it is
-    the analyst's digitising sd.
+  - outline position: each stretch of outline is off by ``boundary_sd_m`` (1 sigma),
+    stretches of length ``ℓ`` independently, so the area error is
+    ``boundary_sd_m * sqrt(P * ℓ)``. For pixel outlines ``ℓ = 2 * res_m`` (quantisation
+    errors decorrelate along a slanted edge within a couple of pixels) and ``boundary_sd_m``
+    defaults to ``res_m / (2 √3)``, the sd of a uniform ±½-pixel edge position; for digitised
+    vector outlines ``ℓ = P / 4`` (each side on its own, i.e. ``boundary_sd_m * P / 2`` for a
+    compact building) and ``boundary_sd_m`` is the analyst's digitising sd.
   - regularisation: ``|A - A_reg|`` when a regularised (squared-off) outline replaced the
     pixel outline.
 * **date-common** (shared, with the same sign, by every footprint of the same date, because it
@@ -118,7 +119,11 @@ def area_errors(
     coreg = np.nan_to_num(_arr(coreg_residual_m, n, 0.0), nan=0.0)
     alt = _arr(area_alt_m2, n)
     reg = _arr(area_reg_m2, n)
-    outline = np.abs(bsd) * p / 2.0
+    # sides of the outline are independent over a correlation length: about two pixels for
+    # pixel outlines (quantisation errors decorrelate along a slanted edge), one side (P/4)
+    # for digitised vector outlines
+    corr_len = np.where(res > 0, np.minimum(2.0 * res, p / 4.0), p / 4.0)
+    outline = np.abs(bsd) * np.sqrt(p * corr_len)
     regular = np.where(np.isfinite(reg), np.abs(a - reg), 0.0)
     ambiguity = np.where(np.isfinite(alt), np.abs(a - alt), 0.0)
     coreg_term = COREG_AREA_FACTOR * np.abs(coreg) * p / math.pi
@@ -149,7 +154,7 @@ def area_sd_m2(
     res_m : array_like
         Pixel size of the imagery, metres (0 for vector input).
     boundary_sd_m : array_like
-        1-sigma position error of each side of the outline, metres (NaN: ``res_m / (2√3)``).
+        1-sigma position error of the outline, metres (NaN: ``res_m / (2√3)``).
     coreg_residual_m : array_like
         Co-registration residual of the footprint's date, metres.
     area_alt_m2 : array_like, optional
@@ -169,7 +174,7 @@ def area_sd_m2(
 
     >>> sd = area_sd_m2(6000.0, 330.0, res_m=10.0, boundary_sd_m=np.nan, coreg_residual_m=0.0)
     >>> round(float(sd[0]))
-    476
+    235
     """
     return area_errors(
         area_m2, perimeter_m, res_m=res_m, boundary_sd_m=boundary_sd_m,

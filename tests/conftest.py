@@ -136,7 +136,9 @@ def make_geotiff(tmp_path: Path) -> Iterator[MakeGeoTiff]:
 # --- issue7 (export / report / QGIS tests): one run directory shared by those tests ---------
 @pytest.fixture(scope="session")
 def qgis_run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A complete run directory: a real synthetic demo run where available, else a fixture."""
+    """A complete run directory: the real synthetic demo run where available, else a fixture."""
     from _runfixture import run_dir_for_tests
 
-    return run_dir_for_tests(tmp_path_factory.mktemp("export_run"))[0]
+    run_dir, origin = run_dir_for_tests(tmp_path_factory.mktemp("export_run"))
+    print(f"\nexport/QGIS tests use: {origin} at {run_dir}")
+    return run_dir

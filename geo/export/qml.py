@@ -30,6 +30,7 @@ __all__ = [
     "RASTER_KINDS",
     "RasterKind",
     "categories_for",
+    "category_colour",
     "qml_for",
     "raster_qml",
     "write_qml",
@@ -182,6 +183,18 @@ _STYLES: dict[str, _LayerStyle] = {
         aliases={"area_from_m2": "Area before (m²)", "area_to_m2": "Area after (m²)"},
     ),
 }
+
+
+def category_colour(value: str | None) -> str:
+    """Return the ``#rrggbb`` colour of a status or event value, as drawn in QGIS.
+
+    Examples
+    --------
+    >>> category_colour("new"), category_colour(None)
+    ('#e31a1c', '#cccccc')
+    """
+    rgb = _OTHER_RGB if not value else _COLOURS.get(value, _FALLBACK_RGB)
+    return "#{:02x}{:02x}{:02x}".format(*rgb)
 
 
 def _template(name: str) -> Template:

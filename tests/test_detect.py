@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from geo.config import DetectParams
+from geo.detect import METHODS, building_mask, change_map, cleanup_mask, otsu_threshold
+from _detect_scenes import f1, ms_pair, rgb_pair
+
+PARAMS = DetectParams(min_area_m2=50.0)
+RGB_METHODS = [m for m in METHODS if m != "learned"]
+
+
+@pytest.fixture(scope="module")
+def rgb() -> tuple:
+    return rgb_pair()
+
+
+@pytest.mark.parametrize("method", RGB_METHODS)
+def test_each_method_finds_known_change_rgb(rgb: tuple, method: str) -> None:
+    a, b, truth = rgb
+    cm = change_map(a, b, params=PARAMS, method=method)
+    assert cm.mask.shape == truth.shape
+    assert cm.probability.dtype == np.float32
+    assert 0.0 <= float(cm.probability.min()) and float(cm.probability.max()) <= 1.0
+    assert f1(cm.mask, truth) >= 0.9, method
+
+
+@pytest.mark.parametrize("method", ["imad", "cva", "index-diff", "pcc", "auto"])
+def test_each_method_finds_known_change_multispectral(method: str) -> None:
+    a, b, truth = ms_pair()
+    cm = change_map(a, b, params=DetectParams(min_area_m2=300.0), method=method)
+    assert f1(cm.mask, truth) >= 0.9, method
+
+
+def test_no_change_pair_gives_little_change(rgb: tuple) -> None:
+    a, _, _ = rgb
+    rng = np.random.default_rng(5)
+    b = a.with_data((a.data * 0.9 + 0.03 + rng.normal(0, 0.01, a.data.shape)).astype(np.float32))
+    for method in ("cva", "rgb-objects", "pcc"):
+        cm = change_map(a, b, params=PARAMS, method=method)
+        assert cm.mask.mean() < 0.02, method
+
+
+def test_invalid_pixels_never_change(rgb: tuple) -> None:
+    a, b, _ = rgb
+    valid = np.ones(a.grid.shape, bool)
+    valid[110:160, :] = False
+    b2 = b.with_data(b.data, valid)
+    cm = change_map(a, b2, params=PARAMS, method="cva")
+    assert not cm.mask[~valid].any()
+    assert not cm.probability[~valid].any()
+
+
+def test_unknown_method_is_rejected(rgb: tuple) -> None:
+    a, b, _ = rgb
+    with pytest.raises(ValueError, match="unknown change method"):
+        change_map(a, b, params=PARAMS, method="magic")
+
+
+def test_rgb_building_mask_finds_halls_not_road(rgb: tuple) -> None:
+    _, b, _ = rgb
+    bm = building_mask(b, DetectParams(min_area_m2=100.0))
+    assert bm.method == "rgb-objects"
+    hall_old = np.zeros_like(bm.mask)
+    hall_old[20:60, 20:70] = True
+    hall_new = np.zeros_like(bm.mask)
+    hall_new[115:150, 30:110] = True
+    # areas within 2 % and no road pixels
+    for hall in (hall_old, hall_new):
+        got = int((bm.mask & hall).sum())
+        assert abs(got - hall.sum()) <= 0.02 * hall.sum()
+    assert not bm.mask[100:107, 75:].any()
+    assert (bm.mask & ~(hall_old | hall_new)).sum() <= 0.02 * (hall_old | hall_new).sum()
+    assert int(bm.alt_mask.sum()) <= int(bm.mask.sum())
+
+
+def test_builtup_mask_on_multispectral() -> None:
+    _, b, truth = ms_pair()
+    bm = building_mask(b, DetectParams(min_area_m2=300.0))
+    assert bm.method == "builtup"
+    assert f1(bm.mask, truth) >= 0.9
+
+
+def test_building_mask_respects_valid(rgb: tuple) -> None:
+    _, b, _ = rgb
+    valid = np.ones(b.grid.shape, bool)
+    valid[:, :60] = False
+    bm = building_mask(b.with_data(b.data, valid), PARAMS)
+    assert not bm.mask[:, :60].any()
+    assert not bm.score[:, :60].any()
+
+
+def test_cleanup_min_area_uses_pixel_area() -> None:
+    m = np.zeros((50, 50), bool)
+    m[5:9, 5:9] = True  # 16 px
+    m[20:40, 20:40] = True  # 400 px
+    p = DetectParams(min_area_m2=100.0, opening_m=0.0)
+    out = cleanup_mask(m, res_m=2.0, pixel_area_m2=4.0, params=p, radius_px=0)  # 64 m² vs 1600 m²
+    assert not out[5:9, 5:9].any()
+    assert out[20:40, 20:40].all()
+
+
+def test_otsu_constant_sample() -> None:
+    assert otsu_threshold(np.full(10, 3.0)) == 3.0
+    assert otsu_threshold(np.array([])) == 0.0
