@@ -491,6 +491,10 @@ def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoD
                                   valid_by_date=valid_by_date)
         tracks = measure_sites(tracks, config.measure)
         rec.update(n_sites=len(tracks.sites), n_events=len(tracks.events))
+    # each footprint carries its site's status, so that the footprint layer styles by status too
+    status_of = dict(zip(tracks.sites["site_id"], tracks.sites["status"], strict=True))
+    tracks = dataclasses.replace(tracks, footprints=tracks.footprints.assign(
+        status=tracks.footprints["site_id"].map(status_of)))
     changes = changes_from_events(tracks.events, tracks.footprints)
     synthetic = _is_synthetic(aoi)
     outputs: dict[str, str] = {}

@@ -112,10 +112,7 @@ def test_vector_layers_open_styled(qgis_summary: dict[str, Any], source: str, na
 def test_every_feature_gets_a_vocabulary_category(qgis_summary: dict[str, Any], source: str,
                                                   name: str) -> None:
     info = qgis_summary[source][name]
-    if not info["attr_present"]:
-        pytest.xfail(f"{source} {name} has no '{info['category_attr']}' column, so QGIS draws "
-                     "every feature with the 'other' symbol; the pipeline should add the site's "
-                     "status to footprints")
+    assert info["attr_present"], f"{source} {name} lacks its '{info['category_attr']}' column"
     assert info["n_other"] == 0
 
 

@@ -19,7 +19,7 @@ __all__ = ["report_cmd"]
 @verbosity_options
 @handles_errors
 def report_cmd(run_dir: Path, as_json: bool, verbose: int, quiet: int) -> None:
-    r"""Rebuild RUN_DIR/report/index.html and its PNG figures from the run's files.
+    """Rebuild RUN_DIR/report/index.html and its PNG figures from the run's files.
 
     Works offline and only reads RUN_DIR (run.json, grid.json, the GeoJSON layers, scenes/,
     masks/, change/). The old report is replaced only once the new one is complete.

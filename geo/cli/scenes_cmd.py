@@ -39,7 +39,7 @@ def _record(scene: Any) -> dict[str, Any]:
 @handles_errors
 def scenes_cmd(aoi_config: Path, offline: bool, start: str | None, end: str | None,
                selected_only: bool, verbose: int, quiet: int) -> None:
-    r"""List the candidate scenes for an AOI as JSON lines, with their AOI cloud fraction.
+    """List the candidate scenes for an AOI as JSON lines, with their AOI cloud fraction.
 
     One object per scene on stdout: id, date, aoi_cloud_frac, valid_frac, selected,
     reject_reason, platform, relative_orbit, processing_baseline, view angles, ...
