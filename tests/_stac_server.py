@@ -459,6 +459,8 @@ class SceneSpec:
     """Left fraction of the tile outside the swath (DN 0, SCL 0)."""
     seed: int = 0
     swir_res_m: float = 20.0
+    dn_add: int | None = None
+    """Override the DN offset actually in the pixels (to mislabel an item on purpose)."""
 
 
 def _template() -> dict[str, Any]:
@@ -473,6 +475,8 @@ def make_scene(spec: SceneSpec, asset_dir: Path, base_url: str,
     folder = asset_dir / spec.item_id
     folder.mkdir(parents=True, exist_ok=True)
     add = 1000 if (float(spec.baseline) >= 4 and not spec.offset_applied_by_provider) else 0
+    if spec.dn_add is not None:
+        add = spec.dn_add
     pc = spec.shape == "planetary-computer"
     assets: dict[str, Any] = {}
     tmpl = _template()

@@ -230,6 +230,7 @@ def test_read_reflectance_offsets_and_masks(stac: StacServer, tmp_path: Path) ->
     # the Planetary-Computer item's DNs carry +1000: the offset was removed and recorded
     assert scenes[2].properties["boa_offset_applied"] is True
     assert scenes[2].properties["boa_offset_applied_by"] == "factorywatch"
+    assert scenes[2].properties["boa_offset_check_frac"] == 0.0  # pixels agree with metadata
     # May has a small cloud (SCL 9) and its shadow (SCL 3): masked
     may = arrs[1]
     assert not may.valid.all() and may.valid_frac > 0.9
@@ -607,3 +608,25 @@ def test_scenes_cli_on_a_local_folder(make_geotiff: Any, tmp_path: Path) -> None
     recs = [json.loads(line) for line in r.stdout.splitlines()]
     assert [x["date"] for x in recs] == ["2023-03-01", "2023-06-03"]
     assert all(x["aoi_cloud_frac"] is None and "sha256" in x for x in recs)
+
+
+def test_mislabelled_boa_flag_is_caught_by_the_pixels(stac: StacServer, tmp_path: Path) -> None:
+    """Earth Search items exist that say the offset is in the pixels when it was removed."""
+    from _stac_server import SceneSpec, make_scene
+
+    col = "sentinel-2-l2a-mislabelled"
+    if not any(i["collection"] == col for i in stac.state.items):
+        spec = SceneSpec(item_id="S2B_52SCG_20230902_0_L2A", date="2023-09-02",
+                         platform="sentinel-2b", baseline="04.00",
+                         offset_applied_by_provider=False, dn_add=0, seed=4)
+        assert stac.state.asset_dir is not None
+        stac.add_item(make_scene(spec, stac.state.asset_dir, stac.url, collection=col))
+    src = _source(stac, tmp_path, collections=[col])
+    (scene,) = src.search(AOI, START, END)
+    assert scene.properties["boa_offset_applied_by"] == "factorywatch"  # what the item says
+    grid = _grid()
+    ga = src.read(scene, grid)
+    assert scene.properties["boa_offset_applied_by"] == "provider (inferred from the pixels)"
+    assert scene.properties["boa_offset_check_frac"] > 0.1
+    truth = _truth_on_grid("red", 4, grid)
+    np.testing.assert_allclose(ga.band("red")[ga.valid], truth[ga.valid], atol=0.6e-4)

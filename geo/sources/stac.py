@@ -67,6 +67,7 @@ __all__ = [
     "BANDS",
     "PRESETS",
     "StacSource",
+    "boa_offset_contradiction",
     "gdal_href",
     "period_key",
     "reflectance_params",
@@ -104,6 +105,8 @@ _LANDSAT_SCALE = 0.0000275
 _LANDSAT_OFFSET = -0.2
 _BRIGHT_MIN_DATES = 3
 _CLEAR_DATE_MAX_CLOUD = 0.5
+_BOA_CONTRADICTION_FRAC = 0.01
+"""Above this fraction of visible DNs < 1000, the BOA offset is taken to be already removed."""
 
 
 # --- pure helpers ---------------------------------------------------------------------------
@@ -176,6 +179,33 @@ def reflectance_params(item: dict[str, Any]) -> dict[str, Any]:
             "reflectance_offset": add / _S2_QUANTIFICATION,
             "boa_add_offset": _S2_BOA_ADD_OFFSET if needs else 0.0,
             "boa_offset_applied_by": by}
+
+
+def boa_offset_contradiction(
+    visible_dn: Sequence[NDArray[np.floating]], valid: NDArray[np.bool_]
+) -> float:
+    """Fraction of valid pixels whose visible DNs say the BOA offset is *not* in the data.
+
+    With ``BOA_ADD_OFFSET = -1000`` in the data, a visible-band DN below 1000 means a negative
+    surface reflectance, which over land and water in blue, green and red is very rare. Earth
+    Search has mislabelled items (``earthsearch:boa_offset_applied: false`` while the pixels are
+    already harmonised, Element84/earth-search#66, #71); a large fraction here exposes them.
+
+    Examples
+    --------
+    >>> v = np.ones((2, 2), bool)
+    >>> dark = np.array([[300.0, 1500], [1500, 1500]])
+    >>> boa_offset_contradiction([np.full((2, 2), 1400.0), dark], v)
+    0.25
+    """
+    ok = np.asarray(valid, dtype=bool)
+    n = int(ok.sum())
+    if n == 0:
+        return 0.0
+    low = np.zeros(ok.shape, dtype=bool)
+    for dn in visible_dn:
+        low |= (np.asarray(dn) > 0) & (np.asarray(dn) < -_S2_BOA_ADD_OFFSET)
+    return float((low & ok).sum() / n)
 
 
 def _relative_orbit(props: dict[str, Any]) -> int | None:
@@ -697,7 +727,7 @@ class StacSource:
                     f"in {self.cache.root}: {', '.join(missing)}; run once online to fill them"
                 )
         scale = float(scene.properties.get("reflectance_scale", 1.0 / _S2_QUANTIFICATION))
-        offset = float(scene.properties.get("reflectance_offset", 0.0))
+        offset = self._offset_for(scene, grid)
         data = np.empty((len(roles), *grid.shape), np.float32)
         bands_ok = np.ones(grid.shape, bool)
         for i, role in enumerate(roles):
@@ -715,11 +745,30 @@ class StacSource:
             n_lifted = int(lift.sum())
             valid |= lift
         scene.properties["n_bright_stable_px"] = n_lifted
-        scene.properties["boa_offset_applied"] = (
-            scene.properties.get("boa_offset_applied_by") in ("factorywatch", "provider"))
+        scene.properties["boa_offset_applied"] = str(
+            scene.properties.get("boa_offset_applied_by")).startswith(("factorywatch", "provider"))
         data[:, ~valid] = 0.0
         return GeoArray(data=data, valid=valid, grid=grid, date=scene.date, bands=tuple(roles),
                         source_id=scene.id, kind="multispectral")
+
+    def _offset_for(self, scene: Scene, grid: Grid) -> float:
+        """The reflectance offset to use, after checking the pixels against the metadata."""
+        p = scene.properties
+        offset = float(p.get("reflectance_offset", 0.0))
+        if p.get("mission") == "landsat" or p.get("boa_offset_applied_by") != "factorywatch":
+            return offset
+        vis = [self._window(scene, r, grid, Resampling.bilinear) for r in ("blue", "green", "red")]
+        ok = vis[0].valid & vis[1].valid & vis[2].valid
+        frac = boa_offset_contradiction([w.data for w in vis], ok)
+        p["boa_offset_check_frac"] = round(frac, 4)
+        if frac <= _BOA_CONTRADICTION_FRAC:
+            return offset
+        log.warning("%s: %.1f %% of visible DNs are below 1000 although the metadata says the "
+                    "BOA offset is still in the data; treating the pixels as already harmonised",
+                    scene.id, 100 * frac)
+        p["boa_offset_applied_by"] = "provider (inferred from the pixels)"
+        p["reflectance_offset"] = 0.0
+        return 0.0
 
     def _bright_stable(self, grid: Grid) -> NDArray[np.bool_] | None:
         """Pixels masked as cloud on several selected dates that are bright and stable."""
@@ -732,7 +781,7 @@ class StacSource:
         masked = []
         for s in self._selected:
             scale = float(s.properties.get("reflectance_scale", 1e-4))
-            offset = float(s.properties.get("reflectance_offset", 0.0))
+            offset = self._offset_for(s, grid)
             vis = [self._window(s, r, grid, Resampling.bilinear) for r in ("blue", "green", "red")]
             qa = self._window(s, "qa", grid, Resampling.nearest)
             m = (landsat_qa_masks(qa.data) if s.properties.get("mission") == "landsat"
