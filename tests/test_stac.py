@@ -510,6 +510,13 @@ def test_run_stac_config_end_to_end_matches_local(stac10: StacServer, tmp_path: 
     assert stac10.n_requests == n_first, "a second run talked to the server"
     assert _outputs(tmp_path / "run_stac2") == _outputs(tmp_path / "run_stac")
     assert _outputs(tmp_path / "run_off") == _outputs(tmp_path / "run_stac")
+    # offline with an empty cache: one line naming what is missing and the fix, exit 1
+    empty = tmp_path / "empty.toml"
+    empty.write_text(cfg.read_text().replace(str(tmp_path / "cache"), str(tmp_path / "nocache")))
+    r = runner.invoke(main, ["run", str(empty), "-o", str(tmp_path / "run_x"), "--offline", "-q"])
+    assert r.exit_code == 1
+    assert r.stderr.startswith("Error: offline:") and "run once online" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "run_x").exists()
 
 
 def test_landsat_qa_pixel_and_scale(stac: StacServer, tmp_path: Path) -> None:
