@@ -49,6 +49,7 @@ from geo.grid import Grid, grid_for_aoi, to_crs
 from geo.provenance import git_commit, versions
 from geo.reading import read_to_grid
 from geo.sources import Scene, open_source
+from geo.sources.http import redact
 
 __all__ = ["Progress", "changes_from_events", "prepare_run_dir", "run_aoi", "run_vector"]
 
@@ -529,7 +530,7 @@ def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoD
         "aoi": {"name": aoi.name, "path": aoi.path, "properties": aoi.properties,
                 "bounds_4326": list(aoi.geometry.bounds), "is_measuring": aoi.is_measuring},
         "grid": grid.to_dict() if grid is not None else None,
-        "config": config_to_dict(config),
+        "config": json.loads(redact(json.dumps(config_to_dict(config)))),
         "versions": versions(),
         "git_commit": git_commit(),
         "warnings": run_warnings,
