@@ -42,12 +42,14 @@ from geo.errors import (
     OutputExistsError,
 )
 from geo.export.geojson import atomic_write_text, write_geojson
+from geo.export.qml import RasterKind
 from geo.footprints import empty_footprints, polygonize
 from geo.geoarray import GeoArray
 from geo.grid import Grid, grid_for_aoi, to_crs
 from geo.provenance import git_commit, versions
 from geo.reading import read_to_grid
 from geo.sources import Scene, open_source
+from geo.sources.http import redact
 
 __all__ = ["Progress", "changes_from_events", "prepare_run_dir", "run_aoi", "run_vector"]
 
@@ -146,7 +148,7 @@ def _load_scene(path: Path, grid: Grid, meta: dict[str, Any]) -> GeoArray:
     return dataclasses.replace(ga, kind=meta["kind"])
 
 
-def _write_raster(data: np.ndarray, grid: Grid, path: Path, *, kind: str,
+def _write_raster(data: np.ndarray, grid: Grid, path: Path, *, kind: RasterKind,
                   nodata: float | None = None, band_names: list[str] | None = None,
                   tags: dict[str, str] | None = None) -> Path:
     from geo.export.rasters import write_cog
@@ -325,9 +327,10 @@ def _run_stages(config: RunConfig, aoi: Aoi, grid: Grid, source: Any, scenes: li
             cm = change_map(a, b, params=config.detect)
             stem = f"{m0['date']}_{m1['date']}"
             if config.output.rasters:
-                _write_raster(cm.probability.astype("float32")[None], grid,
-                              partial / "change" / f"{stem}_prob.tif", kind="probability")
                 both = a.valid & b.valid
+                prob = np.where(both, cm.probability, np.nan).astype("float32")
+                _write_raster(prob[None], grid, partial / "change" / f"{stem}_prob.tif",
+                              kind="probability", nodata=float("nan"))
                 _write_raster(np.where(both, cm.mask.astype("uint8"), 255).astype("uint8")[None],
                               grid, partial / "change" / f"{stem}_mask.tif", kind="mask",
                               nodata=255)
@@ -401,7 +404,8 @@ def prepare_date(source: Any, scene: Scene, grid: Grid, config: RunConfig, parti
         if ga.kind == ref.kind and ga.bands == ref.bands:
             ga, norm = normalize_to(ref, ga)
             meta["normalization"] = norm
-    _write_raster(ga.data, grid, tif, kind="scene", nodata=None, band_names=list(ga.bands),
+    _write_raster(np.where(ga.valid, ga.data, np.float32(np.nan)), grid, tif, kind="scene",
+                  nodata=float("nan"), band_names=list(ga.bands),
                   tags={"DATE": ga.date, "SOURCE_ID": ga.source_id})
     _write_raster(np.where(ga.valid, 1, 0).astype("uint8")[None], grid,
                   ckpt / f"valid_{scene.date}.tif", kind="mask")
@@ -526,7 +530,7 @@ def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoD
         "aoi": {"name": aoi.name, "path": aoi.path, "properties": aoi.properties,
                 "bounds_4326": list(aoi.geometry.bounds), "is_measuring": aoi.is_measuring},
         "grid": grid.to_dict() if grid is not None else None,
-        "config": config_to_dict(config),
+        "config": json.loads(redact(json.dumps(config_to_dict(config)))),
         "versions": versions(),
         "git_commit": git_commit(),
         "warnings": run_warnings,
@@ -577,9 +581,11 @@ def run_vector(
     started = datetime.now(UTC).isoformat(timespec="seconds")
     dates = sorted({str(d) for d in footprints["date"]})
     hull = shapely.union_all(np.asarray(footprints.geometry.values)).envelope
+    synthetic = bool("synthetic" in footprints.columns and footprints["synthetic"].fillna(False)
+                     .astype(bool).any())
     aoi = Aoi(name=aoi_name, geometry=to_crs(hull, str(footprints.crs), "EPSG:4326"),
               properties={"point_kind": "footprints", "coord_source": "digitised footprints",
-                          "coord_confidence": "high"})
+                          "coord_confidence": "high", "synthetic": synthetic})
     blob: str = footprints.to_json()
     key = hashlib.sha256(blob.encode()).hexdigest()[:16]
     final, partial = prepare_run_dir(run_dir, overwrite=overwrite, key=key)

@@ -65,6 +65,7 @@ class _State:
     asset_dir: Path | None = None
     faults: list[Fault] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
+    bytes_sent: Counter[str] = field(default_factory=Counter)
     log: list[str] = field(default_factory=list)
     page_size: int = 2
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -153,6 +154,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command == "HEAD":
             return
+        with self.st.lock:
+            self.st.bytes_sent[urlparse(self.path).path] += len(body)
         if fault is not None and fault.kind == "drop" and len(body) > 1:
             self.wfile.write(body[: len(body) // 2])
             self.wfile.flush()
@@ -456,6 +459,8 @@ class SceneSpec:
     """Left fraction of the tile outside the swath (DN 0, SCL 0)."""
     seed: int = 0
     swir_res_m: float = 20.0
+    dn_add: int | None = None
+    """Override the DN offset actually in the pixels (to mislabel an item on purpose)."""
 
 
 def _template() -> dict[str, Any]:
@@ -470,6 +475,8 @@ def make_scene(spec: SceneSpec, asset_dir: Path, base_url: str,
     folder = asset_dir / spec.item_id
     folder.mkdir(parents=True, exist_ok=True)
     add = 1000 if (float(spec.baseline) >= 4 and not spec.offset_applied_by_provider) else 0
+    if spec.dn_add is not None:
+        add = spec.dn_add
     pc = spec.shape == "planetary-computer"
     assets: dict[str, Any] = {}
     tmpl = _template()

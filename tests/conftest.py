@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,7 +14,19 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+def _find_shared() -> Path:
+    """``../shared`` beside the checkout (CI), found upwards from worktrees, or the env override."""
+    env = os.environ.get("FACTORYWATCH_SHARED")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "shared" / "data").is_dir():
+            return parent / "shared"
+    return here.parents[1].parent / "shared"
+
+
+SHARED = _find_shared()
 DATA = SHARED / "data"
 
 

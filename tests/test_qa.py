@@ -113,3 +113,29 @@ def test_bright_stable_checks_shapes() -> None:
         bright_stable_mask(b[0], m[0], np.ones(5, bool))
     with pytest.raises(ValueError, match="min_dates"):
         bright_stable_mask(b, m, np.ones(5, bool), min_dates=1)
+
+
+def test_persistent_cloud_mask() -> None:
+    from geo.sources.qa import persistent_cloud_mask
+
+    cloud = np.zeros((6, 4, 4), bool)
+    cloud[:, 0, 0] = True  # a roof labelled cloud every time
+    cloud[:2, 1, 1] = True  # a cloud that sat there twice
+    cloud[3:, 2, 2] = True  # a new roof (3 of 6 dates: half of them)
+    clear = np.ones(6, bool)
+    out = persistent_cloud_mask(cloud, clear)
+    assert out[0, 0] and out[2, 2] and not out[1, 1] and out.sum() == 2
+    # cloudy dates do not count: with only two clear dates nothing is persistent
+    assert not persistent_cloud_mask(cloud, np.array([1, 1, 0, 0, 0, 0], bool)).any()
+    with pytest.raises(ValueError, match="dates, rows, cols"):
+        persistent_cloud_mask(cloud[0], clear)
+
+
+def test_ignore_cloud_counts_as_valid() -> None:
+    scl = np.full((4, 4), 4)
+    scl[0, :2] = 9  # a roof
+    scl[3, 3] = 8  # a real cloud
+    roof = np.zeros((4, 4), bool)
+    roof[0, :2] = True
+    q = qa_fractions(scl, kind="scl", ignore_cloud=roof)
+    assert q.aoi_cloud_frac == pytest.approx(1 / 16) and q.valid_frac == pytest.approx(15 / 16)

@@ -88,6 +88,19 @@ def test_not_synthetic_and_no_claims(tmp_path: Path) -> None:
     assert "claim verdict" not in text and "Claims checked" not in text
 
 
+def test_claims_in_claimresult_vocabulary(tmp_path: Path) -> None:
+    run = make_run_dir(tmp_path / "run", claims=False)
+    meta = json.loads((run / "run.json").read_text())
+    meta["claims"] = [{"verdict": "undecidable", "estimate": 2.04, "lo": 1.93, "hi": 2.16,
+                       "subject_id": "kanggye:s1", "reference_id": "kanggye:s2",
+                       "relation": ">", "factor": 2.0,
+                       "sentence": "s1 more than twice as large as s2: undecidable"}]
+    (run / "run.json").write_text(json.dumps(meta))
+    text = write_report(run).read_text()
+    assert 'class="verdict-undecidable">undecidable' in text
+    assert "1.93–2.16" in text and "s1 more than twice as large as s2: undecidable" in text
+
+
 def test_missing_parts_are_noted_not_invented(tmp_path: Path) -> None:
     run = make_run_dir(tmp_path / "run")
     shutil.rmtree(run / "change")

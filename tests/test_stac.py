@@ -176,8 +176,11 @@ def test_candidates_measure_cloud_inside_aoi(stac: StacServer, tmp_path: Path) -
     cloudy = cands["S2B_52SCG_20230420_0_L2A"].properties
     dup = cands["S2A_52SCG_20230510_1_L2A"].properties
     pc = cands["S2A_MSIL2A_20230715T021959_R031_T52SCG_20230715T053000"].properties
-    # only the roof (SCL 9 over 80 m x 80 m) is "cloud" in April: 16 px of the 20 m QA grid
-    assert april["aoi_cloud_frac"] == pytest.approx(16 / april["qa_n_px"], abs=1e-4)
+    # only the roof (SCL 9 over 80 m x 80 m) is "cloud" in April: 16 px of the 20 m QA grid;
+    # it is "cloud" on every clear date, so it is not counted as cloud when choosing scenes
+    assert april["aoi_cloud_frac_raw"] == pytest.approx(16 / april["qa_n_px"], abs=1e-4)
+    assert april["n_persistent_cloud_px"] == 16
+    assert april["aoi_cloud_frac"] == 0.0 and april["valid_frac"] == 1.0
     assert cloudy["aoi_cloud_frac"] > 0.5 and cloudy["reject_reason"] == "cloud"
     assert dup["reject_reason"] == "duplicate_of:S2A_52SCG_20230510_0_L2A"
     assert dup["nodata_frac"] > 0.3
@@ -201,8 +204,8 @@ def test_search_best_per_period(stac: StacServer, tmp_path: Path) -> None:
 def test_search_nothing_found(stac: StacServer, tmp_path: Path) -> None:
     with pytest.raises(NoImageryError, match="widen the dates"):
         _source(stac, tmp_path).search(AOI, "2019-01-01", "2019-12-31")
-    with pytest.raises(NoImageryError, match="max_cloud_frac"):
-        _source(stac, tmp_path, max_cloud_frac=0.0).search(AOI, START, END)
+    with pytest.raises(NoImageryError, match="max_cloud_frac"):  # only the cloudy scene
+        _source(stac, tmp_path).search(AOI, "2023-04-15", "2023-04-25")
 
 
 def test_read_reflectance_offsets_and_masks(stac: StacServer, tmp_path: Path) -> None:
@@ -227,6 +230,7 @@ def test_read_reflectance_offsets_and_masks(stac: StacServer, tmp_path: Path) ->
     # the Planetary-Computer item's DNs carry +1000: the offset was removed and recorded
     assert scenes[2].properties["boa_offset_applied"] is True
     assert scenes[2].properties["boa_offset_applied_by"] == "factorywatch"
+    assert scenes[2].properties["boa_offset_check_frac"] == 0.0  # pixels agree with metadata
     # May has a small cloud (SCL 9) and its shadow (SCL 3): masked
     may = arrs[1]
     assert not may.valid.all() and may.valid_frac > 0.9
@@ -506,6 +510,13 @@ def test_run_stac_config_end_to_end_matches_local(stac10: StacServer, tmp_path: 
     assert stac10.n_requests == n_first, "a second run talked to the server"
     assert _outputs(tmp_path / "run_stac2") == _outputs(tmp_path / "run_stac")
     assert _outputs(tmp_path / "run_off") == _outputs(tmp_path / "run_stac")
+    # offline with an empty cache: one line naming what is missing and the fix, exit 1
+    empty = tmp_path / "empty.toml"
+    empty.write_text(cfg.read_text().replace(str(tmp_path / "cache"), str(tmp_path / "nocache")))
+    r = runner.invoke(main, ["run", str(empty), "-o", str(tmp_path / "run_x"), "--offline", "-q"])
+    assert r.exit_code == 1
+    assert r.stderr.startswith("Error: offline:") and "run once online" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "run_x").exists()
 
 
 def test_landsat_qa_pixel_and_scale(stac: StacServer, tmp_path: Path) -> None:
@@ -536,3 +547,93 @@ def test_landsat_qa_pixel_and_scale(stac: StacServer, tmp_path: Path) -> None:
     for band, role in zip(("blue", "nir08", "swir22"), ("blue", "nir", "swir22"), strict=True):
         # DN * 2.75e-5 - 0.2 recovers the reflectance to within one DN step
         np.testing.assert_allclose(ga.band(role)[ga.valid], landsat_truth(band), atol=2.8e-5)
+
+
+def test_server_speaks_stac_get_and_post_with_pagination(stac: StacServer) -> None:
+    """The loopback API is a real STAC API to pystac-client: paging by GET and by POST."""
+    from pystac_client import Client
+
+    client = Client.open(f"{stac.url}/")
+    ids = {}
+    for method in ("GET", "POST"):
+        n0 = stac.n_requests_to("/search")
+        search = client.search(collections=["sentinel-2-l2a"], intersects=AOI.geometry,
+                               datetime=f"{START}/{END}", method=method, limit=2)
+        ids[method] = sorted(i["id"] for i in search.items_as_dicts())
+        assert stac.n_requests_to("/search") - n0 == 3  # 5 items, 2 per page
+    assert ids["GET"] == ids["POST"] and len(ids["GET"]) == 5
+
+
+def test_gdal_reaches_loopback_despite_the_dead_proxy(stac: StacServer, tmp_path: Path) -> None:
+    """conftest points GDAL_HTTP_PROXY at a closed port; GDAL still honours NO_PROXY=127.0.0.1."""
+    import os
+
+    assert os.environ["GDAL_HTTP_PROXY"] == "127.0.0.1:9"
+    assert "127.0.0.1" in os.environ["NO_PROXY"]
+    src = _source(stac, tmp_path)
+    n0 = stac.n_requests_to("/assets/")
+    src.read(src.search(AOI, START, END)[0], _grid())
+    assert stac.n_requests_to("/assets/") > n0
+
+
+def test_signer_network_failure_is_retried_then_network_error(stac: StacServer,
+                                                              tmp_path: Path) -> None:
+    calls = []
+
+    def flaky_signer(href: str) -> str:
+        calls.append(href)
+        if len(calls) <= 2:
+            raise ConnectionError("token endpoint unreachable")
+        return href
+
+    src = _source(stac, tmp_path, signer=flaky_signer)
+    scene = src.search(AOI, START, END)[0]
+    ga = src.read(scene, _grid())  # two failures, then fine
+    assert ga.valid_frac > 0.9 and len(calls) > 2
+
+    def dead_signer(href: str) -> str:
+        raise ConnectionError("token endpoint unreachable")
+
+    scene = _source(stac, tmp_path / "other").search(AOI, START, END)[0]  # QA windows cached
+    src = _source(stac, tmp_path / "other", signer=dead_signer,
+                  policy=RetryPolicy(max_retries=1, backoff_s=0.01))
+    with pytest.raises(NetworkError, match="token endpoint unreachable"):
+        src.read(scene, _grid())
+
+
+def test_scenes_cli_on_a_local_folder(make_geotiff: Any, tmp_path: Path) -> None:
+    from geo.cli import main
+
+    folder = tmp_path / "imgs"
+    for d in ("2023-03-01", "2023-06-03"):
+        make_geotiff(np.ones((3, 8, 8), np.float32), date=d, folder=folder,
+                     origin=(385000.0, 4420000.0))
+    cfg = _write_config(tmp_path, "earth-search")
+    cfg.write_text(cfg.read_text().replace('kind = "stac"', 'kind = "local"\npath = "imgs"'))
+    r = CliRunner().invoke(main, ["scenes", str(cfg)])
+    assert r.exit_code == 0, r.output
+    recs = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [x["date"] for x in recs] == ["2023-03-01", "2023-06-03"]
+    assert all(x["aoi_cloud_frac"] is None and "sha256" in x for x in recs)
+
+
+def test_mislabelled_boa_flag_is_caught_by_the_pixels(stac: StacServer, tmp_path: Path) -> None:
+    """Earth Search items exist that say the offset is in the pixels when it was removed."""
+    from _stac_server import SceneSpec, make_scene
+
+    col = "sentinel-2-l2a-mislabelled"
+    if not any(i["collection"] == col for i in stac.state.items):
+        spec = SceneSpec(item_id="S2B_52SCG_20230902_0_L2A", date="2023-09-02",
+                         platform="sentinel-2b", baseline="04.00",
+                         offset_applied_by_provider=False, dn_add=0, seed=4)
+        assert stac.state.asset_dir is not None
+        stac.add_item(make_scene(spec, stac.state.asset_dir, stac.url, collection=col))
+    src = _source(stac, tmp_path, collections=[col])
+    (scene,) = src.search(AOI, START, END)
+    assert scene.properties["boa_offset_applied_by"] == "factorywatch"  # what the item says
+    grid = _grid()
+    ga = src.read(scene, grid)
+    assert scene.properties["boa_offset_applied_by"] == "provider (inferred from the pixels)"
+    assert scene.properties["boa_offset_check_frac"] > 0.1
+    truth = _truth_on_grid("red", 4, grid)
+    np.testing.assert_allclose(ga.band("red")[ga.valid], truth[ga.valid], atol=0.6e-4)

@@ -29,6 +29,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import rasterio
+from matplotlib import patheffects
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from numpy.typing import NDArray
@@ -52,6 +53,8 @@ _TEMPLATE = Path(__file__).resolve().parent / "templates" / "report.html"
 _MAX_PX = 900  # longest side of a raster read for a figure (decimated read from overviews)
 _MAX_AREA_SERIES = 12
 _DPI = 110
+_HALO = [patheffects.withStroke(linewidth=3.2, foreground="black", alpha=0.8)]
+"""A dark edge under every outline, so pale categories stay visible on bright roofs."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -316,7 +319,7 @@ def _draw_outlines(ax: Any, gdf: gpd.GeoDataFrame | None, *, colour_by: str | No
         for poly in polys:
             for ring in [poly.exterior, *poly.interiors]:
                 x, y = ring.xy
-                ax.plot(x, y, color=colour, lw=lw)
+                ax.plot(x, y, color=colour, lw=lw, path_effects=_HALO)
         if label and isinstance(row.get("site_id"), str):
             p = geom.representative_point()
             ax.annotate(str(row["site_id"]).split(":")[-1], (p.x, p.y), fontsize=7,
@@ -450,8 +453,8 @@ def _areas_figure(r: _Run, out: Path) -> tuple[str | None, str]:
 
 def _claim_factors(run: Mapping[str, Any]) -> list[float]:
     out = []
-    for c in run.get("claims") or []:
-        if isinstance(c, Mapping) and _isnum(c.get("factor")):
+    for c in _claim_list(run):
+        if _isnum(c.get("factor")):
             out.append(float(c["factor"]))
     return sorted(set(out))
 
@@ -632,10 +635,27 @@ _SITE_COLS: list[tuple[str, str]] = [
 ]
 
 
+def _claim_record(c: Mapping[str, Any]) -> dict[str, Any]:
+    """A claim from run.json in one vocabulary (``ClaimResult`` fields or the short names)."""
+    rec = dict(c)
+    for short, long_ in (("subject", "subject_id"), ("reference", "reference_id"),
+                         ("ratio", "estimate"), ("ratio_lo", "lo"), ("ratio_hi", "hi")):
+        if rec.get(short) is None and rec.get(long_) is not None:
+            rec[short] = rec[long_]
+    return rec
+
+
+def _claim_list(run: Mapping[str, Any]) -> list[dict[str, Any]]:
+    claims = run.get("claims") or []
+    if isinstance(claims, Mapping):
+        claims = [claims]
+    return [_claim_record(c) for c in claims if isinstance(c, Mapping)]
+
+
 def _claims_by_subject(run: Mapping[str, Any]) -> dict[str, str]:
     out: dict[str, str] = {}
-    for c in run.get("claims") or []:
-        if isinstance(c, Mapping) and c.get("subject") and c.get("verdict"):
+    for c in _claim_list(run):
+        if c.get("subject") and c.get("verdict"):
             out[str(c["subject"])] = str(c["verdict"])
     return out
 
@@ -661,16 +681,15 @@ def _sites_table(r: _Run) -> str:
 
 
 def _claims(run: Mapping[str, Any]) -> str:
-    claims = [c for c in (run.get("claims") or []) if isinstance(c, Mapping)]
+    claims = _claim_list(run)
     if not claims:
         return ""
     rows = []
     for c in claims:
         rec = dict(c)
-        rec.setdefault("ratio", c.get("ratio") or c.get("value"))
         rec["interval"] = (f"{_fmt(c.get('ratio_lo'))}–{_fmt(c.get('ratio_hi'))}"
                            if _isnum(c.get("ratio_lo")) and _isnum(c.get("ratio_hi")) else "–")
-        rec["claim"] = c.get("text") or (
+        rec["claim"] = c.get("text") or c.get("sentence") or (
             f"{c.get('subject', '?')} {c.get('relation', '?')} {_fmt(c.get('factor'))} × "
             f"{c.get('reference', '?')}")
         rows.append(rec)
@@ -829,7 +848,11 @@ def write_report(run_dir: str | Path) -> Path:
                 f"colours: footprint status / change event as in the QGIS styles.{missing}",
                 f"before/after/change {d0} to {d1}"))
         if not pairs_html:
-            pairs_html.append("<p>Fewer than two scenes in this run: nothing to compare.</p>")
+            pairs_html.append(
+                "<p>This run has no imagery: its footprints were read from a file "
+                "(digitised outlines), so there is nothing to show here.</p>"
+                if r.run.get("mode") == "vector" or not r.scenes else
+                "<p>Fewer than two scenes in this run: nothing to compare.</p>")
         loc, loc_cap = _locator_figure(r, tmp)
         areas, areas_cap = _areas_figure(r, tmp)
         nb, nb_cap = _neighbour_figure(r, tmp)

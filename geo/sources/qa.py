@@ -28,6 +28,7 @@ __all__ = [
     "SceneQa",
     "bright_stable_mask",
     "landsat_qa_masks",
+    "persistent_cloud_mask",
     "qa_fractions",
     "scl_masks",
 ]
@@ -135,6 +136,7 @@ def qa_fractions(
     kind: str,
     inside: NDArray[np.bool_] | None = None,
     read_valid: NDArray[np.bool_] | None = None,
+    ignore_cloud: NDArray[np.bool_] | None = None,
 ) -> SceneQa:
     """Cloud and valid fractions of a QA layer inside the AOI.
 
@@ -149,6 +151,9 @@ def qa_fractions(
         True inside the AOI (+ buffer); default every pixel.
     read_valid : bool array (rows, cols), optional
         False where the read found no source pixel (outside the tile); counted as nodata.
+    ignore_cloud : bool array (rows, cols), optional
+        Pixels whose cloud label is not believed (see :func:`persistent_cloud_mask`): counted
+        as valid data, not as cloud.
 
     Returns
     -------
@@ -168,6 +173,10 @@ def qa_fractions(
     else:
         raise ValueError(f"unknown QA kind {kind!r}; use 'scl' or 'qa_pixel'")
     shape = np.shape(qa)
+    if ignore_cloud is not None:
+        lift = np.asarray(ignore_cloud, dtype=bool) & m.cloud
+        m = _Masks(nodata=m.nodata, cloud=m.cloud & ~lift, shadow=m.shadow, bad=m.bad,
+                   snow=m.snow)
     ins = np.ones(shape, dtype=bool) if inside is None else np.asarray(inside, dtype=bool)
     nodata = m.nodata if read_valid is None else (m.nodata | ~read_valid)
     n_px = int(ins.sum())
@@ -249,3 +258,49 @@ def bright_stable_mask(
     var = np.where(use, (b - mean) ** 2, 0.0).sum(axis=0) / np.maximum(n - 1, 1)
     out = (n >= min_dates) & (mean >= min_brightness) & (np.sqrt(var) <= max_sd)
     return np.asarray(out, dtype=bool)
+
+
+def persistent_cloud_mask(
+    cloud: NDArray[np.bool_],
+    clear_dates: NDArray[np.bool_],
+    *,
+    min_dates: int = 3,
+    min_frac: float = 0.5,
+) -> NDArray[np.bool_]:
+    """Pixels labelled cloud on most otherwise-clear dates: a surface, not a cloud.
+
+    Clouds move between acquisitions; a bright roof that the classifier calls cloud is in the
+    same place every time. Counting it as cloud would make every scene of an industrial site
+    look cloudy. This uses the classification layer alone (it runs before any band is read);
+    :func:`bright_stable_mask` checks the brightness later, when the bands are read.
+
+    Parameters
+    ----------
+    cloud : bool array (dates, rows, cols)
+        Cloud label per date (not nodata) on the QA grid.
+    clear_dates : bool array (dates,)
+        Dates that are mostly clear (e.g. AOI cloud fraction <= 0.5).
+    min_dates : int
+        Minimum number of clear dates labelled cloud.
+    min_frac : float
+        Minimum fraction of the clear dates labelled cloud.
+
+    Returns
+    -------
+    bool array (rows, cols)
+
+    Examples
+    --------
+    >>> c = np.zeros((4, 1, 3), bool); c[:, 0, 0] = True; c[0, 0, 1] = True
+    >>> persistent_cloud_mask(c, np.ones(4, bool)).tolist()
+    [[True, False, False]]
+    """
+    c = np.asarray(cloud, dtype=bool)
+    clear = np.asarray(clear_dates, dtype=bool)
+    if c.ndim != 3 or clear.shape != (c.shape[0],):
+        raise ValueError("cloud must be (dates, rows, cols) and clear_dates (dates,)")
+    n_clear = int(clear.sum())
+    if n_clear < min_dates:
+        return np.zeros(c.shape[1:], dtype=bool)
+    n = c[clear].sum(axis=0)
+    return np.asarray((n >= min_dates) & (n >= min_frac * n_clear), dtype=bool)

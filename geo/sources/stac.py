@@ -55,12 +55,19 @@ from geo.sources.http import (
     redact,
     strip_query,
 )
-from geo.sources.qa import bright_stable_mask, landsat_qa_masks, qa_fractions, scl_masks
+from geo.sources.qa import (
+    bright_stable_mask,
+    landsat_qa_masks,
+    persistent_cloud_mask,
+    qa_fractions,
+    scl_masks,
+)
 
 __all__ = [
     "BANDS",
     "PRESETS",
     "StacSource",
+    "boa_offset_contradiction",
     "gdal_href",
     "period_key",
     "reflectance_params",
@@ -97,6 +104,9 @@ _S2_QUANTIFICATION = 10000.0
 _LANDSAT_SCALE = 0.0000275
 _LANDSAT_OFFSET = -0.2
 _BRIGHT_MIN_DATES = 3
+_CLEAR_DATE_MAX_CLOUD = 0.5
+_BOA_CONTRADICTION_FRAC = 0.01
+"""Above this fraction of visible DNs < 1000, the BOA offset is taken to be already removed."""
 
 
 # --- pure helpers ---------------------------------------------------------------------------
@@ -169,6 +179,33 @@ def reflectance_params(item: dict[str, Any]) -> dict[str, Any]:
             "reflectance_offset": add / _S2_QUANTIFICATION,
             "boa_add_offset": _S2_BOA_ADD_OFFSET if needs else 0.0,
             "boa_offset_applied_by": by}
+
+
+def boa_offset_contradiction(
+    visible_dn: Sequence[NDArray[np.floating]], valid: NDArray[np.bool_]
+) -> float:
+    """Fraction of valid pixels whose visible DNs say the BOA offset is *not* in the data.
+
+    With ``BOA_ADD_OFFSET = -1000`` in the data, a visible-band DN below 1000 means a negative
+    surface reflectance, which over land and water in blue, green and red is very rare. Earth
+    Search has mislabelled items (``earthsearch:boa_offset_applied: false`` while the pixels are
+    already harmonised, Element84/earth-search#66, #71); a large fraction here exposes them.
+
+    Examples
+    --------
+    >>> v = np.ones((2, 2), bool)
+    >>> dark = np.array([[300.0, 1500], [1500, 1500]])
+    >>> boa_offset_contradiction([np.full((2, 2), 1400.0), dark], v)
+    0.25
+    """
+    ok = np.asarray(valid, dtype=bool)
+    n = int(ok.sum())
+    if n == 0:
+        return 0.0
+    low = np.zeros(ok.shape, dtype=bool)
+    for dn in visible_dn:
+        low |= (np.asarray(dn) > 0) & (np.asarray(dn) < -_S2_BOA_ADD_OFFSET)
+    return float((low & ok).sum() / n)
 
 
 def _relative_orbit(props: dict[str, Any]) -> int | None:
@@ -526,10 +563,13 @@ class StacSource:
             if mission not in grids:
                 grids[mission] = self._qa_grid(aoi, mission)
 
+        qa_arrays: dict[str, _Window] = {}
+
         def measure(s: Scene) -> None:
             mission = str(s.properties["mission"])
             grid, inside = grids[mission]
             w = self._window(s, "qa", grid, Resampling.nearest)
+            qa_arrays[s.id] = w
             kind = "qa_pixel" if mission == "landsat" else "scl"
             q = qa_fractions(w.data, kind=kind, inside=inside, read_valid=w.valid)
             s.properties.update(q.to_dict())
@@ -543,9 +583,39 @@ class StacSource:
         else:
             for s in ordered:
                 measure(s)
+        for mission, (_, inside) in grids.items():
+            group = [s for s in ordered if s.properties["mission"] == mission]
+            self._discount_persistent_cloud(group, qa_arrays, mission, inside)
         select_scenes(scenes, period=self.period, max_cloud_frac=self.max_cloud_frac,
                       min_valid_frac=self.min_valid_frac)
         return sorted(scenes, key=lambda s: (s.date, s.id))
+
+    @staticmethod
+    def _discount_persistent_cloud(group: list[Scene], qa: dict[str, _Window], mission: str,
+                                   inside: NDArray[np.bool_]) -> None:
+        """Recount cloud without pixels that are 'cloud' on most clear dates (bright roofs)."""
+        if len(group) < _BRIGHT_MIN_DATES:
+            return
+        masks = [landsat_qa_masks(qa[s.id].data) if mission == "landsat"
+                 else scl_masks(qa[s.id].data) for s in group]
+        cloud = np.stack([m.cloud & qa[s.id].valid for m, s in zip(masks, group, strict=True)])
+        clear = np.array([float(s.properties["aoi_cloud_frac"]) <= _CLEAR_DATE_MAX_CLOUD
+                          for s in group])
+        persistent = persistent_cloud_mask(cloud, clear, min_dates=_BRIGHT_MIN_DATES) & inside
+        n = int(persistent.sum())
+        if not n:
+            return
+        kind = "qa_pixel" if mission == "landsat" else "scl"
+        for s in group:
+            raw = s.properties["aoi_cloud_frac"]
+            w = qa[s.id]
+            q = qa_fractions(w.data, kind=kind, inside=inside, read_valid=w.valid,
+                             ignore_cloud=persistent)
+            s.properties.update(q.to_dict())
+            s.properties["aoi_cloud_frac_raw"] = raw
+            s.properties["n_persistent_cloud_px"] = n
+        log.info("qa: %d QA pixels are 'cloud' on most clear dates (bright roofs?); not counted "
+                 "as cloud when choosing scenes", n)
 
     def search(self, aoi: Aoi, start: str | None = None, end: str | None = None) -> list[Scene]:
         """Return the best scene per period for ``aoi`` between ``start`` and ``end``, by date.
@@ -623,7 +693,7 @@ class StacSource:
 
         try:
             ga = call_with_retries(attempt, what=f"read {iid} {asset} ({href})",
-                                   policy=self.policy, retry_on=(SourceError,))
+                                   policy=self.policy, retry_on=(SourceError, OSError))
             data, valid = ga.data[0], ga.valid
         except NoImageryError:
             data = np.zeros(grid.shape, np.float32)
@@ -657,7 +727,7 @@ class StacSource:
                     f"in {self.cache.root}: {', '.join(missing)}; run once online to fill them"
                 )
         scale = float(scene.properties.get("reflectance_scale", 1.0 / _S2_QUANTIFICATION))
-        offset = float(scene.properties.get("reflectance_offset", 0.0))
+        offset = self._offset_for(scene, grid)
         data = np.empty((len(roles), *grid.shape), np.float32)
         bands_ok = np.ones(grid.shape, bool)
         for i, role in enumerate(roles):
@@ -675,11 +745,30 @@ class StacSource:
             n_lifted = int(lift.sum())
             valid |= lift
         scene.properties["n_bright_stable_px"] = n_lifted
-        scene.properties["boa_offset_applied"] = (
-            scene.properties.get("boa_offset_applied_by") in ("factorywatch", "provider"))
+        scene.properties["boa_offset_applied"] = str(
+            scene.properties.get("boa_offset_applied_by")).startswith(("factorywatch", "provider"))
         data[:, ~valid] = 0.0
         return GeoArray(data=data, valid=valid, grid=grid, date=scene.date, bands=tuple(roles),
                         source_id=scene.id, kind="multispectral")
+
+    def _offset_for(self, scene: Scene, grid: Grid) -> float:
+        """The reflectance offset to use, after checking the pixels against the metadata."""
+        p = scene.properties
+        offset = float(p.get("reflectance_offset", 0.0))
+        if p.get("mission") == "landsat" or p.get("boa_offset_applied_by") != "factorywatch":
+            return offset
+        vis = [self._window(scene, r, grid, Resampling.bilinear) for r in ("blue", "green", "red")]
+        ok = vis[0].valid & vis[1].valid & vis[2].valid
+        frac = boa_offset_contradiction([w.data for w in vis], ok)
+        p["boa_offset_check_frac"] = round(frac, 4)
+        if frac <= _BOA_CONTRADICTION_FRAC:
+            return offset
+        log.warning("%s: %.1f %% of visible DNs are below 1000 although the metadata says the "
+                    "BOA offset is still in the data; treating the pixels as already harmonised",
+                    scene.id, 100 * frac)
+        p["boa_offset_applied_by"] = "provider (inferred from the pixels)"
+        p["reflectance_offset"] = 0.0
+        return 0.0
 
     def _bright_stable(self, grid: Grid) -> NDArray[np.bool_] | None:
         """Pixels masked as cloud on several selected dates that are bright and stable."""
@@ -692,7 +781,7 @@ class StacSource:
         masked = []
         for s in self._selected:
             scale = float(s.properties.get("reflectance_scale", 1e-4))
-            offset = float(s.properties.get("reflectance_offset", 0.0))
+            offset = self._offset_for(s, grid)
             vis = [self._window(s, r, grid, Resampling.bilinear) for r in ("blue", "green", "red")]
             qa = self._window(s, "qa", grid, Resampling.nearest)
             m = (landsat_qa_masks(qa.data) if s.properties.get("mission") == "landsat"
