@@ -35,8 +35,8 @@ from geo.config import MeasureParams
 from geo.errors import FactoryWatchError
 from geo.measure import footprint_errors, neighbour_of, pair_seed, ratio_interval
 
-__all__ = ["RELATIONS", "ClaimError", "ClaimResult", "Relation", "Verdict", "check_claim",
-           "claim_phrase", "verdict_for"]
+__all__ = ["RELATIONS", "SMALL_PX", "ClaimError", "ClaimResult", "Relation", "Verdict",
+           "check_claim", "claim_phrase", "verdict_for"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,8 @@ Relation = Literal[">", ">=", "<", "<=", "~"]
 RELATIONS: tuple[str, ...] = get_args(Relation)
 Verdict = Literal["supported", "contradicted", "undecidable"]
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+SMALL_PX = 20
+"""Below this many pixels the calibration study found intervals under-cover (blur bias)."""
 
 
 class ClaimError(FactoryWatchError, ValueError):
@@ -246,6 +248,11 @@ def check_claim(
         "occluded" in pair.columns) else np.zeros(2, bool)
     if occluded.any():
         sentence += "; note: an outline touches cloud, nodata or the image edge (lower bound)"
+    with np.errstate(divide="ignore", invalid="ignore"):
+        n_px = np.where(res > 0, a / np.where(res > 0, res, 1.0) ** 2, np.inf)
+    if float(np.min(n_px)) < SMALL_PX:
+        sentence += (f"; caution: a building covers only {float(np.min(n_px)):.0f} pixels, where "
+                     "the calibration found 95% intervals too narrow (use finer imagery)")
     log.info("claim: %s", sentence)
     return ClaimResult(
         verdict=verdict, estimate=e, lo=low, hi=high, subject_id=subject,

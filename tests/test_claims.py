@@ -326,3 +326,15 @@ def test_silli_rectangle_areas_and_ratio():
     h = _ids(sites, fp, hall)
     r = _claim(sites, fp, subject=h, reference="neighbour", relation="~", factor=4.73)
     assert r.estimate == pytest.approx(5246 / 1110) and r.verdict == "supported"
+
+
+def test_small_buildings_get_a_caution():
+    a, b = box(0, 0, 40, 40), box(60, 0, 80, 40)  # 16 and 8 pixels at 10 m
+    sites, fp = _run({D0: [a, b]}, res_m=10.0)
+    r = _claim(sites, fp, subject=_ids(sites, fp, a), reference="neighbour", relation=">",
+               factor=1.0)
+    assert "caution: a building covers only 8 pixels" in r.sentence
+    sites, fp = _run({D0: [a, b]}, res_m=0.5)
+    r = _claim(sites, fp, subject=_ids(sites, fp, a), reference="neighbour", relation=">",
+               factor=1.0)
+    assert "caution" not in r.sentence
