@@ -14,6 +14,7 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
+
 def _find_shared() -> Path:
     """``../shared`` beside the checkout (CI), found upwards from worktrees, or the env override."""
     env = os.environ.get("FACTORYWATCH_SHARED")
