@@ -91,6 +91,8 @@ class SourceConfig:
     """Keep the best scene per month, quarter or year."""
     max_cloud_frac: float = 0.2
     """Drop scenes whose cloud fraction inside the AOI (+ buffer) is above this."""
+    min_valid_frac: float = 0.5
+    """Drop scenes with fewer usable pixels inside the AOI (+ buffer) than this fraction."""
     aoi_buffer_m: float = 200.0
     """Buffer around the AOI for cloud statistics, in metres."""
     cache_dir: str = ""
@@ -99,12 +101,17 @@ class SourceConfig:
     """HTTP retries with exponential backoff on 5xx and timeouts."""
     timeout_s: float = 30.0
     """HTTP timeout per request, in seconds."""
+    search_ttl_h: float = 24.0
+    """Reuse a cached STAC search younger than this many hours (offline: any age)."""
 
     def __post_init__(self) -> None:
         _check_in("source.kind", self.kind, get_args(SourceKind))
         _check_in("source.period", self.period, get_args(Period))
         if not 0 <= self.max_cloud_frac <= 1:
             raise ConfigError(f"source.max_cloud_frac={self.max_cloud_frac} must be in [0, 1]")
+        if not 0 <= self.min_valid_frac <= 1:
+            raise ConfigError(f"source.min_valid_frac={self.min_valid_frac} must be in [0, 1]")
+        _check_pos("source.search_ttl_h", self.search_ttl_h, allow_zero=True)
         _check_pos("source.aoi_buffer_m", self.aoi_buffer_m, allow_zero=True)
         _check_pos("source.timeout_s", self.timeout_s)
 
@@ -204,7 +211,7 @@ class MeasureParams:
     """Monte Carlo draws for ratio intervals."""
     seed: int = 0
     """Random seed, so that intervals are reproducible."""
-    same_date_corr: float = 1.0
+    same_date_corr: float = 0.9
     """Correlation of the date-common area errors (blur, threshold, co-registration) of two
     buildings seen on the same date; 1 = same edge bias for both."""
     about_tolerance: float = 0.10

@@ -8,17 +8,22 @@ Each footprint's measured area ``A`` is the true area plus an error with two par
 Gaussian with zero mean, in m² (1 sigma):
 
 * **independent** (own to that footprint)
-  - outline position: each side of the outline is off by ``boundary_sd_m`` (1 sigma), the
-    sides independently. For ``n`` independent sides of total length ``P`` the area error is
-    ``boundary_sd_m * sqrt(sum L_i^2)``; with four sides of a compact building this is
-    ``boundary_sd_m * P / 2``. From imagery ``boundary_sd_m`` defaults to ``res_m / (2 √3)``,
-    the sd of a uniform ±½-pixel edge position (pixel quantisation); for vector input it is
-    the analyst's digitising sd.
+  - outline position: each stretch of outline is off by ``boundary_sd_m`` (1 sigma),
+    stretches of length ``ℓ`` independently, so the area error is
+    ``boundary_sd_m * sqrt(P * ℓ)``. For pixel outlines ``ℓ = 2 * res_m`` (quantisation
+    errors decorrelate along a slanted edge within a couple of pixels) and ``boundary_sd_m``
+    defaults to ``res_m / (2 √3)``, the sd of a uniform ±½-pixel edge position; for digitised
+    vector outlines ``ℓ = P / 4`` (each side on its own, i.e. ``boundary_sd_m * P / 2`` for a
+    compact building) and ``boundary_sd_m`` is the analyst's digitising sd.
   - regularisation: ``|A - A_reg|`` when a regularised (squared-off) outline replaced the
     pixel outline.
 * **date-common** (shared, with the same sign, by every footprint of the same date, because it
   comes from that date's blur, threshold and resampling)
-  - boundary ambiguity: ``|A - A_alt|``, the change of area between two detection thresholds;
+  - boundary ambiguity: ``|A - A_alt|``, the change of area between two detection thresholds
+    (the alternative threshold should sit one standard deviation of the detector's threshold
+    uncertainty away);
+  - blur: a point-spread function of sigma :data:`PSF_SIGMA_PX` pixels rounds each of the
+    four corners off by :data:`CORNER_LOSS_SIGMA2` sigma² (imagery only);
   - co-registration: a residual shift ``s`` resampled into the image moves edges by up to
     ``s``; its area effect is ``s * P / π`` (``P / π`` is the mean width of a convex outline,
     Cauchy's formula) times :data:`COREG_AREA_FACTOR`.
@@ -51,6 +56,8 @@ from geo.match import Tracks
 
 __all__ = [
     "COREG_AREA_FACTOR",
+    "CORNER_LOSS_SIGMA2",
+    "PSF_SIGMA_PX",
     "Z95",
     "AreaErrors",
     "area_errors",
@@ -59,6 +66,7 @@ __all__ = [
     "footprint_errors",
     "measure_sites",
     "neighbour_of",
+    "pair_seed",
     "ratio_draws",
     "ratio_interval",
 ]
@@ -69,6 +77,10 @@ Z95 = 1.959963984540054
 """Two-sided 95% quantile of the standard normal distribution."""
 COREG_AREA_FACTOR = 1.0
 """Weight of the co-registration term ``s * P / π`` (1 = edges move by the full residual)."""
+PSF_SIGMA_PX = 0.75
+"""Typical 1-sigma width of the imaging point-spread function, pixels (S2, PlanetScope)."""
+CORNER_LOSS_SIGMA2 = 0.85
+"""Area a right-angle corner loses to a Gaussian blur thresholded at half height, in σ²."""
 _FLOOR_FRAC = 0.01
 
 
@@ -118,13 +130,21 @@ def area_errors(
     coreg = np.nan_to_num(_arr(coreg_residual_m, n, 0.0), nan=0.0)
     alt = _arr(area_alt_m2, n)
     reg = _arr(area_reg_m2, n)
-    outline = np.abs(bsd) * p / 2.0
+    # sides of the outline are independent over a correlation length: about two pixels for
+    # pixel outlines (quantisation errors decorrelate along a slanted edge), one side (P/4)
+    # for digitised vector outlines
+    corr_len = np.where(res > 0, np.minimum(2.0 * res, p / 4.0), p / 4.0)
+    outline = np.abs(bsd) * np.sqrt(p * corr_len)
     regular = np.where(np.isfinite(reg), np.abs(a - reg), 0.0)
     ambiguity = np.where(np.isfinite(alt), np.abs(a - alt), 0.0)
     coreg_term = COREG_AREA_FACTOR * np.abs(coreg) * p / math.pi
+    # blur rounds the four corners of a footprint off (unknown PSF: an uncertainty, not a
+    # correction); matters only for buildings a few pixels across
+    corners = 4.0 * CORNER_LOSS_SIGMA2 * (PSF_SIGMA_PX * res) ** 2
+    common = np.sqrt(ambiguity**2 + coreg_term**2 + corners**2)
     return AreaErrors(
         independent=np.asarray(np.hypot(outline, regular), dtype=np.float64),
-        common=np.asarray(np.hypot(ambiguity, coreg_term), dtype=np.float64),
+        common=np.asarray(common, dtype=np.float64),
     )
 
 
@@ -149,7 +169,7 @@ def area_sd_m2(
     res_m : array_like
         Pixel size of the imagery, metres (0 for vector input).
     boundary_sd_m : array_like
-        1-sigma position error of each side of the outline, metres (NaN: ``res_m / (2√3)``).
+        1-sigma position error of the outline, metres (NaN: ``res_m / (2√3)``).
     coreg_residual_m : array_like
         Co-registration residual of the footprint's date, metres.
     area_alt_m2 : array_like, optional
@@ -165,11 +185,12 @@ def area_sd_m2(
 
     Examples
     --------
-    A 6,000 m² hall (110 m × 55 m) at 10 m, ±½-pixel uniform edges, no other source:
+    A 6,000 m² hall (110 m × 55 m) at 10 m, ±½-pixel uniform edges and blur-rounded corners,
+    no other source:
 
     >>> sd = area_sd_m2(6000.0, 330.0, res_m=10.0, boundary_sd_m=np.nan, coreg_residual_m=0.0)
     >>> round(float(sd[0]))
-    476
+    303
     """
     return area_errors(
         area_m2, perimeter_m, res_m=res_m, boundary_sd_m=boundary_sd_m,
@@ -211,6 +232,14 @@ def area_interval(
 
 def _seed_for(seed: int, key: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{key}".encode()).digest()[:8], "little")
+
+
+def pair_seed(seed: int, numerator_id: str, denominator_id: str) -> int:
+    """Random seed of one ratio's Monte Carlo draws, from the two footprint ids.
+
+    The same pair gets the same interval in ``sites`` and from :func:`geo.claims.check_claim`.
+    """
+    return _seed_for(seed, f"ratio:{numerator_id}/{denominator_id}")
 
 
 def ratio_draws(
@@ -398,12 +427,22 @@ def measure_sites(tracks: Tracks, params: MeasureParams) -> Tracks:
     out["area_m2_lo"], out["area_m2_hi"] = lo[last_rows], hi[last_rows]
     out["first_area_m2"] = area[first_rows]
 
-    rng = np.random.default_rng(_seed_for(params.seed, "growth"))
+    fid = (fp["footprint_id"].astype(str).to_numpy() if "footprint_id" in fp.columns
+           else np.asarray([str(i) for i in range(len(fp))], dtype=object))
+
+    def pairs(num: NDArray[np.intp], den: NDArray[np.intp], corr: float) -> tuple[
+            NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+        """Ratio intervals pair by pair, each seeded by its footprint ids (as in claims)."""
+        res = [ratio_interval(area[a], (ind[a], com[a]), area[b], (ind[b], com[b]),
+                              common_corr=corr, n_draws=params.n_draws,
+                              seed=pair_seed(params.seed, str(fid[a]), str(fid[b])))
+               for a, b in zip(num, den, strict=True)]
+        return tuple(np.array([float(x[i][0]) for x in res]) for i in range(3))  # type: ignore[return-value]
+
     multi = first_rows != last_rows
     if multi.any():
         lr, fr = last_rows[multi], first_rows[multi]
-        g, glo, ghi = ratio_interval(area[lr], (ind[lr], com[lr]), area[fr], (ind[fr], com[fr]),
-                                     common_corr=0.0, n_draws=params.n_draws, seed=rng)
+        g, glo, ghi = pairs(lr, fr, 0.0)
         out["growth_ratio"][multi] = g
         out["growth_ratio_lo"][multi], out["growth_ratio_hi"][multi] = glo, ghi
 
@@ -423,12 +462,9 @@ def measure_sites(tracks: Tracks, params: MeasureParams) -> Tracks:
                 nb_num.append(r)
                 nb_den.append(int(others[j]))
                 nb_site.append(int(k))
-        rng = np.random.default_rng(_seed_for(params.seed, f"neighbour:{day}"))
         if nb_num:
             rn, rd = np.array(nb_num), np.array(nb_den)
-            rr, rlo, rhi = ratio_interval(
-                area[rn], (ind[rn], com[rn]), area[rd], (ind[rd], com[rd]),
-                common_corr=params.same_date_corr, n_draws=params.n_draws, seed=rng)
+            rr, rlo, rhi = pairs(rn, rd, params.same_date_corr)
             ks = np.array(nb_site)
             out["neighbour_id"][ks] = fp_sid[rd]
             out["neighbour_area_ratio"][ks] = rr

@@ -42,12 +42,14 @@ from geo.errors import (
     OutputExistsError,
 )
 from geo.export.geojson import atomic_write_text, write_geojson
+from geo.export.qml import RasterKind
 from geo.footprints import empty_footprints, polygonize
 from geo.geoarray import GeoArray
 from geo.grid import Grid, grid_for_aoi, to_crs
 from geo.provenance import git_commit, versions
 from geo.reading import read_to_grid
 from geo.sources import Scene, open_source
+from geo.sources.http import redact
 
 __all__ = ["Progress", "changes_from_events", "prepare_run_dir", "run_aoi", "run_vector"]
 
@@ -146,7 +148,7 @@ def _load_scene(path: Path, grid: Grid, meta: dict[str, Any]) -> GeoArray:
     return dataclasses.replace(ga, kind=meta["kind"])
 
 
-def _write_raster(data: np.ndarray, grid: Grid, path: Path, *, kind: str,
+def _write_raster(data: np.ndarray, grid: Grid, path: Path, *, kind: RasterKind,
                   nodata: float | None = None, band_names: list[str] | None = None,
                   tags: dict[str, str] | None = None) -> Path:
     from geo.export.rasters import write_cog
@@ -244,101 +246,106 @@ def run_aoi(
         raise
 
 
+class _Runner:
+    """Maps a per-item stage function serially (with a progress bar) or on a Dask cluster.
+
+    With ``workers > 1`` a local Dask distributed cluster of that many single-threaded
+    processes is started once per run; stage functions get picklable values only.
+    """
+
+    def __init__(self, workers: int, prog: Progress[Any]) -> None:
+        self.workers, self.prog = workers, prog
+        self._stack = contextlib.ExitStack()
+        self.client: Any = None
+
+    def __enter__(self) -> _Runner:
+        return self
+
+    def _start(self) -> Any:
+        if self.client is None:
+            from distributed import Client, LocalCluster
+
+            cluster = self._stack.enter_context(LocalCluster(
+                n_workers=self.workers, threads_per_worker=1, processes=True,
+                dashboard_address=None))
+            self.client = self._stack.enter_context(Client(cluster))
+            log.info("dask: local cluster with %d worker processes", self.workers)
+        return self.client
+
+    def map(self, fn: Callable[..., T], items: list[Any], label: str, *args: Any) -> list[T]:
+        if self.workers > 1 and len(items) > 1:
+            client = self._start()
+            futures = [client.submit(fn, item, *args, pure=False) for item in items]
+            return [f.result() for f in self.prog(futures, label)]
+        return [fn(item, *args) for item in self.prog(items, label)]
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+
 def _run_stages(config: RunConfig, aoi: Aoi, grid: Grid, source: Any, scenes: list[Scene],
                 final: Path, partial: Path, stage: _Stages, prog: Progress[Any],
                 run_warnings: list[str], started: str, workers: int) -> dict[str, Any]:
-    from geo.detect import building_mask, change_map
-
     ckpt = partial / ".checkpoints"
     ckpt.mkdir(exist_ok=True)
     _write_json(partial / "grid.json", grid.to_dict())
-    # --- read, co-register, normalise: one date at a time, checkpointed ------------------------
-    metas: list[dict[str, Any]] = []
-    with stage("read+coregister") as rec:
-        todo: list[Scene] = []
-        ref_meta: dict[str, Any] | None = None
-        for scene in scenes:
-            meta_path = ckpt / f"scene_{scene.date}.json"
-            if meta_path.exists() and (partial / "scenes" / f"{scene.date}.tif").exists():
-                meta = json.loads(meta_path.read_text())
+    with _Runner(workers, prog) as runner:
+        # --- read, co-register, normalise: one date at a time, checkpointed --------------------
+        metas: list[dict[str, Any]] = []
+        with stage("read+coregister") as rec:
+            todo: list[Scene] = []
+            ref_meta: dict[str, Any] | None = None
+            for scene in scenes:
+                meta_path = ckpt / f"scene_{scene.date}.json"
+                if meta_path.exists() and (partial / "scenes" / f"{scene.date}.tif").exists():
+                    meta = json.loads(meta_path.read_text())
+                    run_warnings.extend(meta.get("warnings", []))
+                    if not meta.get("skipped"):
+                        metas.append(meta)
+                        ref_meta = ref_meta or (meta if meta.get("reference") else None)
+                else:
+                    todo.append(scene)
+            rec["resumed"] = len(scenes) - len(todo)
+            # the reference date (first usable one) must exist before the others are aligned
+            while ref_meta is None and todo:
+                meta = prepare_date(todo.pop(0), source, grid, config, partial, None)
                 run_warnings.extend(meta.get("warnings", []))
                 if not meta.get("skipped"):
                     metas.append(meta)
-                    ref_meta = ref_meta or (meta if meta.get("reference") else None)
-            else:
-                todo.append(scene)
-        rec["resumed"] = len(scenes) - len(todo)
-        # the reference date (first usable one) must exist before the others can be aligned
-        while ref_meta is None and todo:
-            meta = prepare_date(source, todo.pop(0), grid, config, partial, None)
-            run_warnings.extend(meta.get("warnings", []))
-            if not meta.get("skipped"):
-                metas.append(meta)
-                ref_meta = meta
-        if todo and ref_meta is not None:
-            if workers > 1 and len(todo) > 1:
-                done = _map_distributed(source, todo, grid, config, partial, ref_meta, workers)
-            else:
-                done = [prepare_date(source, sc, grid, config, partial, ref_meta)
-                        for sc in prog(todo, "reading dates")]
-            for meta in done:
-                run_warnings.extend(meta.get("warnings", []))
-                if not meta.get("skipped"):
-                    metas.append(meta)
-        rec["n_dates"] = len(metas)
-    if not metas:
-        raise NoImageryError(f"{aoi.name}: no date has enough valid pixels inside the AOI")
-    metas.sort(key=lambda m: m["date"])
-    dates = [m["date"] for m in metas]
-    # --- building masks and footprints -----------------------------------------------------------
-    fps: list[gpd.GeoDataFrame] = []
-    valid_by_date: dict[str, BaseGeometry] = {}
-    with stage("detect+footprints") as rec:
-        for meta in prog(metas, "detecting buildings"):
-            d = meta["date"]
-            ga = _load_scene(partial / "scenes" / f"{d}.tif", grid, meta)
-            vmask = read_to_grid(str(ckpt / f"valid_{d}.tif"), grid, date=d, roles=["b1"])
-            ga = ga.with_data(ga.data, valid=(vmask.data[0] > 0) & ga.valid)
-            bm = building_mask(ga, config.detect)
-            meta["detect_method"] = bm.method
-            meta["detect_threshold"] = float(bm.threshold)
-            mask_u8 = np.where(ga.valid, bm.mask.astype("uint8"), 255).astype("uint8")
-            _write_raster(mask_u8[None], grid, partial / "masks" / f"{d}.tif", kind="mask",
-                          nodata=255)
-            fp = polygonize(bm.mask, grid, date=d, aoi_name=aoi.name,
-                            min_area_m2=config.detect.min_area_m2,
-                            connectivity=config.detect.connectivity, alt_mask=bm.alt_mask,
-                            invalid=~ga.valid, coreg_residual_m=float(meta.get("residual_m", 0.0)))
-            fps.append(fp)
-            valid_by_date[d] = _valid_geometry(ga.valid, grid)
-        footprints = (pd.concat(fps, ignore_index=True) if any(len(f) for f in fps)
-                      else empty_footprints(grid.crs))
-        footprints = gpd.GeoDataFrame(footprints, geometry="geometry", crs=grid.crs)
-        rec["n_footprints"] = len(footprints)
-    # --- pixel change maps between consecutive dates -------------------------------------------
-    change_meta: list[dict[str, Any]] = []
-    with stage("change") as rec:
-        pairs = list(itertools.pairwise(metas))
-        for m0, m1 in prog(pairs, "change maps"):
-            a = _load_scene(partial / "scenes" / f"{m0['date']}.tif", grid, m0)
-            b = _load_scene(partial / "scenes" / f"{m1['date']}.tif", grid, m1)
-            cm = change_map(a, b, params=config.detect)
-            stem = f"{m0['date']}_{m1['date']}"
-            if config.output.rasters:
-                _write_raster(cm.probability.astype("float32")[None], grid,
-                              partial / "change" / f"{stem}_prob.tif", kind="probability")
-                both = a.valid & b.valid
-                _write_raster(np.where(both, cm.mask.astype("uint8"), 255).astype("uint8")[None],
-                              grid, partial / "change" / f"{stem}_mask.tif", kind="mask",
-                              nodata=255)
-            change_meta.append({"date_from": m0["date"], "date_to": m1["date"],
-                                "method": cm.method,
-                                "changed_frac": round(float(cm.mask.mean()), 5)})
-        rec["n_pairs"] = len(change_meta)
+                    ref_meta = meta
+            if todo and ref_meta is not None:
+                done = runner.map(prepare_date, todo, "reading dates", source, grid, config,
+                                  partial, ref_meta)
+                for meta in done:
+                    run_warnings.extend(meta.get("warnings", []))
+                    if not meta.get("skipped"):
+                        metas.append(meta)
+            rec["n_dates"] = len(metas)
+        if not metas:
+            raise NoImageryError(f"{aoi.name}: no date has enough valid pixels inside the AOI")
+        metas.sort(key=lambda m: m["date"])
+        dates = [m["date"] for m in metas]
+        # --- building masks and footprints -------------------------------------------------------
+        with stage("detect+footprints") as rec:
+            results = runner.map(detect_date, metas, "detecting buildings", grid, config,
+                                 partial, aoi.name)
+            fps = [r[0] for r in results]
+            valid_by_date = {m["date"]: r[1] for m, r in zip(metas, results, strict=True)}
+            for m, r in zip(metas, results, strict=True):
+                m.update(r[2])
+            footprints = (pd.concat(fps, ignore_index=True) if any(len(f) for f in fps)
+                          else empty_footprints(grid.crs))
+            footprints = gpd.GeoDataFrame(footprints, geometry="geometry", crs=grid.crs)
+            rec["n_footprints"] = len(footprints)
+        # --- pixel change maps between consecutive dates ---------------------------------------
+        with stage("change") as rec:
+            change_meta = runner.map(change_pair, list(itertools.pairwise(metas)), "change maps",
+                                     grid, config, partial)
+            rec["n_pairs"] = len(change_meta)
     inputs = [{"id": m["scene"]["id"], "date": m["date"],
                "sha256": m["scene"]["properties"].get("sha256"),
                "properties": m["scene"]["properties"]} for m in metas]
-    extra = {"dates": dates, "coregistration": [
+    extra = {"dates": dates, "workers": workers, "coregistration": [
         {k: m.get(k) for k in ("date", "shift_dy_px", "shift_dx_px", "shift_m", "residual_m",
                                "coreg_ok", "reference", "normalization", "detect_method",
                                "detect_threshold", "valid_frac")} for m in metas],
@@ -347,7 +354,52 @@ def _run_stages(config: RunConfig, aoi: Aoi, grid: Grid, source: Any, scenes: li
                    run_warnings, started, extra)
 
 
-def prepare_date(source: Any, scene: Scene, grid: Grid, config: RunConfig, partial: Path,
+def detect_date(meta: dict[str, Any], grid: Grid, config: RunConfig, partial: Path,
+                aoi_name: str) -> tuple[gpd.GeoDataFrame, BaseGeometry, dict[str, Any]]:
+    """Building mask and footprints of one co-registered date (main process or Dask worker).
+
+    Returns ``(footprints, valid_geometry, meta_update)``; writes ``masks/<date>.tif``.
+    """
+    from geo.detect import building_mask
+
+    d = meta["date"]
+    ga = _load_scene(partial / "scenes" / f"{d}.tif", grid, meta)
+    vmask = read_to_grid(str(partial / ".checkpoints" / f"valid_{d}.tif"), grid, date=d,
+                         roles=["b1"])
+    ga = ga.with_data(ga.data, valid=(vmask.data[0] > 0) & ga.valid)
+    bm = building_mask(ga, config.detect)
+    mask_u8 = np.where(ga.valid, bm.mask.astype("uint8"), 255).astype("uint8")
+    _write_raster(mask_u8[None], grid, partial / "masks" / f"{d}.tif", kind="mask", nodata=255)
+    fp = polygonize(bm.mask, grid, date=d, aoi_name=aoi_name,
+                    min_area_m2=config.detect.min_area_m2,
+                    connectivity=config.detect.connectivity, alt_mask=bm.alt_mask,
+                    invalid=~ga.valid, coreg_residual_m=float(meta.get("residual_m", 0.0)))
+    return fp, _valid_geometry(ga.valid, grid), {"detect_method": bm.method,
+                                                 "detect_threshold": float(bm.threshold)}
+
+
+def change_pair(pair: tuple[dict[str, Any], dict[str, Any]], grid: Grid, config: RunConfig,
+                partial: Path) -> dict[str, Any]:
+    """Change map between two consecutive dates (main process or Dask worker)."""
+    from geo.detect import change_map
+
+    m0, m1 = pair
+    a = _load_scene(partial / "scenes" / f"{m0['date']}.tif", grid, m0)
+    b = _load_scene(partial / "scenes" / f"{m1['date']}.tif", grid, m1)
+    cm = change_map(a, b, params=config.detect)
+    stem = f"{m0['date']}_{m1['date']}"
+    if config.output.rasters:
+        both = a.valid & b.valid
+        prob = np.where(both, cm.probability, np.nan).astype("float32")
+        _write_raster(prob[None], grid, partial / "change" / f"{stem}_prob.tif",
+                      kind="probability", nodata=float("nan"))
+        _write_raster(np.where(both, cm.mask.astype("uint8"), 255).astype("uint8")[None],
+                      grid, partial / "change" / f"{stem}_mask.tif", kind="mask", nodata=255)
+    return {"date_from": m0["date"], "date_to": m1["date"], "method": cm.method,
+            "changed_frac": round(float(cm.mask.mean()), 5)}
+
+
+def prepare_date(scene: Scene, source: Any, grid: Grid, config: RunConfig, partial: Path,
                  ref_meta: dict[str, Any] | None) -> dict[str, Any]:
     """Read one date onto the grid, align and normalise it to the reference, checkpoint it.
 
@@ -401,25 +453,14 @@ def prepare_date(source: Any, scene: Scene, grid: Grid, config: RunConfig, parti
         if ga.kind == ref.kind and ga.bands == ref.bands:
             ga, norm = normalize_to(ref, ga)
             meta["normalization"] = norm
-    _write_raster(ga.data, grid, tif, kind="scene", nodata=None, band_names=list(ga.bands),
+    _write_raster(np.where(ga.valid, ga.data, np.float32(np.nan)), grid, tif, kind="scene",
+                  nodata=float("nan"), band_names=list(ga.bands),
                   tags={"DATE": ga.date, "SOURCE_ID": ga.source_id})
     _write_raster(np.where(ga.valid, 1, 0).astype("uint8")[None], grid,
                   ckpt / f"valid_{scene.date}.tif", kind="mask")
     meta["warnings"] = notes
     _write_json(meta_path, meta)
     return meta
-
-
-def _map_distributed(source: Any, scenes: list[Scene], grid: Grid, config: RunConfig,
-                     partial: Path, ref_meta: dict[str, Any], workers: int) -> list[dict[str, Any]]:
-    """Prepare dates in parallel on a local Dask distributed cluster (one process per worker)."""
-    from distributed import Client, LocalCluster
-
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
-        futures = [client.submit(prepare_date, source, sc, grid, config, partial, ref_meta,
-                                 pure=False) for sc in scenes]
-        return [f.result() for f in futures]
 
 
 def changes_from_events(events: pd.DataFrame, footprints: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -491,6 +532,10 @@ def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoD
                                   valid_by_date=valid_by_date)
         tracks = measure_sites(tracks, config.measure)
         rec.update(n_sites=len(tracks.sites), n_events=len(tracks.events))
+    # each footprint carries its site's status, so that the footprint layer styles by status too
+    status_of = dict(zip(tracks.sites["site_id"], tracks.sites["status"], strict=True))
+    tracks = dataclasses.replace(tracks, footprints=tracks.footprints.assign(
+        status=tracks.footprints["site_id"].map(status_of)))
     changes = changes_from_events(tracks.events, tracks.footprints)
     synthetic = _is_synthetic(aoi)
     outputs: dict[str, str] = {}
@@ -522,7 +567,7 @@ def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoD
         "aoi": {"name": aoi.name, "path": aoi.path, "properties": aoi.properties,
                 "bounds_4326": list(aoi.geometry.bounds), "is_measuring": aoi.is_measuring},
         "grid": grid.to_dict() if grid is not None else None,
-        "config": config_to_dict(config),
+        "config": json.loads(redact(json.dumps(config_to_dict(config)))),
         "versions": versions(),
         "git_commit": git_commit(),
         "warnings": run_warnings,
@@ -573,9 +618,11 @@ def run_vector(
     started = datetime.now(UTC).isoformat(timespec="seconds")
     dates = sorted({str(d) for d in footprints["date"]})
     hull = shapely.union_all(np.asarray(footprints.geometry.values)).envelope
+    synthetic = bool("synthetic" in footprints.columns and footprints["synthetic"].fillna(False)
+                     .astype(bool).any())
     aoi = Aoi(name=aoi_name, geometry=to_crs(hull, str(footprints.crs), "EPSG:4326"),
               properties={"point_kind": "footprints", "coord_source": "digitised footprints",
-                          "coord_confidence": "high"})
+                          "coord_confidence": "high", "synthetic": synthetic})
     blob: str = footprints.to_json()
     key = hashlib.sha256(blob.encode()).hexdigest()[:16]
     final, partial = prepare_run_dir(run_dir, overwrite=overwrite, key=key)

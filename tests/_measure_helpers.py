@@ -21,6 +21,7 @@ def footprints_of(
     res_m: float = 10.0,
     coreg_residual_m: float = 0.0,
     alt_frac: float | None = 0.03,
+    alt_shift_px: float | None = None,
     crs: int = CRS,
 ) -> gpd.GeoDataFrame:
     rows = []
@@ -31,17 +32,24 @@ def footprints_of(
                 "date": date,
                 "area_m2": float(g.area),
                 "perimeter_m": float(g.length),
-                "n_px": int(round(g.area / res_m**2)) if res_m else 0,
+                "n_px": round(g.area / res_m**2) if res_m else 0,
                 "res_m": res_m,
                 "boundary_sd_m": res_m / (2 * np.sqrt(3)) if res_m else 1.0,
                 "coreg_residual_m": coreg_residual_m,
-                "area_alt_m2": np.nan if alt_frac is None else float(g.area) * (1 + alt_frac),
+                "area_alt_m2": _alt_area(g, res_m, alt_frac, alt_shift_px),
                 "occluded": False,
                 "geometry": g,
             })
     cols = ["footprint_id", "date", "area_m2", "perimeter_m", "n_px", "res_m", "boundary_sd_m",
             "coreg_residual_m", "area_alt_m2", "occluded", "geometry"]
     return gpd.GeoDataFrame(rows, columns=cols, geometry="geometry", crs=crs)
+
+
+def _alt_area(g: BaseGeometry, res_m: float, frac: float | None, shift_px: float | None) -> float:
+    """Area at another threshold: the outline moved out by ``shift_px`` pixels, or scaled."""
+    if shift_px is not None:
+        return float(g.buffer(shift_px * res_m, join_style="mitre").area)
+    return np.nan if frac is None else float(g.area) * (1 + frac)
 
 
 def translated(geoms: Iterable[BaseGeometry], dx: float, dy: float) -> list[BaseGeometry]:

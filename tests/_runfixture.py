@@ -26,7 +26,8 @@ from geo.grid import Grid
 
 AOI = "kanggye"
 DATES = ("2021-06-03", "2022-06-08", "2023-06-13")
-GRID = Grid(crs="EPSG:32652", transform=Affine(1.0, 0.0, 465000.0, 0.0, -1.0, 4535200.0),
+# 200 x 160 m at 1 m, at the Kanggye AOI centre (126.585 E, 40.969 N) in UTM 52N
+GRID = Grid(crs="EPSG:32652", transform=Affine(1.0, 0.0, 296240.0, 0.0, -1.0, 4537890.0),
             shape=(160, 200))
 BANDS = ("blue", "green", "red", "nir")
 
@@ -194,9 +195,10 @@ def make_run_dir(run_dir: Path, *, claims: bool = True) -> Path:
         "factorywatch_version": "0.0.0-test",
         "synthetic": True,
         "aoi": {"name": AOI, "label": "Kanggye General Tractor Plant (synthetic test scene)",
-                "geometry": json.loads(gpd.GeoSeries([box(126.58, 40.96, 126.59, 40.97)],
-                                                     crs=4326).to_json())["features"][0]
-                ["geometry"], "confidence": "approximate", "source": "test fixture"},
+                "geometry": json.loads(gpd.GeoSeries(
+                    [box(*GRID.bounds).buffer(-10, join_style="mitre")], crs=GRID.crs
+                ).to_crs(4326).to_json())["features"][0]["geometry"],
+                "confidence": "approximate", "source": "test fixture"},
         "created": "2026-11-25T15:00:00Z",
         "status": "complete",
         "config": {"grid": {"resolution_m": 1.0}, "detect": {"method": "index"}},
@@ -218,10 +220,24 @@ def make_run_dir(run_dir: Path, *, claims: bool = True) -> Path:
     return run_dir
 
 
-def run_dir_for_tests(base: Path) -> tuple[Path, str]:
-    """A run directory for the QGIS and report tests, and where it came from.
+def demo_run_dir(base: Path) -> Path:
+    """Run the real synthetic demo (``factorywatch demo``'s library calls) into ``base``."""
+    from geo.config import load_config
+    from geo.demo import write_demo
+    from geo.pipeline import run_aoi
 
-    The hand-built fixture run; replaced by a real ``factorywatch demo`` run where the
-    pipeline exists (see :func:`demo_run_dir`).
+    files = write_demo(base / "inputs")
+    summary = run_aoi(load_config(files.config), base / "run", overwrite=True)
+    return Path(summary["run_dir"])
+
+
+def run_dir_for_tests(base: Path) -> tuple[Path, str]:
+    """A run directory for the QGIS tests, and where it came from.
+
+    A real ``factorywatch demo`` run where the pipeline and all its stages are importable;
+    otherwise (a branch without them) the hand-built fixture run, saying why.
     """
-    return make_run_dir(base / "fixture_run"), "fixture"
+    try:
+        return demo_run_dir(base / "demo"), "synthetic demo run (geo.pipeline.run_aoi)"
+    except ImportError as err:
+        return make_run_dir(base / "fixture_run"), f"fixture run ({err})"

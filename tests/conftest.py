@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,7 +14,20 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+def _find_shared() -> Path:
+    """``../shared`` beside the checkout (CI), found upwards from worktrees, or the env override."""
+    env = os.environ.get("FACTORYWATCH_SHARED")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "shared" / "data").is_dir():
+            return parent / "shared"
+    return here.parents[1].parent / "shared"
+
+
+SHARED = _find_shared()
 DATA = SHARED / "data"
 
 
@@ -136,7 +150,9 @@ def make_geotiff(tmp_path: Path) -> Iterator[MakeGeoTiff]:
 # --- issue7 (export / report / QGIS tests): one run directory shared by those tests ---------
 @pytest.fixture(scope="session")
 def qgis_run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A complete run directory: a real synthetic demo run where available, else a fixture."""
+    """A complete run directory: the real synthetic demo run where available, else a fixture."""
     from _runfixture import run_dir_for_tests
 
-    return run_dir_for_tests(tmp_path_factory.mktemp("export_run"))[0]
+    run_dir, origin = run_dir_for_tests(tmp_path_factory.mktemp("export_run"))
+    print(f"\nexport/QGIS tests use: {origin} at {run_dir}")
+    return run_dir

@@ -59,6 +59,15 @@ def vector_info(layer: QgsVectorLayer, style_msg: str) -> dict[str, Any]:
         "style_message": style_msg,
         "fields": [f.name() for f in layer.fields()],
     }
+    # features drawn with the catch-all "other" symbol (value not in the vocabulary, or the
+    # attribute missing altogether)
+    if info["categories"] is not None:
+        attr = info["category_attr"]
+        known = {c for c in info["categories"] if c != ""}
+        idx = layer.fields().indexOf(attr)
+        info["attr_present"] = idx >= 0
+        info["n_other"] = sum(1 for f in layer.getFeatures()
+                              if idx < 0 or str(f.attribute(idx)) not in known)
     return info
 
 

@@ -4,12 +4,11 @@ import json
 from pathlib import Path
 
 import pytest
+from common import BOW_TIE
 from shapely.geometry import box, mapping
 
 from geo.aoi import Aoi, read_aoi, validate_aoi
 from geo.errors import AoiError
-
-from common import BOW_TIE
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,13 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import MakeGeoTiff
 from shapely.geometry import box, mapping
 
 from geo import __version__
 from geo.cli import main
 from geo.grid import to_crs
-
-from conftest import MakeGeoTiff
 
 ORIGIN = (300000.0, 4500000.0)
 

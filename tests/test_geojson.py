@@ -6,11 +6,10 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pytest
+from common import L_SHAPE, SQUARE, WITH_HOLE, assert_rfc7946
 from shapely.geometry import Polygon
 
 from geo.export.geojson import write_geojson
-
-from common import L_SHAPE, SQUARE, WITH_HOLE, assert_rfc7946
 
 
 def test_rfc7946_from_utm_with_cw_input(tmp_path: Path) -> None:

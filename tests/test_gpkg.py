@@ -25,6 +25,7 @@ def tables() -> dict[str, gpd.GeoDataFrame | pd.DataFrame]:
 def test_layers_crs_counts_and_styles(tmp_path: Path, tables: dict) -> None:
     out = write_gpkg(tables, tmp_path / "results.gpkg")
     assert out == tmp_path / "results.gpkg"
+    assert out.stat().st_mode & 0o777 == 0o644
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.gpkg"]  # no temp left
     layers = dict(pyogrio.list_layers(out))
     assert layers == {"footprints": "Polygon", "sites": "Polygon", "changes": "Polygon",

@@ -4,6 +4,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+from _measure_helpers import building_sets, footprints_of, translated
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapely.geometry import box
@@ -13,7 +14,6 @@ from geo.errors import CrsMismatchError
 from geo.match import EVENT_COLUMNS, SITE_COLUMNS, match_footprints, track_footprints
 from geo.measure import measure_sites
 from geo.types import EVENTS, STATUSES
-from _measure_helpers import building_sets, footprints_of, translated
 
 D = ["2020-01-01", "2021-01-01", "2022-01-01"]
 P = MatchParams()

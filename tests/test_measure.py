@@ -31,28 +31,38 @@ def _measured(by_date, params=None, **kw):
     return measure_sites(tr, params or MeasureParams(n_draws=2000))
 
 
-@pytest.mark.parametrize(("res_m", "rel_sd"), [(10.0, 0.0795), (3.0, 0.0238), (0.5, 0.00397)])
-def test_pixel_quantisation_scale_of_a_6000_m2_hall(res_m, rel_sd):
-    # 109.5 m × 54.8 m hall, edges uniform within ±½ pixel, sides independent:
-    # sd = res/(2√3) × P/2
+@pytest.mark.parametrize("res_m", [10.0, 3.0, 0.5])
+def test_pixel_quantisation_scale_of_a_6000_m2_hall(res_m):
+    # 109.5 m × 54.8 m hall, edges uniform within ±½ pixel (sd res/(2√3)), independent over
+    # two pixels of outline: sd = res/(2√3) × sqrt(P × 2 res); plus blur corner rounding
     a, p = 6000.0, 2 * (109.5 + 54.8)
     sd = area_sd_m2(a, p, res_m=res_m, boundary_sd_m=np.nan, coreg_residual_m=0.0)
-    assert sd[0] / a == pytest.approx(rel_sd, rel=0.01)
+    quant = res_m / (2 * math.sqrt(3)) * math.sqrt(p * 2 * res_m)
+    corners = 4 * 0.85 * (0.75 * res_m) ** 2
+    assert sd[0] == pytest.approx(math.hypot(quant, corners))
+    assert {10.0: 0.0504, 3.0: 0.00702, 0.5: 0.000443}[res_m] == pytest.approx(sd[0] / a, rel=0.05)
+
+
+def test_vector_outline_sides_are_independent():
+    sd = area_sd_m2(5000.0, 300.0, res_m=0.0, boundary_sd_m=1.0, coreg_residual_m=0.0)
+    assert sd[0] == pytest.approx(1.0 * 300.0 / 2)
 
 
 def test_area_sd_sources_add_in_quadrature_and_split_by_correlation():
     a, p = np.array([1000.0, 4000.0]), np.array([130.0, 260.0])
     e = area_errors(a, p, res_m=10.0, boundary_sd_m=2.0, coreg_residual_m=3.0,
                     area_alt_m2=a * 1.1, area_reg_m2=a - 50.0)
-    np.testing.assert_allclose(e.independent, np.hypot(2.0 * p / 2, 50.0))
-    np.testing.assert_allclose(e.common, np.hypot(0.1 * a, 3.0 * p / math.pi))
+    np.testing.assert_allclose(e.independent, np.hypot(2.0 * np.sqrt(p * 20.0), 50.0))
+    corners = 4 * 0.85 * (0.75 * 10.0) ** 2  # blur rounding four corners, PSF 0.75 px
+    np.testing.assert_allclose(e.common, np.sqrt((0.1 * a) ** 2 + (3.0 * p / math.pi) ** 2
+                                                 + corners**2))
     total = area_sd_m2(a, p, res_m=10.0, boundary_sd_m=2.0, coreg_residual_m=3.0,
                        area_alt_m2=a * 1.1, area_reg_m2=a - 50.0)
     np.testing.assert_allclose(total, np.hypot(e.independent, e.common))
     # NaN alt/reg mean "no such source"
     no_alt = area_sd_m2(a, p, res_m=10.0, boundary_sd_m=2.0, coreg_residual_m=0.0,
                         area_alt_m2=np.nan)
-    np.testing.assert_allclose(no_alt, 2.0 * p / 2)
+    np.testing.assert_allclose(no_alt, np.hypot(2.0 * np.sqrt(p * 20.0), corners))
 
 
 @settings(max_examples=60, deadline=None)

@@ -140,3 +140,15 @@ def test_overwrite_replaces_only_when_complete(tmp_path: Path, demo_run: dict[st
     summary = run_aoi(config, out, overwrite=True)
     assert not (out / "old.txt").exists()
     assert (Path(summary["run_dir"]) / "run.json").exists()
+
+
+def test_dask_workers_give_the_same_result(tmp_path: Path, demo_run: dict[str, Any]) -> None:
+    """--workers 2 runs the per-date and per-pair stages on a local Dask distributed cluster."""
+    config = load_config(demo_run["files"].config)
+    summary = run_aoi(config, tmp_path / "run", workers=2)
+    m = json.loads((Path(summary["run_dir"]) / "run.json").read_text())
+    assert m["workers"] == 2
+    a = gpd.read_file(Path(summary["run_dir"]) / "footprints.geojson")
+    b = gpd.read_file(Path(demo_run["summary"]["run_dir"]) / "footprints.geojson")
+    assert sorted(a["footprint_id"]) == sorted(b["footprint_id"])
+    assert sorted(a["area_m2"].round(1)) == sorted(b["area_m2"].round(1))

@@ -107,6 +107,15 @@ def test_vector_layers_open_styled(qgis_summary: dict[str, Any], source: str, na
         assert info["default_style_loaded"], info["style_message"]
 
 
+@pytest.mark.parametrize("source", ["geojson", "gpkg"])
+@pytest.mark.parametrize("name", ["footprints", "sites", "changes"])
+def test_every_feature_gets_a_vocabulary_category(qgis_summary: dict[str, Any], source: str,
+                                                  name: str) -> None:
+    info = qgis_summary[source][name]
+    assert info["attr_present"], f"{source} {name} lacks its '{info['category_attr']}' column"
+    assert info["n_other"] == 0
+
+
 def test_events_table(qgis_summary: dict[str, Any]) -> None:
     info = qgis_summary["gpkg"]["events"]
     assert info["valid"] and not info["spatial"]

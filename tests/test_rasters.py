@@ -46,6 +46,7 @@ def test_write_cog_validates(tmp_path: Path, kind: str, dtype: str, bands: int,
             assert list(ds.descriptions) == names
         np.testing.assert_array_equal(ds.read(), data)
     assert (tmp_path / "x.qml").exists()
+    assert (out.stat().st_mode & 0o777) == (tmp_path / "x.qml").stat().st_mode & 0o777 == 0o644
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.qml", "x.tif"]
 
 

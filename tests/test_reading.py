@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from affine import Affine
+from conftest import DATA, MakeGeoTiff
 from shapely.geometry import box
 
 from geo.aoi import Aoi
@@ -12,8 +13,6 @@ from geo.errors import NoImageryError, SourceError
 from geo.grid import Grid, grid_for_aoi, to_crs
 from geo.reading import read_to_grid
 from geo.sources.local import LocalGeoTiffSource, date_from_name, date_from_tags
-
-from conftest import DATA, MakeGeoTiff
 
 GRID = Grid("EPSG:32652", Affine(10, 0, 300000, 0, -10, 4500000), (32, 32))
 

@@ -28,7 +28,7 @@ _METHODS = ("imad", "cva", "index-diff", "pcc", "rgb-objects", "learned", "auto"
 @handles_errors
 def benchmark_cmd(dataset_dir: str, method: str, as_json: bool, res_m: float,
                   min_area_m2: float, threshold: float | None, verbose: int, quiet: int) -> None:
-    r"""Score METHOD on DATASET_DIR (A/, B/, label/ with the same file names).
+    """Score METHOD on DATASET_DIR (A/, B/, label/ with the same file names).
 
     Precision, recall, F1 and IoU come from the global TP/FP/FN over all
     images (the LEVIR-CD convention), with per-image scores and the time per

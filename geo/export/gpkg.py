@@ -24,7 +24,7 @@ import pyogrio
 from pyproj import CRS
 
 from geo.errors import CrsMismatchError
-from geo.export.qml import LAYERS, qml_for
+from geo.export.qml import FILE_MODE, LAYERS, qml_for
 
 __all__ = ["GEOMETRY_COLUMN", "STYLES_TABLE", "write_gpkg"]
 
@@ -154,6 +154,7 @@ def write_gpkg(
         if styled:
             pyogrio.write_dataframe(_styles_frame(styled), tmp, layer=STYLES_TABLE,
                                     driver="GPKG", append=tmp.exists())
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         for p in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm"), Path(f"{tmp}-journal")):

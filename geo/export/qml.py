@@ -25,11 +25,13 @@ from xml.sax.saxutils import escape, quoteattr
 from geo.types import EVENTS, STATUSES
 
 __all__ = [
+    "FILE_MODE",
     "LAYERS",
     "OTHER_LABEL",
     "RASTER_KINDS",
     "RasterKind",
     "categories_for",
+    "category_colour",
     "qml_for",
     "raster_qml",
     "write_qml",
@@ -46,6 +48,9 @@ OTHER_LABEL = "other"
 """Legend label of the catch-all category (an empty category value in QGIS)."""
 
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+FILE_MODE = 0o644
+"""Permissions of every file the exporters publish (``mkstemp`` would leave 0600)."""
 
 # Colours per vocabulary value (RGB). A value missing here (the vocabulary grew) still gets a
 # category, drawn in _FALLBACK_RGB, so the style always covers the whole vocabulary.
@@ -182,6 +187,18 @@ _STYLES: dict[str, _LayerStyle] = {
         aliases={"area_from_m2": "Area before (m²)", "area_to_m2": "Area after (m²)"},
     ),
 }
+
+
+def category_colour(value: str | None) -> str:
+    """Return the ``#rrggbb`` colour of a status or event value, as drawn in QGIS.
+
+    Examples
+    --------
+    >>> category_colour("new"), category_colour(None)
+    ('#e31a1c', '#cccccc')
+    """
+    rgb = _OTHER_RGB if not value else _COLOURS.get(value, _FALLBACK_RGB)
+    return "#{:02x}{:02x}{:02x}".format(*rgb)
 
 
 def _template(name: str) -> Template:
@@ -399,6 +416,7 @@ def _write_text_atomic(text: str, path: Path) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
             f.write(text)
+        os.chmod(tmp, FILE_MODE)  # mkstemp makes it owner-only; outputs are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

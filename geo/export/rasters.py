@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 from rasterio.io import MemoryFile
 
 from geo.errors import CrsMismatchError
-from geo.export.qml import RASTER_KINDS, RasterKind, write_raster_qml
+from geo.export.qml import FILE_MODE, RASTER_KINDS, RasterKind, write_raster_qml
 from geo.grid import Grid
 
 __all__ = ["BLOCKSIZE", "display_ranges", "overview_count", "write_cog"]
@@ -162,6 +162,7 @@ def write_cog(
                 ds.update_tags(**{k: str(v) for k, v in all_tags.items()})
             with mem.open() as src:
                 rasterio.shutil.copy(src, tmp, driver="COG", **options)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -20,5 +20,5 @@ def open_source(config: RunConfig, *, offline: bool = False) -> ImagerySource:
     if src.kind == "stac":
         from geo.sources.stac import StacSource
 
-        return StacSource.from_config(config, offline=offline)  # type: ignore[no-any-return]
+        return StacSource.from_config(config, offline=offline)
     raise ConfigError(f"unknown source kind {src.kind!r}")

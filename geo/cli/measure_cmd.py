@@ -1,0 +1,194 @@
+"""``factorywatch claim``, ``measure`` and ``plan``.
+
+Exit codes of ``claim`` (for scripts): 0 supported, 3 contradicted, 4 undecidable at this
+resolution, 1 runtime error (bad run directory, unknown site, ...), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import click
+
+from geo.cli._common import configure_logging, handles_errors, verbosity_options
+
+__all__ = ["CLAIM_EXIT_CODES", "claim_cmd", "measure_cmd", "plan_cmd"]
+
+CLAIM_EXIT_CODES: dict[str, int] = {"supported": 0, "contradicted": 3, "undecidable": 4}
+"""Exit code of ``factorywatch claim`` per verdict."""
+_RELATIONS = (">", ">=", "<", "<=", "~")
+
+
+def _echo_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, sort_keys=True, indent=2, default=str))
+
+
+@click.command("claim")
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--subject", required=True, help="Site id of the building the claim is about.")
+@click.option("--reference", required=True,
+              help="A site id, 'neighbour', 'earlier' (its first sighting) or a date YYYY-MM-DD "
+                   "(the same building then).")
+@click.option("--relation", required=True, type=click.Choice(_RELATIONS),
+              help="subject/reference RELATION factor; '~' = about (±10%).")
+@click.option("--factor", required=True, type=click.FloatRange(min=0, min_open=True),
+              help="The claimed factor: 'twice' = 2.")
+@click.option("--date", default=None, help="Date of the subject's footprint [default: last].")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@verbosity_options
+@handles_errors
+def claim_cmd(run_dir: Path, subject: str, reference: str, relation: str, factor: float,
+              date: str | None, as_json: bool, verbose: int, quiet: int) -> None:
+    """Check a size claim against a run: supported, contradicted or undecidable.
+
+    Prints a sentence a report can quote. Exit code 0 supported, 3 contradicted,
+    4 undecidable at this resolution, 1 error, 2 usage error.
+
+    \b
+    $ factorywatch claim runs/feb11 --subject feb11:s2 --reference neighbour \\
+          --relation '>' --factor 2
+    feb11:s2 more than twice as large as its neighbour feb11:s1: supported (2.31x, ...)
+    """
+    configure_logging(verbose, quiet)
+    from geo.claims import check_claim
+    from geo.config import MeasureParams
+    from geo.vector import read_run_tables
+
+    sites, fps, measure = read_run_tables(run_dir)
+    names = {f.name for f in dataclasses.fields(MeasureParams)}
+    params = MeasureParams(**{k: v for k, v in measure.items() if k in names})
+    res = check_claim(sites, fps, subject=subject, reference=reference, relation=relation,
+                      factor=factor, date=date, params=params)
+    if as_json:
+        _echo_json({**dataclasses.asdict(res), "exit_code": CLAIM_EXIT_CODES[res.verdict]})
+    else:
+        click.echo(res.sentence)
+    click.get_current_context().exit(CLAIM_EXIT_CODES[res.verdict])
+
+
+def _aoi_name_from(path: Path) -> str:
+    stem = re.sub(r"\d{4}-?\d{2}-?\d{2}", "", path.stem)
+    stem = re.sub(r"[^A-Za-z0-9]+", "_", stem).strip("_").lower()
+    return stem or "footprints"
+
+
+@click.command("measure")
+@click.argument("footprints", nargs=-1, required=True,
+                type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", "run_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="Run directory [default: runs/<aoi name>].")
+@click.option("--date-field", default=None,
+              help="Attribute with each footprint's date [default: one file per date, date in "
+                   "the file name].")
+@click.option("--date", "dates", multiple=True,
+              help="Date YYYY-MM-DD of each file, in order (repeat once per file) when neither "
+                   "a date field nor dated file names exist.")
+@click.option("--digitising-sd-m", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="1-sigma outline position error of the digitising, metres.")
+@click.option("--aoi-name", default=None, help="Name used in ids [default: from the file name].")
+@click.option("--epsg", type=int, default=None,
+              help="Projected EPSG code to measure in [default: local UTM zone].")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="AOI TOML whose [match] and [measure] settings to use.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run directory.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout.")
+@verbosity_options
+@handles_errors
+def measure_cmd(footprints: tuple[Path, ...], run_dir: Path | None, date_field: str | None,
+                dates: tuple[str, ...], digitising_sd_m: float, aoi_name: str | None,
+                epsg: int | None, config_path: Path | None, overwrite: bool, as_json: bool,
+                verbose: int, quiet: int) -> None:
+    """Track and measure analyst-digitised footprints (no imagery).
+
+    Takes GeoJSON, GPKG or Shapefile footprints (OpenStreetMap, Overture or your own), in any
+    CRS, with a date field or one file per date, and writes the same run directory as an
+    imagery run: sites with areas ± and ratios with 95% intervals, events, GPKG, CSV.
+
+    \b
+    $ factorywatch measure plant_2022-10-01.geojson plant_2023-06-01.geojson -o runs/plant
+    $ factorywatch measure buildings.gpkg --date-field date --digitising-sd-m 2 --json
+    """
+    configure_logging(verbose, quiet)
+    from geo.config import RunConfig, load_config
+    from geo.pipeline import run_vector
+    from geo.vector import read_footprints
+
+    config = load_config(config_path) if config_path is not None else RunConfig()
+    name = aoi_name or (config.aoi.name if config_path is not None else "") or _aoi_name_from(
+        footprints[0])
+    config = dataclasses.replace(config, measure=dataclasses.replace(
+        config.measure, digitising_sd_m=digitising_sd_m))
+    gdf = read_footprints(list(footprints), aoi_name=name, date_field=date_field,
+                          dates=list(dates) or None, digitising_sd_m=digitising_sd_m,
+                          epsg=epsg if epsg is not None else config.aoi.measure_epsg)
+    out = run_dir or Path("runs") / name
+    summary = run_vector(gdf, out, aoi_name=name, config=config, overwrite=overwrite,
+                         source_paths=[str(p) for p in footprints])
+    if as_json:
+        _echo_json(summary)
+    else:
+        click.echo(summary["run_dir"])
+    for w in summary.get("warnings", []):
+        click.echo(f"Warning: {w}", err=True)
+
+
+@click.command("plan")
+@click.argument("aoi_config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--building-area-m2", required=True, type=click.FloatRange(min=0, min_open=True),
+              help="Area of the building to be measured, m².")
+@click.option("--aspect-ratio", type=click.FloatRange(min=1), default=2.0, show_default=True,
+              help="Length / width of the building.")
+@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON on stdout.")
+@verbosity_options
+@handles_errors
+def plan_cmd(aoi_config: Path, building_area_m2: float, aspect_ratio: float, as_json: bool,
+             verbose: int, quiet: int) -> None:
+    """Say, before reading any image, how sure a measurement can be at each resolution.
+
+    For each imagery kind (VHR 0.5 m, PlanetScope 3 m, Sentinel-2 10 m, Landsat 30 m and the
+    AOI's own grid): the expected 95% ± on the building's area and the smallest ratio
+    difference a claim check can decide.
+
+    \b
+    $ factorywatch plan aoi/ryongsong_feb11_plant.toml --building-area-m2 6000
+    """
+    configure_logging(verbose, quiet)
+    from geo.config import load_config
+    from geo.plan import plan_feasibility
+
+    config = load_config(aoi_config)
+    grid_res = float(config.grid.resolution_m)
+    src = config.source
+    grid_label = (f"AOI grid ({src.kind}"
+                  + (f": {', '.join(src.collections)}" if src.kind == "stac" else "") + ")")
+    base = plan_feasibility(building_area_m2, resolutions_m=(0.5, 3.0, 10.0, 30.0, grid_res),
+                            aspect_ratio=aspect_ratio, params=config.measure)
+    for row in base:
+        if row["res_m"] == grid_res:
+            row["kind"] = f"{row['kind']}; {grid_label}" if row["kind"] != "user imagery" \
+                else grid_label
+            row["aoi_grid"] = True
+        else:
+            row["aoi_grid"] = False
+    if as_json:
+        _echo_json({"aoi": config.aoi.name, "building_area_m2": building_area_m2,
+                    "aspect_ratio": aspect_ratio, "rows": base})
+        return
+    click.echo(f"{config.aoi.name}: a {building_area_m2:,.0f} m² building "
+               f"(aspect {aspect_ratio:g}:1), expected 95% uncertainty before processing")
+    click.echo(f"{'res_m':>6}  {'pixels':>8}  {'area ±95%':>10}  {'neighbour ratio ±':>18}  "
+               f"{'growth ±':>9}  imagery")
+    for r in base:
+        flag = "" if r["detectable"] else "  [too few pixels]"
+        mark = " *" if r["aoi_grid"] else ""
+        nb, gr = r["neighbour_ratio_min_diff"], r["growth_ratio_min_diff"]
+        nb_s = "—" if nb is None else f"{nb:.1%}"
+        gr_s = "—" if gr is None else f"{gr:.1%}"
+        click.echo(f"{r['res_m']:>6g}  {r['n_px']:>8,.0f}  {r['area_ci95_rel']:>10.1%}  "
+                   f"{nb_s:>18}  {gr_s:>9}  {r['kind']}{mark}{flag}")
+    click.echo("(* = this AOI's grid. A ratio claim is decidable only if the true ratio differs "
+               "from the claimed factor by more than the ± shown.)")

@@ -1,0 +1,164 @@
+"""HTML report: offline, one folder, every section present, rebuilt by the CLI."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from _runfixture import DATES, make_run_dir
+from click.testing import CliRunner
+
+from geo.cli import main
+from geo.errors import SourceError
+from geo.export.report import write_report
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.refs: list[str] = []
+        self.tags: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        for k, v in attrs:
+            if k in ("src", "href") and v:
+                self.refs.append(v)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_run_dir(tmp_path_factory.mktemp("report") / "run")
+
+
+@pytest.fixture(scope="module")
+def report(run_dir: Path) -> tuple[Path, str]:
+    index = write_report(run_dir)
+    return index, index.read_text(encoding="utf-8")
+
+
+def test_one_offline_folder(report: tuple[Path, str], run_dir: Path) -> None:
+    index, text = report
+    assert index == run_dir / "report" / "index.html"
+    p = _Links()
+    p.feed(text)
+    assert "script" not in p.tags  # no JavaScript at all
+    for ref in p.refs:
+        if ref.startswith("#"):
+            continue
+        assert "://" not in ref and not ref.startswith("//"), f"external reference {ref}"
+        assert (index.parent / ref).is_file(), f"{ref} is not in the report folder"
+    assert not re.search(r"https?://", text.split("<details>")[0])  # (run.json may hold URLs)
+    assert "@import" not in text and "url(" not in text
+    names = {r for r in p.refs if r.endswith(".png")}
+    pairs = {f"pair_{a}_{b}.png" for a, b in itertools.pairwise(DATES)}
+    assert names == {"locator.png", "areas.png", "neighbours.png", *pairs}
+    # nothing half-written left behind in the run directory
+    assert [p.name for p in run_dir.iterdir() if p.name.startswith(".")] == []
+
+
+def test_sections_and_numbers(report: tuple[Path, str]) -> None:
+    _index, text = report
+    for anchor in ("map", "pairs", "areas", "neighbours", "sites", "provenance"):
+        assert f'id="{anchor}"' in text
+    assert "SYNTHETIC DATA" in text and "[SYNTHETIC]" in text
+    # sites table: the neighbour ratio with its interval, and the claim verdict
+    assert "2.25 (2.09–2.41)" in text
+    assert 'class="verdict-supported">supported' in text
+    assert "1,350 (1,203–1,497)" in text  # area with interval
+    # provenance: scenes, processing, versions
+    for needle in ("synthetic-2021-06-03", "Processing", "rasterio", "1.4.4", "a test warning"):
+        assert needle in text
+    assert "kanggye:s1 is 2.25x the area of its neighbour" in text
+
+
+def test_not_synthetic_and_no_claims(tmp_path: Path) -> None:
+    run = make_run_dir(tmp_path / "run", claims=False)
+    meta = json.loads((run / "run.json").read_text())
+    meta["synthetic"] = False
+    (run / "run.json").write_text(json.dumps(meta))
+    text = write_report(run).read_text()
+    assert "SYNTHETIC" not in text
+    assert "claim verdict" not in text and "Claims checked" not in text
+
+
+def test_claims_in_claimresult_vocabulary(tmp_path: Path) -> None:
+    run = make_run_dir(tmp_path / "run", claims=False)
+    meta = json.loads((run / "run.json").read_text())
+    meta["claims"] = [{"verdict": "undecidable", "estimate": 2.04, "lo": 1.93, "hi": 2.16,
+                       "subject_id": "kanggye:s1", "reference_id": "kanggye:s2",
+                       "relation": ">", "factor": 2.0,
+                       "sentence": "s1 more than twice as large as s2: undecidable"}]
+    (run / "run.json").write_text(json.dumps(meta))
+    text = write_report(run).read_text()
+    assert 'class="verdict-undecidable">undecidable' in text
+    assert "1.93–2.16" in text and "s1 more than twice as large as s2: undecidable" in text
+
+
+def test_missing_parts_are_noted_not_invented(tmp_path: Path) -> None:
+    run = make_run_dir(tmp_path / "run")
+    shutil.rmtree(run / "change")
+    (run / "footprints.geojson").unlink()
+    text = write_report(run).read_text()
+    assert "footprints.geojson is missing" in text
+    assert text.count("(no probability map)") == 2
+    assert "No tracked footprints" in text
+    assert (run / "report" / "pair_2021-06-03_2022-06-08.png").exists()  # from the scenes
+
+
+def test_rebuild_replaces_old_report(tmp_path: Path) -> None:
+    run = make_run_dir(tmp_path / "run")
+    write_report(run)
+    (run / "report" / "stale.png").write_bytes(b"x")
+    write_report(run)
+    assert not (run / "report" / "stale.png").exists()
+    assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == []
+
+
+def test_errors(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="does not exist"):
+        write_report(tmp_path / "nope")
+    with pytest.raises(SourceError, match=r"no run\.json"):
+        write_report(tmp_path)
+    (tmp_path / "run.json").write_text("{not json")
+    with pytest.raises(SourceError, match="not valid JSON"):
+        write_report(tmp_path)
+
+
+def test_cli(run_dir: Path, tmp_path: Path) -> None:
+    r = CliRunner().invoke(main, ["report", str(run_dir), "--json", "-q"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["report"] == str(run_dir / "report" / "index.html")
+    assert "areas.png" in out["figures"]
+    r = CliRunner().invoke(main, ["report", str(tmp_path)])
+    assert r.exit_code == 1
+    assert "no run.json" in r.stderr
+    r = CliRunner().invoke(main, ["report", str(tmp_path / "missing")])
+    assert r.exit_code == 2
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian chromium not installed")
+def test_renders_in_headless_chromium(report: tuple[Path, str], tmp_path: Path) -> None:
+    import sys
+
+    png = tmp_path / "shot.png"
+    tool = Path(__file__).resolve().parents[1] / "tools" / "screenshot_report.py"
+    r = subprocess.run([sys.executable, str(tool), str(report[0]), str(png), "--height",
+                        "2000"], capture_output=True, text=True, timeout=180, check=False)
+    assert r.returncode == 0, r.stderr
+    from PIL import Image
+
+    img = Image.open(png).convert("RGB")
+    assert img.size == (1400, 2000)
+    colours = img.resize((140, 200)).getcolors(maxcolors=100_000) or []
+    assert len(colours) > 500  # figures rendered, not a blank or an error page
+    # the SYNTHETIC banner's amber is on the first screen
+    top = img.crop((0, 0, 1400, 400)).getcolors(maxcolors=1_000_000) or []
+    assert any(c == (255, 243, 205) and n > 10_000 for n, c in top)
