@@ -147,3 +147,18 @@ def test_learned_on_held_out_levir_crop() -> None:
     a, b = read_image(LEVIR / "A" / name), read_image(LEVIR / "B" / name)
     cm = learned_change_map(a, b, params=DetectParams(min_area_m2=20.0), exclude_group="val_27")
     assert f1(cm.mask, read_label(LEVIR / "label" / name)) >= 0.5
+
+
+def test_shadow_and_seasonal_change_are_not_construction() -> None:
+    a, b, _ = rgb_pair(gain=1.0, offset=0.0)
+    data = b.data.copy()
+    shadow = (slice(70, 95), slice(120, 155))  # a new cast shadow on vegetation: 0.5x, same hue
+    data[:, shadow[0], shadow[1]] *= 0.5
+    season = (slice(60, 95), slice(75, 110))  # greener vegetation
+    data[1, season[0], season[1]] *= 1.35
+    b2 = b.with_data(data)
+    for method in ("cva", "rgb-objects"):
+        cm = change_map(a, b2, params=PARAMS, method=method)
+        assert cm.mask[shadow].mean() < 0.05, method
+        assert cm.mask[season].mean() < 0.05, method
+        assert cm.mask[115:150, 30:110].mean() > 0.9, method  # the new hall is still found
