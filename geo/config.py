@@ -43,7 +43,9 @@ __all__ = [
 ]
 
 SourceKind = Literal["local", "stac", "synthetic"]
-DetectMethod = Literal["auto", "builtup", "rgb-objects", "imad", "cva", "index-diff", "pcc"]
+DetectMethod = Literal[
+    "auto", "builtup", "rgb-objects", "imad", "cva", "index-diff", "pcc", "learned"
+]
 OnExcess = Literal["warn", "fail"]
 NeighbourRule = Literal["nearest", "largest-adjacent"]
 Period = Literal["month", "quarter", "year"]

@@ -280,7 +280,13 @@ def _refine_edges(mask: NDArray[np.bool_], img: NDArray[np.float32], valid: NDAr
             continue
         roof = float(np.median(sub[core]))
         bg = float(np.median(sub[ring]))
-        level = bg + frac * (roof - bg)
+        # the surroundings differ along the outline (shadow on one side, soil or grass on
+        # the others): take the background next to each edge pixel, not the ring's median
+        size = 2 * ring_px + 3
+        w = ndimage.uniform_filter(ring.astype(np.float64), size=size)
+        bsum = ndimage.uniform_filter(np.where(ring, sub, 0.0).astype(np.float64), size=size)
+        bg_local = np.where(w > 1e-6, bsum / np.maximum(w, 1e-6), bg)
+        level = bg_local + frac * (roof - bg_local)
         cand = near & vs & ((sub > level) if roof >= bg else (sub < level))
         cl, _ = ndimage.label(cand)
         keep = np.unique(cl[core & cand])

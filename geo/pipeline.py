@@ -453,6 +453,10 @@ def prepare_date(scene: Scene, source: Any, grid: Grid, config: RunConfig, parti
         if ga.kind == ref.kind and ga.bands == ref.bands:
             ga, norm = normalize_to(ref, ga)
             meta["normalization"] = norm
+            if norm.get("rejected"):
+                msg = f"{scene.id}: radiometric normalisation {norm['rejected']}"
+                log.warning(msg)
+                notes.append(msg)
     _write_raster(np.where(ga.valid, ga.data, np.float32(np.nan)), grid, tif, kind="scene",
                   nodata=float("nan"), band_names=list(ga.bands),
                   tags={"DATE": ga.date, "SOURCE_ID": ga.source_id})

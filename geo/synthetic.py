@@ -174,8 +174,11 @@ def render_series(spec: SceneSpec) -> list[SyntheticScene]:
     for i, date in enumerate(spec.dates):
         shift = spec.shift_px.get(date, (0.0, 0.0))
         season = 1.0 + 0.08 * np.sin(i * 1.7)
-        veg = np.stack([0.07 + 0.015 * veg_tex, (0.13 + 0.02 * veg_tex) * season,
-                        0.05 + 0.01 * veg_tex]) + 0.01 * fine_tex
+        # a misregistration moves the whole image, textures included
+        vt = ndimage.shift(veg_tex, shift, order=1, mode="reflect") if any(shift) else veg_tex
+        ft = ndimage.shift(fine_tex, shift, order=1, mode="reflect") if any(shift) else fine_tex
+        veg = np.stack([0.07 + 0.015 * vt, (0.13 + 0.02 * vt) * season,
+                        0.05 + 0.01 * vt]) + 0.01 * ft
         img = veg
         soil = _cover(spec.soil, shape, res, shift)
         img = img * (1 - soil) + soil * np.array([0.26, 0.22, 0.17])[:, None, None]
@@ -196,7 +199,7 @@ def render_series(spec: SceneSpec) -> list[SyntheticScene]:
             if not rects:
                 continue
             cov = _cover(rects, shape, res, shift)
-            roof = np.array(hall.roof_rgb)[:, None, None] * (1 + 0.03 * fine_tex)
+            roof = np.array(hall.roof_rgb)[:, None, None] * (1 + 0.03 * ft)
             img = img * (1 - cov) + cov * roof
             poly = hall.polygon(date)
             if poly is not None:
@@ -207,7 +210,7 @@ def render_series(spec: SceneSpec) -> list[SyntheticScene]:
             cx, cy, r = spec.cloud[date]
             yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
             d2 = ((xx + 0.5) * res - cx) ** 2 + ((yy + 0.5) * res - cy) ** 2
-            wisp = np.exp(-d2 / (2 * (r * 0.6) ** 2)) * (1 + 0.2 * veg_tex)
+            wisp = np.exp(-d2 / (2 * (r * 0.6) ** 2)) * (1 + 0.2 * vt)
             alpha = np.clip(wisp * 1.4, 0, 1)
             img = img * (1 - alpha) + alpha * 0.85
             cloud = alpha > 0.15
