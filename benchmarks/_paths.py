@@ -7,6 +7,7 @@ from pathlib import Path
 
 
 def shared_data() -> Path:
+    """The ``data/`` folder of ``shared/`` beside the checkout (or ``$FACTORYWATCH_SHARED``)."""
     env = os.environ.get("FACTORYWATCH_SHARED")
     if env:
         return Path(env) / "data"
@@ -15,6 +16,3 @@ def shared_data() -> Path:
         if (parent / "shared" / "data").is_dir():
             return parent / "shared" / "data"
     raise SystemExit("shared data not found: set FACTORYWATCH_SHARED to the folder holding data/")
-
-
-DATA = shared_data() if __name__ != "__main__" else Path()

@@ -27,13 +27,15 @@ from rasterio.features import rasterize
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _paths import shared_data  # noqa: E402
+
 from geo.benchmark import confusion, read_image, read_label, scores  # noqa: E402
 from geo.config import DetectParams  # noqa: E402
 from geo.detect import building_mask  # noqa: E402
 from geo.geoarray import GeoArray  # noqa: E402
 from geo.grid import Grid  # noqa: E402
 
-DATA = Path("/work/shared/data")
+DATA = shared_data()
 PARAMS = DetectParams(min_area_m2=20.0)
 
 

@@ -23,6 +23,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _paths import shared_data  # noqa: E402
+
 from geo.benchmark import (  # noqa: E402
     confusion,
     group_of,
@@ -34,7 +36,7 @@ from geo.benchmark import (  # noqa: E402
 from geo.config import DetectParams  # noqa: E402
 from geo.detect import change_map  # noqa: E402
 
-DATA = Path("/work/shared/data")
+DATA = shared_data()
 DEFAULT = [DATA / "levir_cd" / "crops_256", DATA / "whu_cd", DATA / "dsifn_cd"]
 OUT = ROOT / "benchmarks" / "out" / "figures"
 

@@ -22,13 +22,15 @@ from affine import Affine
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _paths import shared_data  # noqa: E402
+
 from geo.benchmark import confusion, scores  # noqa: E402
 from geo.config import DetectParams  # noqa: E402
 from geo.detect import change_map  # noqa: E402
 from geo.geoarray import GeoArray  # noqa: E402
 from geo.grid import Grid  # noqa: E402
 
-BERCY = Path("/work/shared/data/oscd/bercy")
+BERCY = shared_data() / "oscd" / "bercy"
 BANDS = {"B02": "blue", "B03": "green", "B04": "red", "B08": "nir", "B11": "swir16"}
 METHODS = ("imad", "cva", "index-diff", "pcc", "rgb-objects")
 

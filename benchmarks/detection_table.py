@@ -16,7 +16,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path("/work/shared/data")
+from _paths import shared_data  # noqa: E402
+
+DATA = shared_data()
 DATASETS = {
     "LEVIR crops (7×256²)": DATA / "levir_cd" / "crops_256",
     "LEVIR test_7 (1024²)": DATA / "levir_cd" / "full_1024",

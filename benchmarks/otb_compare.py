@@ -30,12 +30,14 @@ from scipy.special import gammainc
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _paths import shared_data  # noqa: E402
+
 from geo.benchmark import confusion, list_triplets, read_image, read_label, scores  # noqa: E402
 from geo.config import DetectParams  # noqa: E402
 from geo.detect import cleanup_mask  # noqa: E402
 from geo.normalize import imad  # noqa: E402
 
-DATA = Path("/work/shared/data")
+DATA = shared_data()
 DEFAULT = [DATA / "levir_cd" / "crops_256", DATA / "levir_cd" / "full_1024",
            DATA / "whu_cd", DATA / "dsifn_cd"]
 PARAMS = DetectParams(min_area_m2=20.0)

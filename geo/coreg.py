@@ -137,7 +137,7 @@ def estimate_shift(
         return Shift(dy_px=0.0, dx_px=0.0, error=float("nan"), residual_px=float("nan"), ok=False)
     # plain (unwhitened) cross-correlation: dominated by high-contrast stable structure
     # (roofs, roads) rather than by noise and vegetation texture, which whitening amplifies
-    shift, error, _ = phase_cross_correlation(  # type: ignore[no-untyped-call]
+    shift, error, _ = phase_cross_correlation(
         a, b, upsample_factor=upsample,
                                               normalization=None)
     dy, dx = float(shift[0]), float(shift[1])

@@ -127,7 +127,7 @@ def otsu_threshold(values: NDArray[np.floating], *, nbins: int = 256) -> float:
         return 0.0
     if float(v.max()) - float(v.min()) <= 1e-12:
         return float(v.mean())
-    return float(filters.threshold_otsu(v, nbins=nbins))  # type: ignore[no-untyped-call]
+    return float(filters.threshold_otsu(v, nbins=nbins))
 
 
 def _opening_radius_px(params: DetectParams, res_m: float) -> int:
