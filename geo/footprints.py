@@ -23,14 +23,47 @@ from skimage.measure import label
 
 from geo.grid import Grid
 
-__all__ = ["FOOTPRINT_COLUMNS", "empty_footprints", "polygonize"]
+__all__ = ["FOOTPRINT_COLUMNS", "edge_corr_len_m", "empty_footprints", "polygonize"]
 
 log = logging.getLogger(__name__)
 
 FOOTPRINT_COLUMNS = (
     "footprint_id", "date", "area_m2", "perimeter_m", "n_px", "res_m", "boundary_sd_m",
-    "coreg_residual_m", "area_alt_m2", "occluded",
+    "coreg_residual_m", "area_alt_m2", "occluded", "edge_corr_len_m",
 )
+
+
+def edge_corr_len_m(geom: BaseGeometry, res_m: float) -> float:
+    """Length over which the outline's pixel-quantisation error stays correlated, in metres.
+
+    An edge at an angle ``phi`` to the pixel grid crosses a pixel row every
+    ``res / sin(phi)`` metres, so its rounding error decorrelates over about that length;
+    an edge parallel to the grid rounds the same way along its whole side. Taken from the
+    footprint's minimum rotated rectangle, bounded by two pixels and the mean side length.
+
+    Examples
+    --------
+    >>> from shapely.geometry import box
+    >>> from shapely import affinity
+    >>> edge_corr_len_m(box(0, 0, 100, 40), 1.0)      # grid-aligned: a whole mean side
+    70.0
+    >>> round(edge_corr_len_m(affinity.rotate(box(0, 0, 100, 40), 30), 1.0), 1)
+    2.0
+    """
+    perimeter = float(geom.length)
+    side = perimeter / 4.0
+    if res_m <= 0 or geom.is_empty:
+        return side
+    rect = shapely.minimum_rotated_rectangle(geom)
+    xy = np.asarray(rect.exterior.coords) if rect.geom_type == "Polygon" else np.zeros((2, 2))
+    if len(xy) < 3:
+        return side
+    d = np.diff(xy[:3], axis=0)
+    longest = d[int(np.argmax(np.hypot(d[:, 0], d[:, 1])))]
+    phi = abs(float(np.arctan2(longest[1], longest[0]))) % (np.pi / 2)
+    off = min(phi, np.pi / 2 - phi)
+    length = res_m / max(np.sin(off), 1e-9)
+    return float(min(side, max(2.0 * res_m, length)))
 
 
 def empty_footprints(crs: str) -> gpd.GeoDataFrame:
@@ -152,6 +185,7 @@ def polygonize(
             "coreg_residual_m": float(coreg_residual_m),
             "area_alt_m2": float(alt_area[comp]),
             "occluded": bool(touching[comp]),
+            "edge_corr_len_m": edge_corr_len_m(geom, grid.res_m),
             "geometry": geom,
         })
     log.debug("footprints: %s → %d polygons", date, k)

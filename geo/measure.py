@@ -115,10 +115,14 @@ def area_errors(
     coreg_residual_m: ArrayLike,
     area_alt_m2: ArrayLike | None = None,
     area_reg_m2: ArrayLike | None = None,
+    edge_corr_len_m: ArrayLike | None = None,
 ) -> AreaErrors:
     """Split each area's 1-sigma error into its independent and date-common parts (m²).
 
     Parameters are as for :func:`area_sd_m2`; all broadcast to the shape of ``area_m2``.
+    ``edge_corr_len_m`` (optional, per footprint) replaces the default correlation length of
+    the outline error: an edge parallel to the pixel grid quantises coherently along its
+    whole length (see :func:`geo.footprints.edge_corr_len_m`).
     """
     a = np.atleast_1d(np.asarray(area_m2, dtype=np.float64))
     n = a.shape[0]
@@ -134,6 +138,8 @@ def area_errors(
     # pixel outlines (quantisation errors decorrelate along a slanted edge), one side (P/4)
     # for digitised vector outlines
     corr_len = np.where(res > 0, np.minimum(2.0 * res, p / 4.0), p / 4.0)
+    given = _arr(edge_corr_len_m, n)
+    corr_len = np.where(np.isfinite(given) & (res > 0), np.maximum(given, corr_len), corr_len)
     outline = np.abs(bsd) * np.sqrt(p * corr_len)
     regular = np.where(np.isfinite(reg), np.abs(a - reg), 0.0)
     ambiguity = np.where(np.isfinite(alt), np.abs(a - alt), 0.0)
@@ -218,6 +224,7 @@ def footprint_errors(footprints: pd.DataFrame) -> AreaErrors:
         boundary_sd_m=col("boundary_sd_m", np.nan),
         coreg_residual_m=col("coreg_residual_m", 0.0),
         area_alt_m2=col("area_alt_m2", np.nan), area_reg_m2=col("area_reg_m2", np.nan),
+        edge_corr_len_m=col("edge_corr_len_m", np.nan),
     )
 
 
