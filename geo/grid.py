@@ -126,7 +126,8 @@ def to_crs(geom: BaseGeometry, src: str, dst: str) -> BaseGeometry:
     def fn(x: Any, y: Any) -> Any:
         return tr.transform(x, y)
 
-    out: BaseGeometry = shapely.transform(geom, fn, interleaved=False)  # type: ignore[arg-type]
+    transform_fn: Any = fn  # shapely's stubs (types-shapely) and its own hints disagree here
+    out: BaseGeometry = shapely.transform(geom, transform_fn, interleaved=False)
     return out
 
 
