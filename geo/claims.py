@@ -33,7 +33,7 @@ import pandas as pd
 
 from geo.config import MeasureParams
 from geo.errors import FactoryWatchError
-from geo.measure import footprint_errors, neighbour_of, pair_seed, ratio_interval
+from geo.measure import footprint_errors, format_ratio, neighbour_of, pair_seed, ratio_interval
 
 __all__ = ["RELATIONS", "SMALL_PX", "ClaimError", "ClaimResult", "Relation", "Verdict",
            "check_claim", "claim_phrase", "verdict_for"]
@@ -124,7 +124,7 @@ def claim_phrase(relation: str, factor: float) -> str:
 
 
 def _fmt(x: float) -> str:
-    return f"{x:.2f}" if np.isfinite(x) else "n/a"
+    return format_ratio(x)
 
 
 def check_claim(

@@ -64,6 +64,7 @@ __all__ = [
     "area_interval",
     "area_sd_m2",
     "footprint_errors",
+    "format_ratio",
     "measure_sites",
     "neighbour_of",
     "pair_seed",
@@ -368,8 +369,20 @@ def neighbour_of(
     return int(key[0])
 
 
-def _fmt_ratio(x: float) -> str:
-    return "n/a" if not np.isfinite(x) else f"{x:.2f}"
+def format_ratio(x: float) -> str:
+    """A ratio for a sentence: two decimals, or two significant digits below 0.1.
+
+    Examples
+    --------
+    >>> format_ratio(2.2512), format_ratio(0.00347), format_ratio(float("nan"))
+    ('2.25', '0.0035', 'n/a')
+    """
+    if not np.isfinite(x):
+        return "n/a"
+    return f"{x:.2f}" if abs(x) >= 0.1 or x == 0 else f"{x:.2g}"
+
+
+_fmt_ratio = format_ratio
 
 
 def _fmt_area(x: float) -> str:

@@ -45,6 +45,8 @@ from geo.grid import Grid
 __all__ = ["REPORT_DIR", "write_report"]
 
 log = logging.getLogger(__name__)
+MAX_FINDINGS = 20
+"""At most this many finding sentences in the summary; the sites table has them all."""
 
 REPORT_DIR = "report"
 """Folder of the report inside a run directory."""
@@ -619,11 +621,22 @@ def _summary(r: _Run) -> str:
         rows.append(("Tracked buildings", _e(f"{len(r.sites)} (" + ", ".join(
             f"{n} {k}" for k, n in counts.items()) + ")")))
     body = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
-    sentences = []
+    sentences: list[str] = []
+    n_more = 0
     if r.sites is not None and "sentence" in r.sites.columns:
-        sentences = [s for s in r.sites["sentence"].dropna().astype(str) if s.strip()]
-    sent = ("<h3>Findings</h3><ul class='sentences'>"
-            + "".join(f"<li>{_e(s)}</li>" for s in sentences) + "</ul>") if sentences else ""
+        # the story is in what was built or extended: new and grown sites first, largest first
+        s = r.sites[r.sites["sentence"].notna()]
+        if "status" in s.columns:
+            changed = s[s["status"].isin(["new", "grown"])]
+            s = changed if len(changed) else s
+        if "area_m2" in s.columns:
+            s = s.sort_values("area_m2", ascending=False)
+        all_sent = [t for t in s["sentence"].astype(str) if t.strip()]
+        sentences, n_more = all_sent[:MAX_FINDINGS], max(0, len(all_sent) - MAX_FINDINGS)
+    more = (f"<p class='note'>{n_more} more in the sites table below.</p>" if n_more else "")
+    sent = ("<h3>Findings (new and grown buildings, largest first)</h3><ul class='sentences'>"
+            + "".join(f"<li>{_e(t)}</li>" for t in sentences) + "</ul>" + more
+            ) if sentences else ""
     return f"<table>{body}</table>{sent}"
 
 
