@@ -42,12 +42,14 @@ from typing import Any
 
 import numpy as np
 from scipy import ndimage
+from shapely.geometry import Polygon
 from skimage.filters import threshold_otsu
 from skimage.measure import label
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from geo.config import MeasureParams
+from geo.footprints import edge_corr_len_m
 from geo.measure import area_errors, area_interval, ratio_interval
 
 RESOLUTIONS_M = (0.5, 3.0, 10.0)
@@ -205,6 +207,10 @@ def _trial(args: tuple[int, float]) -> dict[str, Any] | None:
         res_m=res, boundary_sd_m=res / (2 * math.sqrt(3)),
         coreg_residual_m=np.array([r1, r1, r2]),
         area_alt_m2=np.array([f["area_alt_m2"] for f in feats]),
+        # as the pipeline does (geo.footprints.polygonize): from the outline's orientation
+        edge_corr_len_m=np.array([
+            edge_corr_len_m(Polygon(_rect_corners(*c, ln, wd, theta)), res)
+            for c, ln, wd in ((ca, la, wa), (cb, lb, wb), (ca2, la2, wa))]),
     )
     area = np.array([f["area_m2"] for f in feats])
     alo, ahi = area_interval(area, e.total)
