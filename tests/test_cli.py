@@ -171,3 +171,13 @@ def test_validate_seed_aois() -> None:
         assert code == 0, err
     code, _, err = invoke("validate", str(root / "kanggye_tractor_plant.toml"))
     assert "re-centre" in err  # town-centre AOI warned about, not an error
+
+
+def test_output_claims_are_not_checkable_from_imagery(tmp_path: Path) -> None:
+    """'Production quadrupled' (sites.md §7.7) is about output, not floor area: exit 4."""
+    code, out, _ = invoke("claim", str(tmp_path), "--subject", "k:s1", "--reference", "earlier",
+                          "--relation", ">=", "--factor", "4", "--quantity", "production")
+    assert code == 4 and "not checkable from imagery" in out
+    code, _, err = invoke("claim", str(tmp_path / "nope"), "--subject", "k:s1", "--reference",
+                          "earlier", "--relation", ">=", "--factor", "4", "--quantity", "output")
+    assert code == 1 and "no such run directory" in err

@@ -26,6 +26,10 @@ _RELATIONS = (">", ">=", "<", "<=", "~")
 def _echo_json(obj: Any) -> None:
     click.echo(json.dumps(obj, sort_keys=True, indent=2, default=str))
 
+_QUANTITIES = ("area", "floor-space", "output", "production", "capacity")
+_NOT_VISIBLE = ("output", "production", "capacity")
+"""Claims about these ("production quadrupled") cannot be checked from imagery."""
+
 
 @click.command("claim")
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
@@ -38,11 +42,15 @@ def _echo_json(obj: Any) -> None:
 @click.option("--factor", required=True, type=click.FloatRange(min=0, min_open=True),
               help="The claimed factor: 'twice' = 2.")
 @click.option("--date", default=None, help="Date of the subject's footprint [default: last].")
+@click.option("--quantity", type=click.Choice(_QUANTITIES), default="area", show_default=True,
+              help="What the claim compares. Only footprint area is visible from above: "
+                   "'floor-space' is checked on footprint area with a caveat; 'output', "
+                   "'production' and 'capacity' are not checkable from imagery (exit 4).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @verbosity_options
 @handles_errors
 def claim_cmd(run_dir: Path, subject: str, reference: str, relation: str, factor: float,
-              date: str | None, as_json: bool, verbose: int, quiet: int) -> None:
+              date: str | None, quantity: str, as_json: bool, verbose: int, quiet: int) -> None:
     """Check a size claim against a run: supported, contradicted or undecidable.
 
     Prints a sentence a report can quote. Exit code 0 supported, 3 contradicted,
@@ -54,19 +62,35 @@ def claim_cmd(run_dir: Path, subject: str, reference: str, relation: str, factor
     feb11:s2 more than twice as large as its neighbour feb11:s1: supported (2.31x, ...)
     """
     configure_logging(verbose, quiet)
-    from geo.claims import check_claim
+    from geo.claims import ClaimError, check_claim
     from geo.config import MeasureParams
     from geo.vector import read_run_tables
 
+    if quantity in _NOT_VISIBLE:
+        if not run_dir.is_dir():
+            raise ClaimError(f"{run_dir}: no such run directory; pass a factorywatch run folder")
+        text = (f"{subject} {quantity} {relation} {factor:g}x {reference}: not checkable from "
+                f"imagery (factorywatch measures roof footprints in m², not {quantity})")
+        if as_json:
+            _echo_json({"verdict": "not-checkable", "quantity": quantity, "subject_id": subject,
+                        "reference": reference, "relation": relation, "factor": factor,
+                        "sentence": text, "exit_code": 4})
+        else:
+            click.echo(text)
+        click.get_current_context().exit(4)
     sites, fps, measure = read_run_tables(run_dir)
     names = {f.name for f in dataclasses.fields(MeasureParams)}
     params = MeasureParams(**{k: v for k, v in measure.items() if k in names})
     res = check_claim(sites, fps, subject=subject, reference=reference, relation=relation,
                       factor=factor, date=date, params=params)
+    caveat = (" (footprint area as a proxy for floor space: storeys and underground halls are "
+              "not visible from above)") if quantity == "floor-space" else ""
     if as_json:
-        _echo_json({**dataclasses.asdict(res), "exit_code": CLAIM_EXIT_CODES[res.verdict]})
+        _echo_json({**dataclasses.asdict(res), "quantity": quantity,
+                    "sentence": res.sentence + caveat,
+                    "exit_code": CLAIM_EXIT_CODES[res.verdict]})
     else:
-        click.echo(res.sentence)
+        click.echo(res.sentence + caveat)
     click.get_current_context().exit(CLAIM_EXIT_CODES[res.verdict])
 
 
