@@ -13,8 +13,6 @@ QGIS loads ``<dir>/<base>.qml`` as the default style of a file-based layer ``<di
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ from string import Template
 from typing import Literal, get_args
 from xml.sax.saxutils import escape, quoteattr
 
+from geo.export.geojson import atomic_write_text
 from geo.types import EVENTS, STATUSES
 
 __all__ = [
@@ -410,20 +409,6 @@ def raster_qml(
     return _template("raster.qml").substitute(kind=kind, renderer=renderer.rstrip("\n"))
 
 
-def _write_text_atomic(text: str, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.chmod(tmp, FILE_MODE)  # mkstemp makes it owner-only; outputs are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_qml(layer: str, path: str | Path) -> Path:
     """Write the QML style of ``layer`` to ``path`` atomically (temp file + ``os.replace``).
 
@@ -439,7 +424,7 @@ def write_qml(layer: str, path: str | Path) -> Path:
     Path
         ``path``.
     """
-    return _write_text_atomic(qml_for(layer), Path(path))
+    return atomic_write_text(path, qml_for(layer))
 
 
 def write_raster_qml(
@@ -450,6 +435,6 @@ def write_raster_qml(
     value_ranges: Sequence[tuple[float, float]] | None = None,
 ) -> Path:
     """Write :func:`raster_qml` to ``path`` atomically (the sidecar of ``<name>.tif``)."""
-    return _write_text_atomic(
-        raster_qml(kind, band_names=band_names, value_ranges=value_ranges), Path(path)
+    return atomic_write_text(
+        path, raster_qml(kind, band_names=band_names, value_ranges=value_ranges)
     )
