@@ -50,6 +50,7 @@ from geo.provenance import git_commit, versions
 from geo.reading import read_to_grid
 from geo.sources import Scene, open_source
 from geo.sources.http import redact
+from geo.sources.local import file_sha256
 
 __all__ = ["Progress", "changes_from_events", "prepare_run_dir", "run_aoi", "run_vector"]
 
@@ -630,13 +631,8 @@ def run_vector(
     blob: str = footprints.to_json()
     key = hashlib.sha256(blob.encode()).hexdigest()[:16]
     final, partial = prepare_run_dir(run_dir, overwrite=overwrite, key=key)
-    from geo.provenance import versions as _v  # noqa: F401
-
-    inputs = []
-    for p in source_paths:
-        from geo.sources.local import file_sha256
-
-        inputs.append({"id": Path(p).name, "path": str(p), "sha256": file_sha256(p)})
+    inputs = [{"id": Path(p).name, "path": str(p), "sha256": file_sha256(p)}
+              for p in source_paths]
     extra = {"dates": dates, "inputs": inputs, "mode": "vector"}
     cfg = dataclasses.replace(config, output=dataclasses.replace(config.output, rasters=False))
     return _finish(cfg, aoi, None, footprints, dates, None, final, partial, stage, [], started,
