@@ -32,7 +32,7 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from geo import __version__
-from geo.aoi import Aoi, read_aoi, validate_aoi
+from geo.aoi import Aoi
 from geo.config import RunConfig, config_to_dict
 from geo.errors import (
     AoiError,
@@ -45,7 +45,8 @@ from geo.export.geojson import atomic_write_text, write_geojson
 from geo.export.qml import RasterKind
 from geo.footprints import empty_footprints, polygonize
 from geo.geoarray import GeoArray
-from geo.grid import Grid, grid_for_aoi, to_crs
+from geo.grid import Grid, to_crs
+from geo.preflight import preflight
 from geo.provenance import git_commit, versions
 from geo.reading import read_to_grid
 from geo.sources import Scene, open_source
@@ -212,12 +213,7 @@ def run_aoi(
     started = datetime.now(UTC).isoformat(timespec="seconds")
 
     with stage("aoi") as rec:
-        aoi = read_aoi(config.aoi.geometry, name=config.aoi.name)
-        problems = validate_aoi(aoi)
-        if problems:
-            raise AoiError(f"{aoi.path}: {problems[0]}")
-        grid = grid_for_aoi(aoi.geometry, config.grid.resolution_m,
-                            buffer_m=config.grid.buffer_m, epsg=config.aoi.measure_epsg)
+        aoi, grid = preflight(config)  # the same checks as `validate`, before any pixel
         rec.update(crs=grid.crs, shape=f"{grid.shape[0]}x{grid.shape[1]}")
         if not aoi.is_measuring:
             run_warnings.append(
