@@ -41,21 +41,38 @@ GDAL_ENV: dict[str, Any] = {
 """GDAL settings tuned for windowed COG reads (as recommended by rio-tiler / titiler)."""
 
 
+def _overlaps(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    return all(map(math.isfinite, a)) and a[2] > b[0] and a[0] < b[2] and a[3] > b[1] \
+        and a[1] < b[3]
+
+
+def _bounds_in(src_crs: Any, dst_crs: Any, bounds: tuple[float, ...]) -> tuple[float, ...]:
+    try:
+        return tuple(transform_bounds(src_crs, dst_crs, *bounds, densify_pts=21))
+    except Exception:
+        return (math.nan,) * 4
+
+
 def check_overlap(src: Any, grid: Grid, name: str) -> None:
-    """Raise :class:`NoImageryError` if ``src`` does not overlap ``grid``."""
+    """Raise :class:`NoImageryError` if ``src`` does not overlap ``grid``.
+
+    The bounds are compared both in the grid's CRS and in the source's: a source larger
+    than the grid's CRS can express (a whole-world EPSG:4326 raster seen from a UTM
+    zone) transforms to meaningless bounds, while the small grid transforms cleanly
+    into the source's CRS.
+    """
     if src.crs is None:
         raise SourceError(
             f"{name}: raster has no CRS; georeference it (e.g. gdal_translate -a_srs EPSG:xxxx)"
         )
-    try:
-        left, b, r, t = transform_bounds(src.crs, grid.crs, *src.bounds, densify_pts=21)
-    except Exception as err:
-        raise SourceError(f"{name}: cannot transform its bounds to {grid.crs} ({err})") from None
-    gl, gb, gr, gt = grid.bounds
-    if not all(map(math.isfinite, (left, b, r, t))) or r <= gl or left >= gr or t <= gb or b >= gt:
-        raise NoImageryError(
-            f"{name}: image does not overlap the AOI; check its georeferencing or the AOI file"
-        )
+    src_bounds = tuple(src.bounds)
+    if _overlaps(_bounds_in(src.crs, grid.crs, src_bounds), grid.bounds):
+        return
+    if _overlaps(_bounds_in(grid.crs, src.crs, tuple(grid.bounds)), src_bounds):
+        return
+    raise NoImageryError(
+        f"{name}: image does not overlap the AOI; check its georeferencing or the AOI file"
+    )
 
 
 def _open(href: str) -> Any:
