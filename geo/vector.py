@@ -79,6 +79,11 @@ def _read_one(path: Path) -> gpd.GeoDataFrame:
             f"{path}: cannot read as vector data ({' '.join(str(err).split())[:200]}); pass a "
             "GeoJSON, GPKG or Shapefile"
         ) from None
+    if gdf.empty:
+        raise SourceError(
+            f"{path}: holds no features (an empty FeatureCollection or layer); pass a file "
+            "with footprint polygons or leave it out"
+        )
     if gdf.crs is None:
         raise CrsMismatchError(
             f"{path}: has no CRS; add a .prj (Shapefile) or re-save it with its CRS "
