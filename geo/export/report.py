@@ -34,12 +34,14 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from numpy.typing import NDArray
 from pyproj import Transformer
+from rasterio.errors import RasterioError
 from shapely.geometry import Polygon, box, shape
 from shapely.geometry.base import BaseGeometry
 
 from geo import __version__
 from geo.errors import SourceError
 from geo.export.qml import category_colour
+from geo.export.run_schema import check_run_json
 from geo.grid import Grid
 
 __all__ = ["REPORT_DIR", "write_report"]
@@ -123,6 +125,7 @@ def _load(run_dir: Path) -> _Run:
         raise SourceError(f"{run_json} is not valid JSON ({err}); rerun the pipeline") from None
     if not isinstance(run, dict):
         raise SourceError(f"{run_json} is not a JSON object; rerun the pipeline")
+    check_run_json(run, run_json)
     notes: list[str] = []
     grid: Grid | None = None
     if (run_dir / "grid.json").exists():
@@ -133,10 +136,15 @@ def _load(run_dir: Path) -> _Run:
     scenes = {p.stem: p for p in sorted((run_dir / "scenes").glob("*.tif"))}
     masks = {p.stem: p for p in sorted((run_dir / "masks").glob("*.tif"))}
     if grid is None and scenes:
-        with rasterio.open(next(iter(scenes.values()))) as ds:
-            if ds.crs is not None:
-                grid = Grid(crs=f"EPSG:{ds.crs.to_epsg()}", transform=ds.transform,
-                            shape=(ds.height, ds.width))
+        first = next(iter(scenes.values()))
+        try:
+            with rasterio.open(first) as ds:
+                if ds.crs is not None:
+                    grid = Grid(crs=f"EPSG:{ds.crs.to_epsg()}", transform=ds.transform,
+                                shape=(ds.height, ds.width))
+        except RasterioError as err:
+            raise SourceError(f"{first}: cannot open this raster of the run ({err}); rerun "
+                              "the pipeline into a new -o") from None
     probs: dict[tuple[str, str], Path] = {}
     for p in sorted((run_dir / "change").glob("*_prob.tif")):
         parts = p.stem.removesuffix("_prob").split("_")
@@ -262,14 +270,19 @@ def _records(df: pd.DataFrame | None) -> list[dict[str, Any]]:
 def _read_small(path: Path) -> tuple[NDArray[np.float64], NDArray[np.bool_], list[str],
                                       tuple[float, float, float, float]]:
     """Bands (float64), valid mask, band names and extent (left, right, bottom, top)."""
-    with rasterio.open(path) as ds:
-        scale = max(1, math.ceil(max(ds.height, ds.width) / _MAX_PX))
-        shape = (max(1, ds.height // scale), max(1, ds.width // scale))
-        data = ds.read(out_shape=(ds.count, *shape), masked=True).astype("float64")
-        valid: NDArray[np.bool_] = np.asarray(~np.ma.getmaskarray(data).any(axis=0))
-        arr: NDArray[np.float64] = np.asarray(np.ma.filled(data, np.nan), dtype="float64")
-        names = [str(d or "").lower() for d in ds.descriptions]
-        b = ds.bounds
+    try:
+        with rasterio.open(path) as ds:
+            scale = max(1, math.ceil(max(ds.height, ds.width) / _MAX_PX))
+            shape = (max(1, ds.height // scale), max(1, ds.width // scale))
+            data = ds.read(out_shape=(ds.count, *shape), masked=True).astype("float64")
+            names = [str(d or "").lower() for d in ds.descriptions]
+            b = ds.bounds
+    except RasterioError as err:
+        raise SourceError(f"{path}: cannot read this raster of the run "
+                          f"({' '.join(str(err).split())}); it may be truncated: rerun the "
+                          "pipeline into a new -o") from None
+    valid: NDArray[np.bool_] = np.asarray(~np.ma.getmaskarray(data).any(axis=0))
+    arr: NDArray[np.float64] = np.asarray(np.ma.filled(data, np.nan), dtype="float64")
     return arr, valid, names, (float(b.left), float(b.right), float(b.bottom), float(b.top))
 
 
