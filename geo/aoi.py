@@ -52,7 +52,8 @@ def _features(data: object, p: Path) -> list[dict[str, Any]]:
                        "save the AOI as a FeatureCollection of polygons")
     kind = data.get("type")
     if kind == "FeatureCollection":
-        feats = data.get("features") or []
+        feats = data.get("features")
+        feats = [] if feats is None else feats
         if not isinstance(feats, list):
             raise AoiError(f"{p}: 'features' is a JSON {_json_type(feats)}, not an array; "
                            "fix or redraw the AOI")
