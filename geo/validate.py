@@ -8,6 +8,7 @@ from geo.aoi import read_aoi
 from geo.config import load_config
 from geo.errors import FactoryWatchError
 from geo.preflight import preflight_problems
+from geo.sources.local import LocalGeoTiffSource
 
 __all__ = ["config_warnings", "validate_config"]
 
@@ -16,14 +17,24 @@ def validate_config(path: str | Path) -> list[str]:
     """List every problem found in the config at ``path`` (empty when it is fine).
 
     These are exactly the checks ``run`` makes before reading pixels
-    (:func:`geo.preflight.preflight_problems`), so a config that passes here does not
-    fail in ``run`` on a config, AOI or grid-size error.
+    (:func:`geo.preflight.preflight_problems`, then for a local folder the same header
+    scan as ``run``'s search), so a config that passes here does not fail in ``run`` on a
+    config, AOI, grid-size or imagery-header error. STAC sources are not searched (that
+    needs the network).
     """
     try:
         config = load_config(path)
     except FactoryWatchError as err:
         return [str(err)]
-    return preflight_problems(config)[0]
+    problems, aoi, _grid = preflight_problems(config)
+    src = config.source
+    if not problems and aoi is not None and src.kind in ("local", "synthetic"):
+        try:  # headers only, as run's search does: dates, CRS, band counts, date range
+            LocalGeoTiffSource(src.path).search(aoi, src.start or None, src.end or None,
+                                                checksums=False)
+        except FactoryWatchError as err:
+            problems.append(str(err))
+    return problems
 
 
 def config_warnings(path: str | Path) -> list[str]:
