@@ -360,16 +360,27 @@ def _first_error(err: pydantic.ValidationError, section: str, raw: dict[str, Any
     return f"[{section}] {key} = {_toml(raw.get(key))}: {msg}; fix [{section}] {key}"
 
 
+def _has_datetime(value: object) -> bool:
+    if isinstance(value, list):
+        return any(map(_has_datetime, value))
+    if isinstance(value, dict):
+        return any(map(_has_datetime, value.values()))
+    return isinstance(value, dt.date | dt.time)
+
+
 def _json_ready(section: str, raw: dict[str, Any]) -> None:
     """Refuse values JSON cannot carry (unquoted TOML dates and times), naming the key."""
     for key, value in raw.items():
+        if isinstance(value, dict):
+            raise ConfigError(f"[{section}] {key} must be a value, not a table; fix [{section}]")
         if isinstance(value, dt.date | dt.time):
             raise ConfigError(
                 f"[{section}] {key} = {value.isoformat()}: an unquoted TOML date/time; "
                 f'quote it: {key} = "{value.isoformat()[:10]}"'
             )
-        if isinstance(value, dict):
-            raise ConfigError(f"[{section}] {key} must be a value, not a table; fix [{section}]")
+        if _has_datetime(value):
+            raise ConfigError(f"[{section}] {key} holds an unquoted TOML date/time; quote it "
+                              f"or fix [{section}] {key}")
 
 
 def _build(section: str, cls: type[Any], raw: object, path: Path) -> Any:
