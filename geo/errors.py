@@ -6,6 +6,8 @@ to exit codes.
 
 from __future__ import annotations
 
+import textwrap
+
 __all__ = [
     "AoiError",
     "CacheMissError",
@@ -20,7 +22,24 @@ __all__ = [
     "NoImageryError",
     "OutputExistsError",
     "SourceError",
+    "one_line",
 ]
+
+
+def one_line(text: object, width: int = 240) -> str:
+    """A message (GDAL's, urllib's) on one line, shortened between words, never mid-word.
+
+    Examples
+    --------
+    >>> one_line("HTTP error 503:\\n  Service   Unavailable")
+    'HTTP error 503: Service Unavailable'
+    >>> one_line("averyveryverylongword and more words here", width=30)
+    'averyveryverylongword ...'
+    """
+    flat = " ".join(str(text).split())
+    if len(flat) <= width:
+        return flat
+    return textwrap.shorten(flat, width=width, placeholder=" ...") or flat[:width]
 
 
 class FactoryWatchError(Exception):

@@ -7,14 +7,13 @@ import logging
 import math
 import os
 import sys
-import textwrap
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 import click
 
-from geo.errors import FactoryWatchError
+from geo.errors import FactoryWatchError, one_line
 
 __all__ = [
     "FiniteFloat",
@@ -66,7 +65,7 @@ class ProjectedEpsg(click.types.IntParamType):
 
 def _shorten(text: str, width: int = 300) -> str:
     """Collapse whitespace and cut at a word boundary (never mid-word)."""
-    return textwrap.shorten(text, width=width, placeholder=" ...") or " ".join(text.split())
+    return one_line(text, width)
 
 
 def configure_logging(verbose: int, quiet: int) -> None:
