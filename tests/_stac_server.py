@@ -439,12 +439,16 @@ class StacServer:
         return sum(n for p, n in self.state.counts.items() if p.startswith(prefix))
 
     def byte_stats(self) -> tuple[int, int]:
-        """``(bytes of asset ranges requested, unique bytes among them)`` since the start."""
-        total = 0
+        """``(asset bytes sent, unique asset bytes among the ranges answered)`` since the start.
+
+        Bytes sent count every asset body on the wire (halves of dropped answers and multipart
+        framing included, ``HEAD`` answers have none); unique bytes are the union of the byte
+        ranges answered in full, per file.
+        """
         by_path: dict[str, list[tuple[int, int]]] = {}
         with self.state.lock:
+            total = sum(n for p, n in self.state.bytes_sent.items() if p.startswith("/assets/"))
             for path, a, b in self.state.ranges:
-                total += b - a + 1
                 by_path.setdefault(path, []).append((a, b))
         unique = 0
         for spans in by_path.values():
