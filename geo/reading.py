@@ -106,6 +106,26 @@ def _open(href: str) -> Any:
         ) from None
 
 
+def _warp_read(src: Any, grid: Grid, bands: list[int], resampling: Resampling, href: str,
+               name: str) -> tuple[Any, NDArray[np.uint8]]:
+    """Read ``bands`` of the open ``src`` through one WarpedVRT onto ``grid``: data and masks."""
+    rows, cols = grid.shape
+    try:
+        with WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=cols, height=rows,
+                       resampling=resampling, add_alpha=src.nodata is None) as vrt:
+            data = vrt.read(bands, out_dtype="float32", masked=True)
+            if src.nodata is None:  # the warper's alpha band carries masks/footprint
+                masks = vrt.read(vrt.count)[None]
+            else:
+                masks = vrt.read_masks(bands)
+    except RasterioError as err:
+        if _is_remote(href):
+            raise remote_error(href, err, stage="read") from None
+        msg = str(err).splitlines()[0][:200]
+        raise SourceError(f"{name}: read failed ({msg}); the file may be corrupt") from None
+    return data, np.asarray(masks)
+
+
 def read_to_grid(
     href: str,
     grid: Grid,
@@ -171,27 +191,7 @@ def read_to_grid(
             if roles is None:
                 all_roles = roles_for_bands(list(src.descriptions), ci)
                 roles = [all_roles[b - 1] for b in bands]
-            rows, cols = grid.shape
-            try:
-                with WarpedVRT(
-                    src,
-                    crs=grid.crs,
-                    transform=grid.transform,
-                    width=cols,
-                    height=rows,
-                    resampling=resampling,
-                    add_alpha=src.nodata is None,
-                ) as vrt:
-                    data = vrt.read(list(bands), out_dtype="float32", masked=True)
-                    if src.nodata is None:  # the warper's alpha band carries masks/footprint
-                        masks = vrt.read(vrt.count)[None]
-                    else:
-                        masks = vrt.read_masks(list(bands))
-            except RasterioError as err:
-                if _is_remote(href):
-                    raise remote_error(href, err, stage="read") from None
-                msg = str(err).splitlines()[0][:200]
-                raise SourceError(f"{name}: read failed ({msg}); the file may be corrupt") from None
+            data, masks = _warp_read(src, grid, list(bands), resampling, href, name)
     arr = np.ma.getdata(data).astype(np.float32, copy=False)
     valid = np.all(masks > 0, axis=0) & ~np.any(np.ma.getmaskarray(data), axis=0)
     valid &= np.all(np.isfinite(arr), axis=0)

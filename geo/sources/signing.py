@@ -98,14 +98,13 @@ class AssetSigner:
         return f"{href.split('?', 1)[0]}?{token}"
 
     def _token(self, collection: str) -> str:
-        with self._lock:
+        with self._lock:  # held while fetching: parallel reads share one token request
             hit = self._tokens.get(collection)
             if hit is not None and hit[1] - _EXPIRY_MARGIN_S > time.time():
                 return hit[0]
-        token, expiry = self._fetch_token(collection)
-        with self._lock:
+            token, expiry = self._fetch_token(collection)
             self._tokens[collection] = (token, expiry)
-        return token
+            return token
 
     def _fetch_token(self, collection: str) -> tuple[str, float]:
         import requests
