@@ -459,6 +459,11 @@ class StacServer:
                     end = b
         return total, unique
 
+    def answered_bytes(self) -> int:
+        """Bytes of the asset ranges answered in full (repeats counted; cut-off answers not)."""
+        with self.state.lock:
+            return sum(b - a + 1 for _, a, b in self.state.ranges)
+
     def close(self) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
@@ -481,6 +486,8 @@ TEMPLATE_ITEM = (STAC_EXAMPLES / "earth_search_v1" / "sentinel-2-l2a"
 CRS = "EPSG:32652"
 TILE_LEFT, TILE_TOP, TILE_PX = 384000.0, 4421000.0, 256
 """The synthetic tile: 256 × 256 px at 10 m, edges on multiples of 20 m."""
+BLOCK_PX = 128
+"""COG block size of the synthetic assets."""
 AOI_UTM = (384980.0, 4419420.0, 385580.0, 4420020.0)
 """A 600 m × 600 m AOI in the tile's middle, near 127.657 E 39.920 N (Ryongsong)."""
 ROOF_UTM = (385100.0, 4419800.0, 385180.0, 4419880.0)
@@ -540,7 +547,7 @@ def write_cog(path: Path, arr: Any, res: float) -> None:
     prof = {"driver": "COG", "width": arr.shape[1], "height": arr.shape[0], "count": 1,
             "dtype": arr.dtype.name, "crs": CRS, "nodata": 0,
             "transform": from_origin(TILE_LEFT, TILE_TOP, res, res),
-            "blocksize": 128, "compress": "deflate", "overviews": "none"}
+            "blocksize": BLOCK_PX, "compress": "deflate", "overviews": "none"}
     with rasterio.open(path, "w", **prof) as dst:
         dst.write(arr, 1)
 
