@@ -541,6 +541,12 @@ def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoD
     status_of = dict(zip(tracks.sites["site_id"], tracks.sites["status"], strict=True))
     tracks = dataclasses.replace(tracks, footprints=tracks.footprints.assign(
         status=tracks.footprints["site_id"].map(status_of)))
+    if valid_by_date is not None and len(tracks.footprints):  # per-building cloud share
+        from geo.sources.qa import footprint_cloud_share
+
+        fp = tracks.footprints
+        tracks = dataclasses.replace(tracks, footprints=fp.assign(cloud_share=footprint_cloud_share(
+            list(fp["site_id"]), list(fp["date"]), list(fp.geometry), valid_by_date)))
     changes = changes_from_events(tracks.events, tracks.footprints)
     synthetic = _is_synthetic(aoi)
     outputs: dict[str, str] = {}

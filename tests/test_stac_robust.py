@@ -127,6 +127,32 @@ def test_one_run_finishes_through_errors_and_drops(srv: StacServer, tmp_path: Pa
     assert not list(tmp_path.rglob("*.part"))
 
 
+def test_cli_run_finishes_through_errors_and_drops(srv: StacServer, tmp_path: Path) -> None:
+    """One ``factorywatch run`` through 20 % 500/503 answers and 10 % dropped connections."""
+    import json
+
+    from click.testing import CliRunner
+
+    from geo.cli import main
+
+    (tmp_path / "aoi.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"coord_source": "test", "coord_confidence": "high"},
+         "geometry": json.loads(json.dumps(AOI.geometry.__geo_interface__))}]}))
+    cfg = tmp_path / "aoi.toml"
+    cfg.write_text(f'[aoi]\ngeometry = "aoi.geojson"\n[source]\nkind = "stac"\napi = "{srv.url}"\n'
+                   f'start = "{START}"\nend = "{END}"\nperiod = "month"\nmax_retries = 6\n'
+                   f'cache_dir = "{tmp_path / "cache"}"\n[output]\nreport = false\n')
+    srv.chaos(error_rate=0.2, drop_rate=0.1, seed=3)
+    r = CliRunner().invoke(main, ["run", str(cfg), "-o", str(tmp_path / "run"), "--json", "-q"])
+    srv.state.chaos = None
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["dates"] == DATES
+    run_json = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert {i["properties"]["epsg"] for i in run_json["inputs"]} == {32652}
+    fps = json.loads((tmp_path / "run" / "footprints.geojson").read_text())["features"]
+    assert fps and all("cloud_share" in f["properties"] for f in fps)  # per-building cloud share
+
+
 # --- item 4: messages name the URL, the HTTP status and the fix --------------------------------
 def test_409_names_url_status_and_fix_and_is_not_retried(srv: StacServer,
                                                          tmp_path: Path) -> None:

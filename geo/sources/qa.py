@@ -17,8 +17,9 @@ clear dates while their brightness hardly changes: a cloud moves between dates, 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -30,6 +31,7 @@ __all__ = [
     "boa_offset_evidence",
     "bright_stable_mask",
     "false_cloud_roof_mask",
+    "footprint_cloud_share",
     "landsat_qa_masks",
     "persistent_cloud_mask",
     "qa_fractions",
@@ -435,3 +437,35 @@ def boa_offset_evidence(
         verdict = "undecidable"
     return {"verdict": verdict, "frac_below_1000": round(frac, 4), "dark_p01_dn": round(p01, 1),
             "n_px": n}
+
+
+def footprint_cloud_share(
+    site_ids: Sequence[str], dates: Sequence[str], geoms: Sequence[Any],
+    valid_by_date: Mapping[str, Any],
+) -> NDArray[np.float64]:
+    """Per footprint row: the share of its building that is masked (cloud, shadow, no data).
+
+    The building is the union of every footprint of its site (all dates), so a hall half under
+    a cloud on one date shows that half as masked although its detected footprint stops at the
+    cloud edge. NaN where the date has no valid-area geometry.
+
+    Examples
+    --------
+    >>> from shapely.geometry import box
+    >>> footprint_cloud_share(["a", "a"], ["d1", "d2"], [box(0, 0, 10, 10), box(0, 0, 5, 10)],
+    ...                       {"d1": box(0, 0, 100, 100), "d2": box(0, 0, 5, 100)}).tolist()
+    [0.0, 0.5]
+    """
+    import shapely
+
+    by_site: dict[str, list[Any]] = {}
+    for sid, g in zip(site_ids, geoms, strict=True):
+        by_site.setdefault(str(sid), []).append(g)
+    union = {k: shapely.union_all(v) for k, v in by_site.items()}
+    out = np.full(len(site_ids), np.nan)
+    for i, (sid, d) in enumerate(zip(site_ids, dates, strict=True)):
+        u, v = union[str(sid)], valid_by_date.get(str(d))
+        if v is None or u.area <= 0:
+            continue
+        out[i] = round(1.0 - float(shapely.intersection(u, v).area) / float(u.area), 4)
+    return out
