@@ -117,10 +117,11 @@ def test_cog_open_retry_sends_a_request(srv: StacServer, tmp_path: Path,
     np.testing.assert_array_equal(ga.data, clean[0])
 
 
+@pytest.mark.parametrize("seed", [0, 7, 9])  # 0 and 9 cut off pystac's lazy root request
 def test_one_run_finishes_through_errors_and_drops(srv: StacServer, tmp_path: Path,
-                                                   clean: list[np.ndarray]) -> None:
-    srv.chaos(error_rate=0.2, drop_rate=0.1, seed=7)
-    got = _run(_source(srv, tmp_path, retries=6))
+                                                   clean: list[np.ndarray], seed: int) -> None:
+    srv.chaos(error_rate=0.2, drop_rate=0.1, seed=seed)
+    got = _run(_source(srv, tmp_path))
     srv.state.chaos = None
     for a, b in zip(clean, got, strict=True):
         np.testing.assert_array_equal(a, b)
@@ -128,7 +129,7 @@ def test_one_run_finishes_through_errors_and_drops(srv: StacServer, tmp_path: Pa
 
 
 def test_cli_run_finishes_through_errors_and_drops(srv: StacServer, tmp_path: Path) -> None:
-    """One ``factorywatch run`` through 20 % 500/503 answers and 10 % dropped connections."""
+    """One ``factorywatch run`` (default retries) through 20 % 500/503 and 10 % drops."""
     import json
 
     from click.testing import CliRunner
@@ -140,7 +141,7 @@ def test_cli_run_finishes_through_errors_and_drops(srv: StacServer, tmp_path: Pa
          "geometry": json.loads(json.dumps(AOI.geometry.__geo_interface__))}]}))
     cfg = tmp_path / "aoi.toml"
     cfg.write_text(f'[aoi]\ngeometry = "aoi.geojson"\n[source]\nkind = "stac"\napi = "{srv.url}"\n'
-                   f'start = "{START}"\nend = "{END}"\nperiod = "month"\nmax_retries = 6\n'
+                   f'start = "{START}"\nend = "{END}"\nperiod = "month"\n'
                    f'cache_dir = "{tmp_path / "cache"}"\n[output]\nreport = false\n')
     srv.chaos(error_rate=0.2, drop_rate=0.1, seed=3)
     r = CliRunner().invoke(main, ["run", str(cfg), "-o", str(tmp_path / "run"), "--json", "-q"])

@@ -569,6 +569,7 @@ class StacSource:
         return items
 
     def _search_online(self, query: dict[str, Any]) -> list[dict[str, Any]]:
+        from pystac.errors import STACError
         from pystac_client import Client
         from pystac_client.exceptions import APIError
         from pystac_client.stac_api_io import StacApiIO
@@ -589,8 +590,11 @@ class StacSource:
                     if "href" in a:
                         a["href"] = strip_query(str(a["href"]))
                 out.append(it)
-        except APIError as err:
-            raise self._api_error(err) from None
+        except (APIError, STACError) as err:
+            # pystac resolves the root link lazily and wraps that request's APIError in a
+            # STACError ("does not resolve to a STAC object"): judge the request's own error
+            cause = err if isinstance(err, APIError) else err.__cause__
+            raise self._api_error(cause if isinstance(cause, APIError) else err) from None
         return out
 
     def _api_error(self, err: BaseException) -> BaseException:
@@ -965,9 +969,10 @@ def _round_coords(obj: Any, nd: int = 7) -> Any:
 
 
 def _retryable_types() -> tuple[type[BaseException], ...]:
+    from pystac.errors import STACError
     from pystac_client.exceptions import APIError
 
-    return (OSError, APIError)
+    return (OSError, APIError, STACError)
 
 
 def _gdal_env(policy: RetryPolicy, href: str) -> dict[str, Any]:
