@@ -150,6 +150,12 @@ class SourceConfig:
     """HTTP timeout per request, in seconds."""
     search_ttl_h: NonNeg = 24.0
     """Reuse a cached STAC search younger than this many hours (offline: any age)."""
+    sign: str = "auto"
+    """How STAC asset hrefs are signed: ``planetary-computer``, ``none``, ``sas-token`` (a
+    PC-style token endpoint, ``sign_token_url``) or ``auto`` (Planetary Computer's URL only)."""
+    sign_token_url: str = ""
+    """``sign = "sas-token"``: token endpoint with ``{collection}``, e.g.
+    ``https://host/api/sas/v1/token/{collection}``."""
 
     def __post_init__(self) -> None:
         _check_in("source.kind", self.kind, get_args(SourceKind))
@@ -161,6 +167,12 @@ class SourceConfig:
         _check_pos("source.search_ttl_h", self.search_ttl_h, allow_zero=True)
         _check_pos("source.aoi_buffer_m", self.aoi_buffer_m, allow_zero=True)
         _check_pos("source.timeout_s", self.timeout_s)
+        _check_in("source.sign", self.sign, ("auto", "none", "planetary-computer", "sas-token"))
+        if self.sign == "sas-token" and "{collection}" not in self.sign_token_url:
+            raise ConfigError(
+                "source.sign = \"sas-token\" needs source.sign_token_url with {collection} in "
+                "it, e.g. \"https://host/api/sas/v1/token/{collection}\""
+            )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -519,6 +519,17 @@ def _csv_text(df: pd.DataFrame) -> str:
     return buf.getvalue()
 
 
+def _with_cloud_share(tracks: Any, valid_by_date: dict[str, BaseGeometry] | None) -> Any:
+    """Each footprint gains ``cloud_share``: how much of its site's outline is masked that date."""
+    if valid_by_date is None or not len(tracks.footprints):
+        return tracks
+    from geo.sources.qa import footprint_cloud_share
+
+    fp = tracks.footprints
+    return dataclasses.replace(tracks, footprints=fp.assign(cloud_share=footprint_cloud_share(
+        list(fp["site_id"]), list(fp["date"]), list(fp.geometry), valid_by_date)))
+
+
 def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoDataFrame,
             dates: list[str], valid_by_date: dict[str, BaseGeometry] | None, final: Path,
             partial: Path, stage: _Stages, run_warnings: list[str], started: str,
@@ -537,6 +548,7 @@ def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoD
     status_of = dict(zip(tracks.sites["site_id"], tracks.sites["status"], strict=True))
     tracks = dataclasses.replace(tracks, footprints=tracks.footprints.assign(
         status=tracks.footprints["site_id"].map(status_of)))
+    tracks = _with_cloud_share(tracks, valid_by_date)
     changes = changes_from_events(tracks.events, tracks.footprints)
     synthetic = _is_synthetic(aoi)
     outputs: dict[str, str] = {}
