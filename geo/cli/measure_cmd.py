@@ -139,6 +139,7 @@ def measure_cmd(footprints: tuple[Path, ...], run_dir: Path | None, date_field: 
     configure_logging(verbose, quiet)
     from geo.config import RunConfig, load_config
     from geo.pipeline import run_vector
+    from geo.rundir import safe_name
     from geo.vector import read_footprints
 
     config = load_config(config_path) if config_path is not None else RunConfig()
@@ -149,7 +150,7 @@ def measure_cmd(footprints: tuple[Path, ...], run_dir: Path | None, date_field: 
     gdf = read_footprints(list(footprints), aoi_name=name, date_field=date_field,
                           dates=list(dates) or None, digitising_sd_m=digitising_sd_m,
                           epsg=epsg if epsg is not None else config.aoi.measure_epsg)
-    out = run_dir or Path("runs") / name
+    out = run_dir or Path("runs") / safe_name(name)
     summary = run_vector(gdf, out, aoi_name=name, config=config, overwrite=overwrite,
                          source_paths=[str(p) for p in footprints])
     if as_json:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ import rasterio.shutil
 from numpy.typing import NDArray
 from rasterio.io import MemoryFile
 
+from geo._atomic import atomic_path
 from geo.errors import CrsMismatchError
 from geo.export.qml import FILE_MODE, RASTER_KINDS, RasterKind, write_raster_qml
 from geo.grid import Grid
@@ -148,25 +147,16 @@ def write_cog(
     else:
         options["OVERVIEWS"] = "NONE"
 
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.tif", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        with MemoryFile() as mem:
-            with mem.open(**profile) as ds:
-                ds.write(arr)
-                if band_names:
-                    for i, name in enumerate(band_names, 1):
-                        ds.set_band_description(i, name)
-                all_tags = {"FACTORYWATCH_KIND": kind, **(tags or {})}
-                ds.update_tags(**{k: str(v) for k, v in all_tags.items()})
-            with mem.open() as src:
-                rasterio.shutil.copy(src, tmp, driver="COG", **options)
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path, mode=FILE_MODE) as tmp, MemoryFile() as mem:
+        with mem.open(**profile) as ds:
+            ds.write(arr)
+            if band_names:
+                for i, name in enumerate(band_names, 1):
+                    ds.set_band_description(i, name)
+            all_tags = {"FACTORYWATCH_KIND": kind, **(tags or {})}
+            ds.update_tags(**{k: str(v) for k, v in all_tags.items()})
+        with mem.open() as src:
+            rasterio.shutil.copy(src, tmp, driver="COG", **options)
     ranges = display_ranges(arr, nodata) if kind == "scene" else None
     write_raster_qml(kind, path.with_suffix(".qml"), band_names=band_names, value_ranges=ranges)
     log.debug("cog: %s %s %s, %d overview level(s)", path.name, kind, arr.shape, n_ovr)
