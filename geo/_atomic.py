@@ -23,7 +23,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from geo.errors import DiskFullError, RunDirError
+from geo.errors import DiskFullError, FactoryWatchError, RunDirError
+
+try:
+    import resource
+except ImportError:  # pragma: no cover - not on Windows
+    resource = None  # type: ignore[assignment]
 
 __all__ = [
     "FILE_MODE",
@@ -41,12 +46,14 @@ __all__ = [
 FILE_MODE = 0o644
 """Outputs are meant to be shared (``mkstemp`` would make them 0600)."""
 DIR_MODE = 0o755
+LOW_SPACE_BYTES = 1 << 20
+"""A failed write with less than this free on its file system counts as "disk full"."""
 TEMP_TAG = ".fwtmp"
 """Every temporary name contains this tag."""
 
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 _FULL_TEXT = re.compile(r"no space left|disk full|file too large|quota exceeded|"
-                        r"free disk space", re.IGNORECASE)
+                        r"free disk space|database or disk is full", re.IGNORECASE)
 # temp names of this module, and of the writers it replaced (runs interrupted before it)
 _TEMP_NAME = re.compile(r"^\..+(\.fwtmp.*|\.tmp(\.[A-Za-z0-9]+)?|\.part|\.partial|\.old-\d+)$")
 _SIDECARS = ("-wal", "-shm", "-journal", ".aux.xml")
@@ -78,27 +85,55 @@ def _mount_point(path: Path) -> Path:
     return p
 
 
-def disk_full_error(err: BaseException, path: str | Path) -> DiskFullError | None:
+def _exhausted(probe: Path, need_bytes: int) -> str | None:
+    """Why writing under ``probe`` fails for lack of room: "space", "size" or None.
+
+    GDAL and libtiff report a full disk as a seek or write error without ``errno`` (and may
+    delete their partial output), so after a failed write the file system is asked
+    directly: less free than ``max(need_bytes, LOW_SPACE_BYTES)``, or a process file-size
+    limit below ``need_bytes`` (or reached by the temp file), means no room.
+    """
+    folder = probe
+    while not folder.is_dir() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return None
+    if st.f_bavail * st.f_frsize < max(need_bytes, LOW_SPACE_BYTES):
+        return "space"
+    if resource is not None:
+        soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        size = probe.stat().st_size if probe.is_file() else 0
+        if soft != resource.RLIM_INFINITY and max(size, need_bytes) >= soft - LOW_SPACE_BYTES:
+            return "size"
+    return None
+
+
+def disk_full_error(err: BaseException, path: str | Path, probe: str | Path | None = None,
+                    need_bytes: int = 0) -> DiskFullError | None:
     """A :class:`DiskFullError` for ``path`` if ``err`` means the disk is full, else None.
 
-    Recognises ``OSError`` with ``ENOSPC``/``EDQUOT``/``EFBIG`` and the messages GDAL and
-    pyogrio raise for the same condition.
+    Recognises ``OSError`` with ``ENOSPC``/``EDQUOT``/``EFBIG``, the messages GDAL and
+    pyogrio raise for them, and (for any other error) a file system under ``probe`` with
+    less than :data:`LOW_SPACE_BYTES` free or a file at the process's file-size limit.
     """
     if isinstance(err, DiskFullError):
         return err
-    full = isinstance(err, OSError) and err.errno in _FULL_ERRNOS
-    if not full and not isinstance(err, OSError | RuntimeError | ValueError):
+    if not isinstance(err, Exception) or isinstance(err, FactoryWatchError):
         return None
-    full = full or bool(_FULL_TEXT.search(str(err)))
-    if not full:
+    code = err.errno if isinstance(err, OSError) else None
+    text = _FULL_TEXT.search(str(err))
+    why = ("size" if code == errno.EFBIG or (text and "too large" in text[0].lower())
+           else "space" if code in _FULL_ERRNOS or text else None)
+    if why is None and probe is not None:
+        why = _exhausted(Path(probe), need_bytes)
+    if why is None:
         return None
-    what = ("the file-size limit was reached" if isinstance(err, OSError)
-            and err.errno == errno.EFBIG else "")
     p = Path(getattr(err, "filename", None) or path)
-    dev = _mount_point(p)
-    extra = f" ({what})" if what else ""
-    return DiskFullError(f"no space left on {dev} writing {p}{extra}; free space or choose "
-                         "another -o (the .partial folder is kept: rerun to resume)")
+    extra = " (the file-size limit was reached)" if why == "size" else ""
+    return DiskFullError(f"no space left on {_mount_point(p)} writing {p}{extra}; free space "
+                         "or choose another -o (the .partial folder is kept: rerun to resume)")
 
 
 def _cleanup(tmp: Path) -> None:
@@ -111,7 +146,7 @@ def _cleanup(tmp: Path) -> None:
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path, *, suffix: str | None = None, fsync: bool = False,
-                mode: int = FILE_MODE) -> Iterator[Path]:
+                mode: int = FILE_MODE, need_bytes: int = 0) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
 
     Parameters
@@ -125,6 +160,9 @@ def atomic_path(path: str | Path, *, suffix: str | None = None, fsync: bool = Fa
         Flush the file to disk before the rename (the cache uses this).
     mode : int
         Permissions of the finished file.
+    need_bytes : int
+        A bound on the size of the file (GDAL writers): a failed write with less than that
+        free on the file system is reported as a full disk.
 
     Notes
     -----
@@ -152,8 +190,8 @@ def atomic_path(path: str | Path, *, suffix: str | None = None, fsync: bool = Fa
         os.chmod(tmp, mode)
         os.replace(tmp, p)
     except BaseException as err:
+        full = disk_full_error(err, p, tmp, need_bytes)
         _cleanup(tmp)
-        full = disk_full_error(err, p)
         if full is not None and full is not err:
             raise full from err
         raise
@@ -189,8 +227,8 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         yield tmp
         replace_dir(tmp, p)
     except BaseException as err:
+        full = disk_full_error(err, p, tmp)
         _cleanup(tmp)
-        full = disk_full_error(err, p)
         if full is not None and full is not err:
             raise full from err
         raise

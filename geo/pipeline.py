@@ -208,7 +208,7 @@ def _guarded(session: RunSession, body: Callable[[], dict[str, Any]]) -> dict[st
     try:
         return body()
     except BaseException as err:
-        full = disk_full_error(err, partial) if isinstance(err, Exception) else None
+        full = disk_full_error(err, partial, partial)
         if full is not None:
             log.info("disk full; the run so far is kept in %s, rerun to resume", partial)
             if full is err:

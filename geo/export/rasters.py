@@ -147,7 +147,7 @@ def write_cog(
     else:
         options["OVERVIEWS"] = "NONE"
 
-    with atomic_path(path, mode=FILE_MODE) as tmp, MemoryFile() as mem:
+    with atomic_path(path, mode=FILE_MODE, need_bytes=arr.nbytes) as tmp, MemoryFile() as mem:
         with mem.open(**profile) as ds:
             ds.write(arr)
             if band_names:
