@@ -51,6 +51,8 @@ LOW_SPACE_BYTES = 1 << 20
 TEMP_TAG = ".fwtmp"
 """Every temporary name contains this tag."""
 
+_IO_LIBS = {"rasterio", "pyogrio", "fiona"}
+"""Libraries whose write errors may mean a full disk (GDAL reports it without errno)."""
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 _FULL_TEXT = re.compile(r"no space left|disk full|file too large|quota exceeded|"
                         r"free disk space|database or disk is full", re.IGNORECASE)
@@ -114,13 +116,15 @@ def disk_full_error(err: BaseException, path: str | Path, probe: str | Path | No
                     need_bytes: int = 0) -> DiskFullError | None:
     """A :class:`DiskFullError` for ``path`` if ``err`` means the disk is full, else None.
 
-    Recognises ``OSError`` with ``ENOSPC``/``EDQUOT``/``EFBIG``, the messages GDAL and
-    pyogrio raise for them, and (for any other error) a file system under ``probe`` with
-    less than :data:`LOW_SPACE_BYTES` free or a file at the process's file-size limit.
+    Only ``OSError`` and the errors of GDAL bindings (rasterio, pyogrio) are considered:
+    ``ENOSPC``/``EDQUOT``/``EFBIG``, the messages GDAL and SQLite use for them, or (GDAL's
+    seek/write errors carry no errno) a file system under ``probe`` with less than
+    ``max(need_bytes, LOW_SPACE_BYTES)`` free or a file-size limit below ``need_bytes``.
     """
     if isinstance(err, DiskFullError):
         return err
-    if not isinstance(err, Exception) or isinstance(err, FactoryWatchError):
+    if isinstance(err, FactoryWatchError) or not (
+            isinstance(err, OSError) or type(err).__module__.split(".")[0] in _IO_LIBS):
         return None
     code = err.errno if isinstance(err, OSError) else None
     text = _FULL_TEXT.search(str(err))

@@ -35,8 +35,8 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from geo import __version__
-from geo._atomic import atomic_write_text, replace_dir, sweep_temps
-from geo.errors import DiskFullError, OutputExistsError, RunDirError, RunDirInUseError
+from geo._atomic import atomic_write_text, disk_full_error, replace_dir, sweep_temps
+from geo.errors import OutputExistsError, RunDirError, RunDirInUseError
 
 __all__ = ["MARKER", "RunDir", "RunSession", "check_target", "open_run", "prepare_demo_folder",
            "safe_name"]
@@ -381,8 +381,11 @@ def open_run(run_dir: str | Path, *, overwrite: bool, key: str,
     except OSError as err:
         if isinstance(err, RunDirError):
             raise
-        raise DiskFullError(f"{partial.root}: cannot create the run folder ({err.strerror}); "
-                            "free space or choose another -o") from err
+        full = disk_full_error(err, partial.root, partial.root.parent)
+        if full is not None:
+            raise full from err
+        raise RunDirError(f"{partial.root}: cannot create the run folder ({err.strerror}); "
+                          "choose another -o") from err
     try:
         try:
             old = json.loads(partial.state.read_text())["key"]

@@ -68,6 +68,37 @@ def display_ranges(
     return out
 
 
+def _bands_on_grid(data: NDArray[Any], grid: Grid, path: Path,
+                   band_names: Sequence[str] | None) -> NDArray[Any]:
+    """``data`` as ``(band, rows, cols)`` on ``grid`` (bool as uint8), or a clear error."""
+    arr = np.asarray(data)
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3 or arr.shape[1:] != tuple(grid.shape):
+        raise CrsMismatchError(
+            f"{path.name}: array shape {np.shape(data)} is not on the grid {grid.shape}; "
+            "resample onto the AOI grid first"
+        )
+    if arr.dtype == np.bool_:
+        arr = arr.astype("uint8")
+    if band_names is not None and len(band_names) != arr.shape[0]:
+        raise ValueError(f"{path.name}: {len(band_names)} band names for {arr.shape[0]} bands")
+    return arr
+
+
+def _cog_options(kind: RasterKind, n_ovr: int) -> dict[str, Any]:
+    """GDAL COG creation options: deflate + predictor, tiles, overviews by kind."""
+    options: dict[str, Any] = {
+        "COMPRESS": "DEFLATE", "PREDICTOR": "YES", "BLOCKSIZE": BLOCKSIZE,
+        "OVERVIEW_RESAMPLING": _RESAMPLING[kind], "BIGTIFF": "IF_SAFER",
+    }
+    if n_ovr:
+        options["OVERVIEW_COUNT"] = n_ovr
+    else:
+        options["OVERVIEWS"] = "NONE"
+    return options
+
+
 def write_cog(
     data: NDArray[Any],
     grid: Grid,
@@ -112,25 +143,11 @@ def write_cog(
     """
     if kind not in RASTER_KINDS:
         raise ValueError(f"unknown raster kind {kind!r}; use one of {', '.join(RASTER_KINDS)}")
-    arr = np.asarray(data)
-    if arr.ndim == 2:
-        arr = arr[None]
-    if arr.ndim != 3 or arr.shape[1:] != tuple(grid.shape):
-        raise CrsMismatchError(
-            f"{Path(path).name}: array shape {np.shape(data)} is not on the grid {grid.shape}; "
-            "resample onto the AOI grid first"
-        )
-    if arr.dtype == np.bool_:
-        arr = arr.astype("uint8")
-    if band_names is not None and len(band_names) != arr.shape[0]:
-        raise ValueError(
-            f"{Path(path).name}: {len(band_names)} band names for {arr.shape[0]} bands"
-        )
+    arr = _bands_on_grid(data, grid, Path(path), band_names)
     if nodata is None and np.issubdtype(arr.dtype, np.floating) and np.isnan(arr).any():
         nodata = float("nan")
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     profile: dict[str, Any] = {
         "driver": "GTiff", "width": arr.shape[2], "height": arr.shape[1], "count": arr.shape[0],
         "dtype": arr.dtype.name, "crs": grid.crs, "transform": grid.transform,
@@ -138,14 +155,7 @@ def write_cog(
     if nodata is not None:
         profile["nodata"] = nodata
     n_ovr = overview_count(grid.shape)
-    options: dict[str, Any] = {
-        "COMPRESS": "DEFLATE", "PREDICTOR": "YES", "BLOCKSIZE": BLOCKSIZE,
-        "OVERVIEW_RESAMPLING": _RESAMPLING[kind], "BIGTIFF": "IF_SAFER",
-    }
-    if n_ovr:
-        options["OVERVIEW_COUNT"] = n_ovr
-    else:
-        options["OVERVIEWS"] = "NONE"
+    options = _cog_options(kind, n_ovr)
 
     with atomic_path(path, mode=FILE_MODE, need_bytes=arr.nbytes) as tmp, MemoryFile() as mem:
         with mem.open(**profile) as ds:

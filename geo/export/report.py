@@ -796,6 +796,24 @@ def _provenance(r: _Run) -> str:
 # --------------------------------------------------------------------------------------------
 # entry point
 # --------------------------------------------------------------------------------------------
+def _pairs_html(r: _Run, folder: Path) -> list[str]:
+    """One before/after/change figure (written into ``folder``) and caption per date pair."""
+    pairs_html = []
+    for d0, d1 in _pairs(r):
+        name = _pair_figure(r, d0, d1, folder)
+        if name is None:
+            r.notes.append(f"scene missing for {d0} or {d1}: no before/after figure.")
+            continue
+        missing = "" if (d0, d1) in r.probs else (
+            f" There is no change probability map change/{_e(d0)}_{_e(d1)}_prob.tif in this "
+            "run (no probability map), so the third panel shows the later scene only.")
+        pairs_html.append(f"<h3>{_e(d0)} → {_e(d1)}</h3>" + _figure(
+            name, f"Before ({_e(d0)}), after ({_e(d1)}) and change probability. Outline "
+            f"colours: footprint status / change event as in the QGIS styles.{missing}",
+            f"before/after/change {d0} to {d1}"))
+    return pairs_html
+
+
 def write_report(run_dir: str | Path) -> Path:
     """Build ``run_dir/report/index.html`` and its PNG figures from the run's files.
 
@@ -828,19 +846,7 @@ def write_report(run_dir: str | Path) -> Path:
     rd = RunDir(run_dir)
     r = _load(run_dir)
     with atomic_dir(rd.report_dir) as tmp:
-        pairs_html = []
-        for d0, d1 in _pairs(r):
-            name = _pair_figure(r, d0, d1, tmp)
-            if name is None:
-                r.notes.append(f"scene missing for {d0} or {d1}: no before/after figure.")
-                continue
-            missing = "" if (d0, d1) in r.probs else (
-                f" There is no change probability map change/{_e(d0)}_{_e(d1)}_prob.tif in this "
-                "run (no probability map), so the third panel shows the later scene only.")
-            pairs_html.append(f"<h3>{_e(d0)} → {_e(d1)}</h3>" + _figure(
-                name, f"Before ({_e(d0)}), after ({_e(d1)}) and change probability. Outline "
-                f"colours: footprint status / change event as in the QGIS styles.{missing}",
-                f"before/after/change {d0} to {d1}"))
+        pairs_html = _pairs_html(r, tmp)
         if not pairs_html:
             pairs_html.append(
                 "<p>This run has no imagery: its footprints were read from a file "
