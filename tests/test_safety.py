@@ -3,7 +3,7 @@
 One test per data-loss case. Each runs the real CLI (click's CliRunner in-process, or a
 subprocess where a second process, a signal or a resource limit is the point), and each
 checks that nothing outside the run directory changed (a snapshot of the sandbox before
-and after: path, type, size, inode, mtime).
+and after: every path with its type, size, inode and, for files, mtime).
 
 These tests do not import ``geo.rundir`` at module level, so that they can be run against
 a checkout without it (they fail there, by behaviour). No test here ever points a
@@ -65,8 +65,9 @@ def snapshot(root: Path, *skip: Path) -> Snapshot:
                 continue
             st = os.lstat(p)
             kind = "link" if os.path.islink(p) else "dir" if os.path.isdir(p) else "file"
+            # a folder's own mtime changes when an entry is added: its entries show that
             out[os.path.relpath(p, root)] = (kind, 0 if kind == "dir" else st.st_size,
-                                             st.st_ino, st.st_mtime_ns)
+                                             st.st_ino, 0 if kind == "dir" else st.st_mtime_ns)
     return out
 
 

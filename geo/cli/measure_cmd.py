@@ -118,7 +118,8 @@ def _aoi_name_from(path: Path) -> str:
               help="Projected EPSG code to measure in [default: local UTM zone].")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="AOI TOML whose [match] and [measure] settings to use.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing run directory.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing run directory (only one factorywatch made).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout.")
 @verbosity_options
 @handles_errors

@@ -22,7 +22,8 @@ def _echo_json(obj: Any) -> None:
 @click.argument("aoi_config", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", "run_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="Run directory [default: runs/<aoi name>].")
-@click.option("--overwrite", is_flag=True, help="Replace an existing run directory.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing run directory (only one factorywatch made).")
 @click.option("--offline", is_flag=True, help="Remote imagery from the cache only.")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Read and align dates in parallel on a local Dask cluster of N processes.")
