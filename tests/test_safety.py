@@ -447,3 +447,35 @@ def test_csv_negative_numbers_stay_numbers() -> None:
     df = pd.DataFrame({"n": [-3.5, 2.0], "s": ["-3.5", "-cmd"], "t": ["@x", "+1"]})
     rows = list(csv.reader(csv_text(df).splitlines()))
     assert rows[1] == ["-3.5", "-3.5", "'@x"] and rows[2] == ["2", "'-cmd", "+1"]
+
+
+# --- the pieces: temp names, their sweep, safe names --------------------------------------------
+def test_sweep_removes_only_temp_names(tmp_path: Path) -> None:
+    from geo._atomic import atomic_path, sweep_temps
+
+    keep = ["2019-05-20.tif", ".factorywatch", ".state.json", "notes.tmp.txt", "a.part"]
+    for name in keep:
+        (tmp_path / name).write_text("x")
+    with pytest.raises(KeyboardInterrupt), atomic_path(tmp_path / "scenes" / "d.tif") as tmp:
+        tmp.write_bytes(b"half")
+        leftover = tmp.with_name(tmp.name + "-journal")
+        leftover.write_bytes(b"x")  # what a kill -9 would leave beside it
+        raise KeyboardInterrupt
+    assert not tmp.exists() and not leftover.exists()  # cleaned on the way out
+    (tmp_path / "scenes" / ".d.tif.0a1b2c3d.fwtmp.tif").write_bytes(b"killed")
+    (tmp_path / ".report.ab12.fwtmp").mkdir()
+    (tmp_path / ".report.ab12.fwtmp" / "x.png").write_bytes(b"x")
+    removed = sweep_temps(tmp_path)
+    assert len(removed) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*keep, "scenes"])
+    assert list((tmp_path / "scenes").iterdir()) == []
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("/etc/passwd", "etc_passwd"), ("../x", "x"), ("..", "_"), ("a\\b", "a_b"),
+    ("Kanggye plant", "Kanggye plant"), ("=1+2", "=1+2")])
+def test_safe_name_is_one_component(name: str, expected: str) -> None:
+    from geo.rundir import safe_name
+
+    assert safe_name(name) == expected
+    assert Path(safe_name(name)).name == safe_name(name)
