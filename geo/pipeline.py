@@ -48,7 +48,7 @@ from geo.geoarray import GeoArray
 from geo.grid import Grid, grid_for_aoi, to_crs
 from geo.provenance import git_commit, versions
 from geo.reading import read_to_grid
-from geo.rundir import RunDir, RunSession, check_target, open_run
+from geo.rundir import RunDir, RunSession, begin_run, check_target
 from geo.sources import Scene, open_source
 from geo.sources.http import redact
 from geo.sources.local import file_sha256
@@ -192,7 +192,7 @@ def run_aoi(
             raise NoImageryError(f"{config.config_path}: no imagery for AOI {aoi.name}")
         rec["n_scenes"] = len(scenes)
 
-    session = open_run(run_dir, overwrite=overwrite, key=_config_hash(config),
+    session = begin_run(run_dir, overwrite=overwrite, key=_config_hash(config),
                        inputs=_config_inputs(config))
     return _guarded(session, lambda: _run_stages(config, aoi, grid, source, scenes, session,
                                                  stage, prog, run_warnings, started, workers))
@@ -602,7 +602,7 @@ def run_vector(
     blob: str = footprints.to_json()
     key = hashlib.sha256(blob.encode()).hexdigest()[:16]
     source_paths = [str(p) for p in source_paths]
-    session = open_run(run_dir, overwrite=overwrite, key=key, inputs=source_paths)
+    session = begin_run(run_dir, overwrite=overwrite, key=key, inputs=source_paths)
     inputs = [{"id": Path(p).name, "path": str(p), "sha256": file_sha256(p)}
               for p in source_paths]
     extra = {"dates": dates, "inputs": inputs, "mode": "vector"}

@@ -38,8 +38,15 @@ from geo import __version__
 from geo._atomic import atomic_write_text, disk_full_error, replace_dir, sweep_temps
 from geo.errors import OutputExistsError, RunDirError, RunDirInUseError
 
-__all__ = ["MARKER", "RunDir", "RunSession", "check_target", "open_run", "prepare_demo_folder",
-           "safe_name"]
+__all__ = [
+    "MARKER",
+    "RunDir",
+    "RunSession",
+    "begin_run",
+    "check_target",
+    "prepare_demo_folder",
+    "safe_name",
+]
 
 log = logging.getLogger(__name__)
 
@@ -360,7 +367,7 @@ def _lock(partial: RunDir, final: RunDir) -> FileLock:
     return lock
 
 
-def open_run(run_dir: str | Path, *, overwrite: bool, key: str,
+def begin_run(run_dir: str | Path, *, overwrite: bool, key: str,
              inputs: Iterable[str | Path] = ()) -> RunSession:
     """Check the target, create or reuse ``<run_dir>.partial`` and lock it.
 
