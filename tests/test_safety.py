@@ -449,6 +449,17 @@ def test_csv_negative_numbers_stay_numbers() -> None:
     assert rows[1] == ["-3.5", "-3.5", "'@x"] and rows[2] == ["2", "'-cmd", "+1"]
 
 
+def test_csv_round_trip_restores_the_text(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from geo.export.tables import read_csv, write_csv
+
+    df = pd.DataFrame({"site_id": ["=a:s1", "b:s2"], "area_m2": [-1.5, 2.0]})
+    back = read_csv(write_csv(df, tmp_path / "t.csv"))
+    assert back["site_id"].tolist() == ["=a:s1", "b:s2"]
+    assert back["area_m2"].tolist() == [-1.5, 2.0]
+
+
 # --- the pieces: temp names, their sweep, safe names --------------------------------------------
 def test_sweep_removes_only_temp_names(tmp_path: Path) -> None:
     from geo._atomic import atomic_path, sweep_temps

@@ -17,7 +17,7 @@ import pandas as pd
 
 from geo._atomic import atomic_write_text
 
-__all__ = ["csv_safe", "csv_text", "write_csv"]
+__all__ = ["csv_safe", "csv_text", "read_csv", "write_csv"]
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
@@ -53,3 +53,24 @@ def csv_text(df: pd.DataFrame) -> str:
 def write_csv(df: pd.DataFrame, path: str | Path) -> Path:
     """Write :func:`csv_text` of ``df`` to ``path`` atomically."""
     return atomic_write_text(path, csv_text(df))
+
+
+def _unsafe(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] == "'" and value[1:2] in _FORMULA_START:
+        return value[1:]
+    return value
+
+
+def read_csv(path: str | Path) -> pd.DataFrame:
+    """Read a table written by :func:`write_csv`, with the ``'`` of neutralised cells removed.
+
+    An empty file gives an empty DataFrame.
+    """
+    p = Path(path)
+    if not p.is_file() or not p.stat().st_size:
+        return pd.DataFrame()
+    df = pd.read_csv(p)
+    for col in df.columns:
+        if df[col].dtype == object:
+            df[col] = df[col].map(_unsafe)
+    return df
