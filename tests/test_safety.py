@@ -401,10 +401,18 @@ def test_kill9_then_resume_publishes_no_temp_files(running: Running) -> None:
     proc, out, config = running
     base = out.parent
     partial = base / "run.partial"
+
+    def temps() -> list[str]:
+        return [f for _d, _s, fs in os.walk(partial) for f in fs if _TEMPISH.match(f)]
+
+    deadline = time.monotonic() + 120  # catch the run in the middle of a write, then kill -9
+    while not temps() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert partial.is_dir() and not out.exists()
-    # what a kill -9 in the middle of a COG write leaves (today's and older writers' names)
+    caught = temps()
+    # plus what a kill -9 mid-write leaves with today's and older writers' names
     scenes = partial / "scenes"
     scenes.mkdir(exist_ok=True)
     (scenes / ".2019-05-20.tif.1a2b3c4d.fwtmp.tif").write_bytes(b"half a tiff")
@@ -415,7 +423,7 @@ def test_kill9_then_resume_publishes_no_temp_files(running: Running) -> None:
                        capture_output=True, text=True, timeout=400, check=False)
     assert r.returncode == 0, r.stderr
     published = [p for p in out.rglob("*") if _TEMPISH.match(p.name)]
-    assert published == [], published
+    assert published == [], (published, caught)
     assert not partial.exists() and (out / "run.json").is_file()
     assert snapshot(base, out, partial, base / "first_run.log") == before
 
