@@ -137,7 +137,7 @@ def disk_full_error(err: BaseException, path: str | Path, probe: str | Path | No
     p = Path(getattr(err, "filename", None) or path)
     extra = " (the file-size limit was reached)" if why == "size" else ""
     return DiskFullError(f"no space left on {_mount_point(p)} writing {p}{extra}; free space "
-                         "or choose another -o (the .partial folder is kept: rerun to resume)")
+                         "or choose another -o")
 
 
 def _cleanup(tmp: Path) -> None:

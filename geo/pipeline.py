@@ -37,6 +37,7 @@ from geo.config import RunConfig, config_to_dict
 from geo.errors import (
     AoiError,
     CoregistrationError,
+    DiskFullError,
     FactoryWatchError,
     NoImageryError,
 )
@@ -210,10 +211,8 @@ def _guarded(session: RunSession, body: Callable[[], dict[str, Any]]) -> dict[st
     except BaseException as err:
         full = disk_full_error(err, partial, partial)
         if full is not None:
-            log.info("disk full; the run so far is kept in %s, rerun to resume", partial)
-            if full is err:
-                raise
-            raise full from err
+            raise DiskFullError(f"{full} (the run so far is kept in {partial}: rerun the same "
+                                "command to resume)") from err
         if not isinstance(err, FactoryWatchError):
             log.info("run interrupted; checkpoints kept in %s, rerun to resume", partial)
         elif not session.partial.has_checkpoints():

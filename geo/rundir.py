@@ -296,9 +296,11 @@ def check_target(run_dir: str | Path, *, overwrite: bool, inputs: Iterable[str |
                 "--overwrite replaces only folders factorywatch made: move it away or choose "
                 "another -o")
     part = final.partial.root
-    if os.path.lexists(part) and not final.partial.is_ours(finished=False):
-        raise RunDirError(f"{part} exists and was not made by factorywatch (no {MARKER} "
-                          "marker); move it away or choose another -o")
+    if os.path.lexists(part):
+        if not final.partial.is_ours(finished=False):
+            raise RunDirError(f"{part} exists and was not made by factorywatch (no {MARKER} "
+                              "marker); move it away or choose another -o")
+        _lock(final.partial, final).release()  # another run in it: say so before any work
     return final
 
 

@@ -71,6 +71,6 @@ def read_csv(path: str | Path) -> pd.DataFrame:
         return pd.DataFrame()
     df = pd.read_csv(p)
     for col in df.columns:
-        if df[col].dtype == object:
+        if df[col].dtype == object or pd.api.types.is_string_dtype(df[col]):
             df[col] = df[col].map(_unsafe)
     return df
