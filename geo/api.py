@@ -118,19 +118,21 @@ def open_run(run_dir: str | Path) -> Run:
     SourceError
         If the folder is not a complete run directory.
     """
+    from geo.export.tables import read_csv
+    from geo.rundir import RunDir
     from geo.vector import read_run_tables
 
     d = Path(run_dir)
+    rd = RunDir(d)
     sites, footprints, _measure = read_run_tables(d)
     manifest: dict[str, Any] = {}
-    if (d / "run.json").is_file():
+    if rd.run_json.is_file():
         try:
-            loaded = json.loads((d / "run.json").read_text(encoding="utf-8"))
+            loaded = json.loads(rd.run_json.read_text(encoding="utf-8"))
         except ValueError as err:
-            raise SourceError(f"{d / 'run.json'}: not valid JSON ({err}); rerun the run") from None
+            raise SourceError(f"{rd.run_json}: not valid JSON ({err}); rerun the run") from None
         manifest = loaded if isinstance(loaded, dict) else {}
-    events = (pd.read_csv(d / "events.csv") if (d / "events.csv").is_file()
-              and (d / "events.csv").stat().st_size else pd.DataFrame())
+    events = read_csv(rd.events_csv)
     return Run(path=d, sites=sites, footprints=footprints, events=events, manifest=manifest)
 
 

@@ -92,3 +92,19 @@ class EmptyMaskWarning(UserWarning):
 
 class LargeShiftWarning(UserWarning):
     """A co-registration residual is above the configured limit."""
+
+
+# --- run directory safety (geo/rundir.py, geo/_atomic.py) -----------------------------------
+__all__ += ["DiskFullError", "RunDirError", "RunDirInUseError"]
+
+
+class RunDirError(FactoryWatchError, PermissionError):
+    """factorywatch refuses to write or replace a folder it did not create."""
+
+
+class RunDirInUseError(RunDirError):
+    """Another factorywatch process holds the run directory's lock."""
+
+
+class DiskFullError(FactoryWatchError, OSError):
+    """No space left (or the file-size limit reached) while writing an output."""

@@ -130,9 +130,19 @@ def test_interrupted_run_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def test_overwrite_replaces_only_when_complete(tmp_path: Path, demo_run: dict[str, Any]) -> None:
+    import shutil
+
+    from geo.errors import RunDirError
+
     config = load_config(demo_run["files"].config)
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "old.txt").write_text("x")
+    with pytest.raises(RunDirError, match="not a factorywatch run directory"):
+        run_aoi(config, foreign, overwrite=True)  # a folder factorywatch did not make
+    assert (foreign / "old.txt").read_text() == "x"
     out = tmp_path / "run"
-    out.mkdir()
+    shutil.copytree(demo_run["summary"]["run_dir"], out)  # a run of ours (it has the marker)
     (out / "old.txt").write_text("x")
     summary = run_aoi(config, out, overwrite=True)
     assert not (out / "old.txt").exists()

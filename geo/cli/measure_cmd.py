@@ -124,7 +124,8 @@ def _aoi_name_from(path: Path) -> str:
               help="Projected EPSG code to measure in [default: local UTM zone].")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="AOI TOML whose [match] and [measure] settings to use.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing run directory.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing run directory (only one factorywatch made).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout.")
 @verbosity_options
 @handles_errors
@@ -145,6 +146,7 @@ def measure_cmd(footprints: tuple[Path, ...], run_dir: Path | None, date_field: 
     configure_logging(verbose, quiet)
     from geo.config import RunConfig, load_config
     from geo.pipeline import run_vector
+    from geo.rundir import safe_name
     from geo.vector import read_footprints
 
     config = load_config(config_path) if config_path is not None else RunConfig()
@@ -155,7 +157,7 @@ def measure_cmd(footprints: tuple[Path, ...], run_dir: Path | None, date_field: 
     gdf = read_footprints(list(footprints), aoi_name=name, date_field=date_field,
                           dates=list(dates) or None, digitising_sd_m=digitising_sd_m,
                           epsg=epsg if epsg is not None else config.aoi.measure_epsg)
-    out = run_dir or Path("runs") / name
+    out = run_dir or Path("runs") / safe_name(name)
     summary = run_vector(gdf, out, aoi_name=name, config=config, overwrite=overwrite,
                          source_paths=[str(p) for p in footprints])
     if as_json:
