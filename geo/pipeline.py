@@ -239,9 +239,10 @@ class _Runner:
         if self.client is None:
             from distributed import Client, LocalCluster
 
+            # port 0 for the scheduler's HTTP server: never collide with another cluster on 8787
             cluster = self._stack.enter_context(LocalCluster(
                 n_workers=self.workers, threads_per_worker=1, processes=True,
-                dashboard_address=None))
+                dashboard_address="127.0.0.1:0", host="127.0.0.1"))
             self.client = self._stack.enter_context(Client(cluster))
             log.info("dask: local cluster with %d worker processes", self.workers)
         return self.client
