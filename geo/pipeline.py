@@ -541,6 +541,11 @@ def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoD
     status_of = dict(zip(tracks.sites["site_id"], tracks.sites["status"], strict=True))
     tracks = dataclasses.replace(tracks, footprints=tracks.footprints.assign(
         status=tracks.footprints["site_id"].map(status_of)))
+    if "name" in tracks.footprints.columns:  # names from the input carry to the sites
+        from geo.names import site_names
+
+        tracks = dataclasses.replace(tracks, sites=tracks.sites.assign(
+            name=tracks.sites["site_id"].map(site_names(tracks.footprints))))
     changes = changes_from_events(tracks.events, tracks.footprints)
     synthetic = _is_synthetic(aoi)
     outputs: dict[str, str] = {}

@@ -641,7 +641,7 @@ def _summary(r: _Run) -> str:
 
 
 _SITE_COLS: list[tuple[str, str]] = [
-    ("site_id", "site"), ("status", "status"), ("first_seen_date", "first seen"),
+    ("site_id", "site"), ("name", "name"), ("status", "status"), ("first_seen_date", "first seen"),
     ("last_seen_date", "last seen"), ("n_dates", "dates"), ("area", "area m² (95% CI)"),
     ("growth", "growth × (95% CI)"), ("neighbour_id", "neighbour"),
     ("neighbour", "neighbour ratio × (95% CI)"), ("verdict", "claim verdict"),
@@ -688,7 +688,8 @@ def _sites_table(r: _Run) -> str:
             "neighbour": _interval(rec, "neighbour_area_ratio"),
             "verdict": verdicts.get(str(rec.get("site_id")), ""),
         })
-    cols = [c for c in _SITE_COLS if c[0] != "verdict" or verdicts]
+    named = any(isinstance(rec.get("name"), str) and rec["name"] for rec in recs)
+    cols = [c for c in _SITE_COLS if (c[0] != "verdict" or verdicts) and (c[0] != "name" or named)]
     return _table(rows, cols, num_cols=("n_dates", "area", "growth", "neighbour"),
                   cls={"verdict": "verdict"})
 
