@@ -631,8 +631,9 @@ def run_vector(
     synthetic = bool("synthetic" in footprints.columns and footprints["synthetic"].fillna(False)
                      .astype(bool).any())
     aoi = Aoi(name=aoi_name, geometry=to_crs(hull, str(footprints.crs), "EPSG:4326"),
-              properties={"point_kind": "footprints", "coord_source": "digitised footprints",
-                          "coord_confidence": "high", "synthetic": synthetic})
+              properties={"point_kind": "footprints", "synthetic": synthetic,
+                          "coord_source": "the envelope of the input footprints (their "
+                                          "positions are as digitised; confidence not given)"})
     blob: str = footprints.to_json()
     key = hashlib.sha256(blob.encode()).hexdigest()[:16]
     final, partial = prepare_run_dir(run_dir, overwrite=overwrite, key=key)
