@@ -395,7 +395,8 @@ def change_pair(pair: tuple[dict[str, Any], dict[str, Any]], grid: Grid, config:
         _write_raster(prob[None], grid, partial / "change" / f"{stem}_prob.tif",
                       kind="probability", nodata=float("nan"))
         _write_raster(np.where(both, cm.mask.astype("uint8"), 255).astype("uint8")[None],
-                      grid, partial / "change" / f"{stem}_mask.tif", kind="mask", nodata=255)
+                      grid, partial / "change" / f"{stem}_mask.tif",
+                      kind="change_mask", nodata=255)
     return {"date_from": m0["date"], "date_to": m1["date"], "method": cm.method,
             "changed_frac": round(float(cm.mask.mean()), 5)}
 
@@ -546,6 +547,10 @@ def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoD
 
         tracks = dataclasses.replace(tracks, sites=tracks.sites.assign(
             name=tracks.sites["site_id"].map(site_names(tracks.footprints))))
+    from geo.export.qml import footprint_date_end
+
+    tracks = dataclasses.replace(tracks, footprints=tracks.footprints.assign(  # QGIS time slider
+        date_end=footprint_date_end([str(d) for d in tracks.footprints["date"]], dates)))
     changes = changes_from_events(tracks.events, tracks.footprints)
     synthetic = _is_synthetic(aoi)
     outputs: dict[str, str] = {}
