@@ -29,16 +29,16 @@ from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsDateTimeRange,
     QgsFeatureRequest,
-    QgsMapRendererSequentialJob,
-    QgsProject,
-    QgsTemporalUtils,
-    QgsVectorLayerTemporalContext,
     QgsMapLayer,
     QgsMapRendererParallelJob,
+    QgsMapRendererSequentialJob,
     QgsMapSettings,
+    QgsProject,
     QgsRasterLayer,
     QgsRectangle,
+    QgsTemporalUtils,
     QgsVectorLayer,
+    QgsVectorLayerTemporalContext,
 )
 from qgis.PyQt.QtCore import QDate, QDateTime, QSize, QTime
 from qgis.PyQt.QtGui import QColor
