@@ -21,6 +21,7 @@ Example ``aoi/ryongsong_feb11_plant.toml``::
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -270,6 +271,32 @@ _SECTIONS: dict[str, type[Any]] = {
 _PATH_KEYS = {("aoi", "geometry"), ("source", "path"), ("source", "cache_dir")}
 
 
+def _type_problem(section: str, f: dataclasses.Field[Any], value: Any) -> str | None:
+    """Name the key and the expected type when a TOML value has the wrong type."""
+    if f.default is not dataclasses.MISSING:
+        default = f.default
+    elif f.default_factory is not dataclasses.MISSING:
+        default = f.default_factory()
+    else:
+        return None
+    if isinstance(default, bool):
+        ok, want = isinstance(value, bool), "true or false"
+    elif isinstance(default, (int, float)):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        want = "a number"
+    elif isinstance(default, str):
+        ok = isinstance(value, (str, datetime.date, datetime.time))  # TOML dates too
+        want = "a quoted string"
+    elif isinstance(default, tuple):
+        ok, want = isinstance(value, tuple), "a list [...]"
+    else:
+        return None
+    if ok:
+        return None
+    return (f"{section}.{f.name} = {value!r} must be {want} (default: "
+            f"{f.name} = {default!r}); fix the value")
+
+
 def _build(section: str, cls: type[Any], raw: object, path: Path) -> Any:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: [{section}] must be a table; see aoi/*.toml for examples")
@@ -288,6 +315,9 @@ def _build(section: str, cls: type[Any], raw: object, path: Path) -> Any:
             p = Path(str(value)).expanduser()
             value = str(p if p.is_absolute() else (path.parent / p).resolve())
         values[key] = value
+        problem = _type_problem(section, names[key], value)
+        if problem:
+            raise ConfigError(f"{path}: {problem}")
     try:
         return cls(**values)
     except ConfigError as err:

@@ -20,7 +20,28 @@ __all__ = [
     "NoImageryError",
     "OutputExistsError",
     "SourceError",
+    "one_line",
 ]
+
+
+def one_line(text: object, limit: int = 300) -> str:
+    """``text`` on one line, at most ``limit`` characters, never cut inside a word.
+
+    A longer message is cut at the last space before the limit and ends with "…".
+
+    Examples
+    --------
+    >>> one_line("a  long\nmessage here", 12)
+    'a long …'
+    >>> one_line("short")
+    'short'
+    """
+    flat = " ".join(str(text).split())
+    if len(flat) <= limit:
+        return flat
+    cut = flat[: max(1, limit - 1)]
+    head = cut.rsplit(" ", 1)[0] if " " in cut else cut
+    return head.rstrip(" ,;:") + " …"
 
 
 class FactoryWatchError(Exception):

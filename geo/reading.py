@@ -20,7 +20,7 @@ from rasterio.errors import RasterioError
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 
-from geo.errors import NoImageryError, SourceError
+from geo.errors import NoImageryError, SourceError, one_line
 from geo.geoarray import GeoArray, roles_for_bands
 from geo.grid import Grid
 
@@ -62,7 +62,7 @@ def _open(href: str) -> Any:
     try:
         return rasterio.open(href)
     except RasterioError as err:
-        msg = str(err).splitlines()[0][:200]
+        msg = one_line(str(err).splitlines()[0], 200)
         raise SourceError(
             f"{href}: cannot open as a raster ({msg}); replace or re-export the file"
         ) from None
@@ -147,7 +147,7 @@ def read_to_grid(
                     else:
                         masks = vrt.read_masks(list(bands))
             except RasterioError as err:
-                msg = str(err).splitlines()[0][:200]
+                msg = one_line(str(err).splitlines()[0], 200)
                 raise SourceError(f"{name}: read failed ({msg}); the file may be corrupt") from None
     arr = np.ma.getdata(data).astype(np.float32, copy=False)
     valid = np.all(masks > 0, axis=0) & ~np.any(np.ma.getmaskarray(data), axis=0)

@@ -21,7 +21,7 @@ import pandas as pd
 import shapely
 from pyproj import CRS
 
-from geo.errors import CrsMismatchError, SourceError
+from geo.errors import CrsMismatchError, SourceError, one_line
 from geo.names import detect_name_field
 
 __all__ = ["FOOTPRINT_COLUMNS", "date_from_name", "read_footprints", "read_run_tables"]
@@ -77,7 +77,7 @@ def _read_one(path: Path) -> gpd.GeoDataFrame:
         gdf = gpd.read_file(path)
     except Exception as err:  # pyogrio/GDAL raise several types
         raise SourceError(
-            f"{path}: cannot read as vector data ({' '.join(str(err).split())[:200]}); pass a "
+            f"{path}: cannot read as vector data ({one_line(err, 200)}); pass a "
             "GeoJSON, GPKG or Shapefile"
         ) from None
     if gdf.crs is None:

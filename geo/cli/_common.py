@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
-from geo.errors import FactoryWatchError
+from geo.errors import FactoryWatchError, one_line
 
 __all__ = ["configure_logging", "handles_errors", "progress_factory", "verbosity_options"]
 
@@ -71,7 +71,7 @@ def handles_errors(f: F) -> F:
             if verbose:
                 traceback.print_exc(file=sys.stderr)
                 raise SystemExit(1) from None
-            line = " ".join(str(err).split())[:300]
+            line = one_line(err, 300)
             click.echo(
                 f"Error: unexpected {type(err).__name__}: {line} (run again with -v for the "
                 "traceback and report it)",

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from geo.errors import NetworkError, NoImageryError, SourceError
+from geo.errors import NetworkError, NoImageryError, SourceError, one_line
 
 __all__ = [
     "RetryPolicy",
@@ -201,7 +201,7 @@ def call_with_retries(
 
 def _one_line(err: BaseException) -> str:
     text = " ".join(str(err).split()) or type(err).__name__
-    return redact(text)[:240]
+    return one_line(redact(text), 240)
 
 
 class _RedactFilter(logging.Filter):

@@ -12,7 +12,7 @@ import rasterio
 from rasterio.errors import RasterioError
 
 from geo.aoi import Aoi
-from geo.errors import NoImageryError, SourceError
+from geo.errors import NoImageryError, SourceError, one_line
 from geo.geoarray import GeoArray
 from geo.grid import Grid
 from geo.reading import GDAL_ENV, read_to_grid
@@ -123,7 +123,7 @@ class LocalGeoTiffSource:
                             "height": src.height, "count": src.count,
                             "res": list(src.res), "dtype": src.dtypes[0]}
             except RasterioError as err:
-                msg = str(err).splitlines()[0][:160]
+                msg = one_line(str(err).splitlines()[0], 160)
                 raise SourceError(
                     f"{p}: cannot open as a GeoTIFF ({msg}); replace or re-export the file"
                 ) from None
