@@ -352,7 +352,7 @@ def _run_stages(config: RunConfig, aoi: Aoi, grid: Grid, source: Any, scenes: li
                                "detect_threshold", "valid_frac")} for m in metas],
         "change_maps": change_meta, "inputs": inputs}
     return _finish(config, aoi, grid, footprints, dates, valid_by_date, final, partial, stage,
-                   run_warnings, started, extra)
+                   run_warnings, started, extra, progress=prog)
 
 
 def detect_date(meta: dict[str, Any], grid: Grid, config: RunConfig, partial: Path,
@@ -527,7 +527,7 @@ def _csv_text(df: pd.DataFrame) -> str:
 def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoDataFrame,
             dates: list[str], valid_by_date: dict[str, BaseGeometry] | None, final: Path,
             partial: Path, stage: _Stages, run_warnings: list[str], started: str,
-            extra: dict[str, Any]) -> dict[str, Any]:
+            extra: dict[str, Any], progress: Progress[Any] | None = None) -> dict[str, Any]:
     """Track, measure and write every vector output, run.json and the report; publish."""
     from geo.export.qml import write_qml
     from geo.match import track_footprints
@@ -595,7 +595,7 @@ def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoD
         with stage("report"):
             from geo.export.report import write_report
 
-            outputs["report"] = str(write_report(partial))
+            outputs["report"] = str(write_report(partial, progress=progress))
         manifest["stages"] = stage.records
         _write_json(partial / "run.json", manifest)
     _publish(partial, final)

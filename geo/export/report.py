@@ -19,6 +19,7 @@ import math
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -905,7 +906,10 @@ def _pairs_html(r: _Run, tmp: Path, progress: Progress | None) -> list[str]:
     pairs = _pairs(r)
     credits = attributions(r.run, sorted(r.scenes))
     for d0, d1 in (progress(pairs, "report figures") if progress else pairs):
+        t0 = time.perf_counter()
         name, masked = _pair_figure(r, d0, d1, tmp)
+        log.debug("report: figure %s → %s in %.1f s (masked %s)", d0, d1,
+                  time.perf_counter() - t0, {d: round(m, 3) for d, m in masked.items()})
         if name is None:
             r.notes.append(f"scene missing for {d0} or {d1}: no before/after figure.")
             continue
