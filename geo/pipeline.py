@@ -561,6 +561,11 @@ def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoD
             outputs[name] = str(write_geojson(gdf, partial / f"{name}.geojson", layer_name=name,
                                               id_field=id_field))
             write_qml(name, partial / f"{name}.qml")
+        from geo.export.qgs import write_project
+
+        outputs["qgis_project"] = str(write_project(  # opens with the time slider on
+            partial, dates, grid.crs if grid is not None else str(footprints.crs),
+            title=f"factorywatch: {aoi.name}"))
         sites_table = pd.DataFrame(tracks.sites.drop(columns="geometry"))
         outputs["measurements"] = str(atomic_write_text(partial / "measurements.csv",
                                                         _csv_text(sites_table)))

@@ -95,14 +95,17 @@ def _labels_at(layer: QgsVectorLayer, frame: QgsDateTimeRange) -> list[str]:
     return [lab.labelText for lab in res.allLabels()] if res is not None else []
 
 
-def temporal_info(layer: QgsVectorLayer) -> dict[str, Any]:
+def temporal_info(layer: QgsVectorLayer, project: QgsProject | None = None) -> dict[str, Any]:
     """Temporal properties as loaded from the style, and what each date's frame shows."""
     tp = layer.temporalProperties()
-    project = QgsProject.instance()
-    project.addMapLayer(layer, False)
+    own = project is None
+    if project is None:
+        project = QgsProject.instance()
+        project.addMapLayer(layer, False)
     proj = QgsTemporalUtils.calculateTemporalRangeForProject(project)  # the controller's "set
     used = QgsTemporalUtils.usedTemporalRangesForProject(project)     # to project range"
-    project.takeMapLayer(layer)
+    if own:
+        project.takeMapLayer(layer)
     idx = layer.fields().indexOf("date")
     dates = sorted({str(f.attribute(idx).toString("yyyy-MM-dd") if hasattr(f.attribute(idx),
                     "toString") else f.attribute(idx))[:10] for f in layer.getFeatures()})
@@ -243,6 +246,25 @@ def main(argv: list[str]) -> int:
             keep[f"gpkg:{name}"] = layer
     else:
         summary["problems"].append(f"gpkg: {gpkg} missing")
+
+    qgs = run_dir / "factorywatch.qgs"
+    if qgs.exists():
+        project = QgsProject()
+        ok = project.read(str(qgs))
+        layers = {lyr.name(): lyr for lyr in project.mapLayers().values()}
+        ts = project.timeSettings()
+        info = {"read": bool(ok), "crs": project.crs().authid(),
+                "layers": {n: {"valid": lyr.isValid(), "feature_count": int(lyr.featureCount()),
+                               "renderer": lyr.renderer().type() if lyr.renderer() else None,
+                               "temporal": bool(lyr.temporalProperties().isActive())}
+                           for n, lyr in layers.items()},
+                "time_range": [ts.temporalRange().begin().toString("yyyy-MM-ddTHH:mm:ss"),
+                               ts.temporalRange().end().toString("yyyy-MM-ddTHH:mm:ss")],
+                "time_step": [ts.timeStep(), int(ts.timeStepUnit())]}
+        if "footprints" in layers:
+            info["footprints_temporal"] = temporal_info(layers["footprints"], project)
+        summary["project"] = info
+        keep["project"] = project  # type: ignore[assignment]
 
     for folder in ("scenes", "masks", "change"):
         for tif in sorted((run_dir / folder).glob("*.tif")):

@@ -174,3 +174,28 @@ def test_change_mask_legend_says_change(qgis_run_dir: Path) -> None:
         text = m.read_text()
         assert 'label="change"' in text and 'label="no change"' in text
         assert "building" not in text
+
+
+def test_project_opens_with_the_time_slider_on(qgis_summary: dict[str, Any],
+                                              qgis_run_dir: Path) -> None:
+    """factorywatch.qgs: styled layers, footprints temporal on, project range = run's dates.
+
+    (Opening footprints.geojson on its own, QGIS resets the sidecar's temporal properties
+    when it builds the layer; the project file is read after the layer is built.)
+    """
+    import datetime as dt
+
+    p = qgis_summary["project"]
+    dates = _run_dates(qgis_run_dir)
+    grid_crs = json.loads((qgis_run_dir / "grid.json").read_text())["crs"]
+    assert p["read"] and p["crs"] == grid_crs
+    assert set(p["layers"]) == {"footprints", "sites", "changes"}
+    for name, info in p["layers"].items():
+        assert info["valid"] and info["renderer"] == "categorizedSymbol", name
+        assert info["temporal"] == (name == "footprints"), name
+    last_end = (dt.date.fromisoformat(dates[-1]) + dt.timedelta(days=1)).isoformat()
+    assert p["time_range"] == [f"{dates[0]}T00:00:00", f"{last_end}T00:00:00"]
+    assert p["time_step"] == [1.0, 4]  # one day (QgsUnitTypes.TemporalDays)
+    frames = p["footprints_temporal"]["frames"]
+    assert sorted(frames) == dates
+    assert all(f["dates_shown"] == [d] for d, f in frames.items())
