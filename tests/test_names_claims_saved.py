@@ -44,7 +44,13 @@ def test_names_reach_sites_gpkg_csv_and_report(run_dir: Path) -> None:
     assert sorted(gpd.read_file(run_dir / "results.gpkg", layer="sites")["name"]) == [
         "Hall A", "Hall B"]
     assert sorted(pd.read_csv(run_dir / "measurements.csv")["name"]) == ["Hall A", "Hall B"]
-    assert "Hall B" in (run_dir / "report" / "index.html").read_text(encoding="utf-8")
+    html = (run_dir / "report" / "index.html").read_text(encoding="utf-8")
+    assert "Hall B" in html
+    # a vector-only run was given no location confidence and must not claim one (#14)
+    assert "confidence: <b>high" not in html and "confidence: <b>not given" in html
+    # provenance shows the source used (vector files), not the unused STAC defaults
+    prov = html.split('id="provenance"')[1].split("<details>")[0]
+    assert "earth-search" not in prov and "vector files (no imagery)" in prov
 
 
 def test_claim_by_name_prints_once_and_saves(run_dir: Path) -> None:

@@ -8,6 +8,7 @@ reached the report, and the figures had no scale bar, legend or attribution.
 
 from __future__ import annotations
 
+import html
 import importlib.util
 import json
 import re
@@ -65,12 +66,37 @@ class _Dom(HTMLParser):
                 self.text[k][-1] += data
 
 
+_DEMO_OUTPUT: dict[str, str] = {}
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("demo") / "fw"
     r = CliRunner().invoke(main, ["demo", str(folder), "-q"])
     assert r.exit_code == 0, r.output
+    _DEMO_OUTPUT["stdout"] = r.stdout
     return folder / "run"
+
+
+def test_demo_table_marks_truth_outside_interval(demo: Path) -> None:
+    """Rows whose true area is outside the 95% interval say so; the others say yes."""
+    from geo.demo_report import compare_to_truth
+
+    res = compare_to_truth(demo, demo.parent / "inputs" / "truth.geojson")
+    rows = {ln.split()[0]: ln for ln in _DEMO_OUTPUT["stdout"].splitlines()
+            if ln[:1].isalpha() and len(ln.split()) > 5 and ln.split()[1].count(":")}
+    outside = []
+    for h in res["halls"]:
+        if h.get("area_m2_lo") is None:
+            continue
+        inside = h["area_m2_lo"] <= h["truth_area_m2"] <= h["area_m2_hi"]
+        assert rows[h["hall"]].rstrip().endswith("yes") == inside, rows[h["hall"]]
+        if not inside:
+            outside.append(h["hall"])
+            assert "truth outside interval" in rows[h["hall"]]
+    if outside:
+        assert f"Hall(s) {', '.join(outside)}: the true area lies outside" in _DEMO_OUTPUT[
+            "stdout"]
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +145,11 @@ def test_screenshot_is_not_blank(demo: Path, tmp_path: Path) -> None:
     colours = img.resize((130, 240)).getcolors(maxcolors=100_000) or []
     assert len(colours) > 500  # figures and the map drawn, not a blank or an error page
     shutil.copy(png, demo.parent / "demo_report.png")  # kept beside the run to look at
+
+
+def test_local_run_provenance_lists_only_the_local_source(demo: Path) -> None:
+    text = (demo / "report" / "index.html").read_text(encoding="utf-8")
+    prov = html.unescape(text.split('id="provenance"')[1].split("<details>")[0])
+    assert '"kind": "local"' in prov and "imagery" in prov
+    for stac_only in ("earth-search", "sentinel-2-l2a", "max_retries", "search_ttl_h"):
+        assert stac_only not in prov, stac_only
