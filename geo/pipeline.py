@@ -524,6 +524,25 @@ def _csv_text(df: pd.DataFrame) -> str:
     return buf.getvalue()
 
 
+def _carry_columns(tracks: Any, dates: list[str]) -> Any:
+    """Carry columns for the outputs: status and ``date_end`` to footprints, names to sites.
+
+    ``status`` lets the footprint layer style by status; ``date_end`` drives the QGIS time
+    slider; a site takes the name of its latest named sighting.
+    """
+    from geo.export.qml import footprint_date_end
+    from geo.names import site_names
+
+    status_of = dict(zip(tracks.sites["site_id"], tracks.sites["status"], strict=True))
+    fp = tracks.footprints.assign(
+        status=tracks.footprints["site_id"].map(status_of),
+        date_end=footprint_date_end([str(d) for d in tracks.footprints["date"]], dates))
+    sites = tracks.sites
+    if "name" in fp.columns:
+        sites = sites.assign(name=sites["site_id"].map(site_names(fp)))
+    return dataclasses.replace(tracks, footprints=fp, sites=sites)
+
+
 def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoDataFrame,
             dates: list[str], valid_by_date: dict[str, BaseGeometry] | None, final: Path,
             partial: Path, stage: _Stages, run_warnings: list[str], started: str,
@@ -538,19 +557,7 @@ def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoD
                                   valid_by_date=valid_by_date)
         tracks = measure_sites(tracks, config.measure)
         rec.update(n_sites=len(tracks.sites), n_events=len(tracks.events))
-    # each footprint carries its site's status, so that the footprint layer styles by status too
-    status_of = dict(zip(tracks.sites["site_id"], tracks.sites["status"], strict=True))
-    tracks = dataclasses.replace(tracks, footprints=tracks.footprints.assign(
-        status=tracks.footprints["site_id"].map(status_of)))
-    if "name" in tracks.footprints.columns:  # names from the input carry to the sites
-        from geo.names import site_names
-
-        tracks = dataclasses.replace(tracks, sites=tracks.sites.assign(
-            name=tracks.sites["site_id"].map(site_names(tracks.footprints))))
-    from geo.export.qml import footprint_date_end
-
-    tracks = dataclasses.replace(tracks, footprints=tracks.footprints.assign(  # QGIS time slider
-        date_end=footprint_date_end([str(d) for d in tracks.footprints["date"]], dates)))
+    tracks = _carry_columns(tracks, dates)
     changes = changes_from_events(tracks.events, tracks.footprints)
     synthetic = _is_synthetic(aoi)
     outputs: dict[str, str] = {}

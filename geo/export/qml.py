@@ -445,12 +445,8 @@ def raster_qml(
         renderer = _template("raster_probability.qml").substitute(items=items)
     else:
         what = "change" if kind == "change_mask" else "building"
-        entries = "\n".join(
-            [
-                f'    <paletteEntry value="0" color="#000000" alpha="0" label="no {what}"/>',
-                f'    <paletteEntry value="1" color="#e31a1c" alpha="200" label="{what}"/>',
-            ]
-        )
+        entries = (f'    <paletteEntry value="0" color="#000000" alpha="0" label="no {what}"/>\n'
+                   f'    <paletteEntry value="1" color="#e31a1c" alpha="200" label="{what}"/>')
         renderer = _template("raster_mask.qml").substitute(entries=entries)
     return _template("raster.qml").substitute(kind=kind, renderer=renderer.rstrip("\n"))
 
