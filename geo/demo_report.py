@@ -63,6 +63,9 @@ def compare_to_truth(run_dir: Path, truth_path: Path) -> dict[str, Any]:
                        area_m2=round(area, 1), area_m2_lo=_num(best.get("area_m2_lo")),
                        area_m2_hi=_num(best.get("area_m2_hi")),
                        area_error_frac=round(area / float(t_last["area_m2"]) - 1, 4))
+            lo_, hi_ = row["area_m2_lo"], row["area_m2_hi"]
+            row["contains_truth"] = (None if lo_ is None or hi_ is None else
+                                     bool(lo_ <= float(t_last["area_m2"]) <= hi_))
         halls.append(row)
     pair: dict[str, Any] = {}
     if "A" in site_of and "B" in site_of:
@@ -85,11 +88,13 @@ def compare_to_truth(run_dir: Path, truth_path: Path) -> dict[str, Any]:
         try:
             from geo.claims import check_claim
             from geo.config import MeasureParams
+            from geo.export.claims_record import claim_record
 
             res = check_claim(sites, fps, subject=site_of["B"], reference="neighbour",
                               relation=">", factor=2.0, params=MeasureParams())
             pair["claim"] = {"text": "more than twice as large as its neighbour",
-                             "verdict": res.verdict, "sentence": res.sentence}
+                             "verdict": res.verdict, "sentence": res.sentence,
+                             "record": claim_record(res, reference="neighbour")}
         except ImportError:  # pragma: no cover - claims module not installed
             pass
     return {"synthetic": True, "halls": halls, "pair": pair}
@@ -103,13 +108,21 @@ def format_comparison(result: dict[str, Any]) -> str:
     """Human-readable table of :func:`compare_to_truth` (SYNTHETIC data)."""
     lines = ["SYNTHETIC demo — measured vs truth (areas on the last date each hall exists)", "",
              f"{'hall':<5} {'site':<18} {'truth m²':>9} {'measured m²':>12} {'95% interval':>17} "
-             f"{'error':>7}"]
+             f"{'error':>7}  truth in interval"]
+    missed = []
     for h in result["halls"]:
         iv = f"{_f(h.get('area_m2_lo'))}–{_f(h.get('area_m2_hi'))}"
         err = h.get("area_error_frac")
+        inside = h.get("contains_truth")
+        mark = "—" if inside is None else "yes" if inside else "NO  <-- truth outside interval"
+        if inside is False:
+            missed.append(h["hall"])
         lines.append(f"{h['hall']:<5} {h.get('site_id', 'not found'):<18} "
                      f"{h['truth_area_m2']:>9.0f} {_f(h.get('area_m2')):>12} {iv:>17} "
-                     f"{'—' if err is None else f'{err:+.1%}':>7}")
+                     f"{'—' if err is None else f'{err:+.1%}':>7}  {mark}")
+    if missed:
+        lines.append(f"Hall(s) {', '.join(missed)}: the true area lies outside the 95% "
+                     "interval, so those intervals are too narrow here.")
     p = result.get("pair") or {}
     if p:
         lines += ["", "Neighbour pair (hall B vs its neighbour A):",

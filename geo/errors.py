@@ -26,20 +26,22 @@ __all__ = [
 ]
 
 
-def one_line(text: object, width: int = 240) -> str:
-    """A message (GDAL's, urllib's) on one line, shortened between words, never mid-word.
+def one_line(text: object, width: int = 300) -> str:
+    """A message (GDAL's, urllib's) on one line, at most ``width`` characters, never cut mid-word.
+
+    A longer message is cut at the last space before the limit and ends with "…".
 
     Examples
     --------
     >>> one_line("HTTP error 503:\\n  Service   Unavailable")
     'HTTP error 503: Service Unavailable'
     >>> one_line("averyveryverylongword and more words here", width=30)
-    'averyveryverylongword ...'
+    'averyveryverylongword and …'
     """
     flat = " ".join(str(text).split())
     if len(flat) <= width:
         return flat
-    return textwrap.shorten(flat, width=width, placeholder=" ...") or flat[:width]
+    return textwrap.shorten(flat, width=width, placeholder=" …") or flat[:width]
 
 
 class FactoryWatchError(Exception):

@@ -326,7 +326,7 @@ def _run_stages(config: RunConfig, aoi: Aoi, grid: Grid, source: Any, scenes: li
                                "detect_threshold", "valid_frac")} for m in metas],
         "change_maps": change_meta, "inputs": inputs}
     return _finish(config, aoi, grid, footprints, dates, valid_by_date, session, stage,
-                   run_warnings, started, extra)
+                   run_warnings, started, extra, progress=prog)
 
 
 def detect_date(meta: dict[str, Any], grid: Grid, config: RunConfig, partial: RunDir,
@@ -368,7 +368,7 @@ def change_pair(pair: tuple[dict[str, Any], dict[str, Any]], grid: Grid, config:
         _write_raster(prob[None], grid, partial.change_prob(m0["date"], m1["date"]),
                       kind="probability", nodata=float("nan"))
         _write_raster(np.where(both, cm.mask.astype("uint8"), 255).astype("uint8")[None],
-                      grid, partial.change_mask(m0["date"], m1["date"]), kind="mask",
+                      grid, partial.change_mask(m0["date"], m1["date"]), kind="change_mask",
                       nodata=255)
     return {"date_from": m0["date"], "date_to": m1["date"], "method": cm.method,
             "changed_frac": round(float(cm.mask.mean()), 5)}
@@ -501,10 +501,29 @@ def _with_cloud_share(tracks: Any, valid_by_date: dict[str, BaseGeometry] | None
         list(fp["site_id"]), list(fp["date"]), list(fp.geometry), valid_by_date)))
 
 
+def _carry_columns(tracks: Any, dates: list[str]) -> Any:
+    """Carry columns for the outputs: status and ``date_end`` to footprints, names to sites.
+
+    ``status`` lets the footprint layer style by status; ``date_end`` drives the QGIS time
+    slider; a site takes the name of its latest named sighting.
+    """
+    from geo.export.qml import footprint_date_end
+    from geo.names import site_names
+
+    status_of = dict(zip(tracks.sites["site_id"], tracks.sites["status"], strict=True))
+    fp = tracks.footprints.assign(
+        status=tracks.footprints["site_id"].map(status_of),
+        date_end=footprint_date_end([str(d) for d in tracks.footprints["date"]], dates))
+    sites = tracks.sites
+    if "name" in fp.columns:
+        sites = sites.assign(name=sites["site_id"].map(site_names(fp)))
+    return dataclasses.replace(tracks, footprints=fp, sites=sites)
+
+
 def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoDataFrame,
             dates: list[str], valid_by_date: dict[str, BaseGeometry] | None,
             session: RunSession, stage: _Stages, run_warnings: list[str], started: str,
-            extra: dict[str, Any]) -> dict[str, Any]:
+            extra: dict[str, Any], progress: Progress[Any] | None = None) -> dict[str, Any]:
     """Track, measure and write every vector output, run.json and the report; publish."""
     from geo.export.qml import write_qml
     from geo.match import track_footprints
@@ -516,10 +535,7 @@ def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoD
                                   valid_by_date=valid_by_date)
         tracks = measure_sites(tracks, config.measure)
         rec.update(n_sites=len(tracks.sites), n_events=len(tracks.events))
-    # each footprint carries its site's status, so that the footprint layer styles by status too
-    status_of = dict(zip(tracks.sites["site_id"], tracks.sites["status"], strict=True))
-    tracks = dataclasses.replace(tracks, footprints=tracks.footprints.assign(
-        status=tracks.footprints["site_id"].map(status_of)))
+    tracks = _carry_columns(tracks, dates)
     tracks = _with_cloud_share(tracks, valid_by_date)
     changes = changes_from_events(tracks.events, tracks.footprints)
     synthetic = _is_synthetic(aoi)
@@ -531,6 +547,11 @@ def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoD
             outputs[name] = str(write_geojson(gdf, partial.layer(name), layer_name=name,
                                               id_field=id_field))
             write_qml(name, partial.style(name))
+        from geo.export.qgs import write_project
+
+        outputs["qgis_project"] = str(write_project(  # opens with the time slider on
+            partial.qgis_project, dates, grid.crs if grid is not None else str(footprints.crs),
+            title=f"factorywatch: {aoi.name}"))
         sites_table = pd.DataFrame(tracks.sites.drop(columns="geometry"))
         outputs["measurements"] = str(write_csv(sites_table, partial.measurements_csv))
         outputs["events"] = str(write_csv(tracks.events, partial.events_csv))
@@ -563,7 +584,7 @@ def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoD
         with stage("report"):
             from geo.export.report import write_report
 
-            outputs["report"] = str(write_report(partial.root))
+            outputs["report"] = str(write_report(partial.root, progress=progress))
         manifest["stages"] = stage.records
         _write_json(partial.run_json, manifest)
     session.publish()
@@ -605,8 +626,9 @@ def run_vector(
     synthetic = bool("synthetic" in footprints.columns and footprints["synthetic"].fillna(False)
                      .astype(bool).any())
     aoi = Aoi(name=aoi_name, geometry=to_crs(hull, str(footprints.crs), "EPSG:4326"),
-              properties={"point_kind": "footprints", "coord_source": "digitised footprints",
-                          "coord_confidence": "high", "synthetic": synthetic})
+              properties={"point_kind": "footprints", "synthetic": synthetic,
+                          "coord_source": "the envelope of the input footprints (their "
+                                          "positions are as digitised; confidence not given)"})
     blob: str = footprints.to_json()
     key = hashlib.sha256(blob.encode()).hexdigest()[:16]
     source_paths = [str(p) for p in source_paths]

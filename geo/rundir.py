@@ -128,6 +128,11 @@ class RunDir:
         """``results.gpkg``: every layer, styled."""
         return self.root / "results.gpkg"
 
+    @property
+    def qgis_project(self) -> Path:
+        """``factorywatch.qgs``: the layers, styled, with the time slider set to the dates."""
+        return self.root / "factorywatch.qgs"
+
     # --- folders ------------------------------------------------------------------------
     @property
     def checkpoints(self) -> Path:

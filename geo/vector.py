@@ -22,6 +22,7 @@ import shapely
 from pyproj import CRS
 
 from geo.errors import CrsMismatchError, SourceError, one_line
+from geo.names import detect_name_field
 from geo.rundir import RunDir
 
 __all__ = ["FOOTPRINT_COLUMNS", "date_from_name", "read_footprints", "read_run_tables"]
@@ -101,6 +102,7 @@ def read_footprints(
     dates: Sequence[str] | None = None,
     digitising_sd_m: float = 1.0,
     epsg: int | None = None,
+    name_field: str | None = None,
 ) -> gpd.GeoDataFrame:
     """Read footprint polygons from vector files into the footprints schema.
 
@@ -121,6 +123,10 @@ def read_footprints(
     epsg : int, optional
         Projected CRS to measure in; default the UTM zone of the footprints' centre
         (``GeoDataFrame.estimate_utm_crs``).
+    name_field : str, optional
+        Attribute with each building's name (``--name-field``); default the first of
+        :data:`geo.names.NAME_FIELDS` present (``name``, ``Name``, ``uid``, ...). The names
+        go into a ``name`` column, which tracking carries to the sites.
 
     Returns
     -------
@@ -128,8 +134,8 @@ def read_footprints(
         :data:`FOOTPRINT_COLUMNS` + ``geometry`` in the projected CRS: ``area_m2`` and
         ``perimeter_m`` from the polygons, ``n_px = 0``, ``res_m = 0``, ``boundary_sd_m =
         digitising_sd_m``, ``coreg_residual_m = 0``, ``area_alt_m2 = NaN``, ``occluded =
-        False``. Non-polygon and empty geometries are dropped (logged); invalid polygons are
-        repaired with ``shapely.make_valid``.
+        False``, and ``name`` when a name field was found. Non-polygon and empty geometries
+        are dropped (logged); invalid polygons are repaired with ``shapely.make_valid``.
 
     Raises
     ------
@@ -161,8 +167,11 @@ def read_footprints(
                     "--date"
                 )
             d = [_normalise_date(one, str(p))] * len(gdf)
-        part = gpd.GeoDataFrame({"date": d, "_src": str(p)}, geometry=gdf.geometry.values,
-                                crs=gdf.crs)
+        nf = detect_name_field(gdf.columns, name_field)
+        nm = [None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+              for v in gdf[nf]] if nf is not None else [None] * len(gdf)
+        part = gpd.GeoDataFrame({"date": d, "name": nm, "_src": str(p)},
+                                geometry=gdf.geometry.values, crs=gdf.crs)
         wgs = part.to_crs(4326) if part.crs != CRS.from_epsg(4326) else part
         parts.append(wgs)
     allg = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=4326)
@@ -173,7 +182,7 @@ def read_footprints(
     keep = np.asarray([g is not None and not g.is_empty for g in geoms])
     if (~keep).sum():
         log.warning("vector: dropped %d empty or non-polygon feature(s)", int((~keep).sum()))
-    allg = gpd.GeoDataFrame(allg.loc[keep, ["date"]].reset_index(drop=True),
+    allg = gpd.GeoDataFrame(allg.loc[keep, ["date", "name"]].reset_index(drop=True),
                             geometry=list(geoms[keep]), crs=4326)
     if len(allg) == 0:
         raise SourceError(f"{', '.join(map(str, paths))}: no polygon footprints found")
@@ -194,7 +203,8 @@ def read_footprints(
     out["occluded"] = False
     log.info("vector: %d footprints on %d date(s) → %s", len(out), out["date"].nunique(),
              crs.to_string())
-    return gpd.GeoDataFrame(out[[*FOOTPRINT_COLUMNS, "geometry"]], geometry="geometry", crs=crs)
+    cols = [*FOOTPRINT_COLUMNS, *(["name"] if out["name"].notna().any() else [])]
+    return gpd.GeoDataFrame(out[[*cols, "geometry"]], geometry="geometry", crs=crs)
 
 
 def _polygonal(g: Any) -> Any:

@@ -35,7 +35,17 @@ from geo.config import load_config
 from geo.demo import write_demo
 from geo.demo_report import compare_to_truth, format_comparison
 from geo.export.report import write_report
+from geo.export.claims_record import claim_record, save_claim
 from geo.pipeline import run_aoi
+
+
+def progress(items, label):
+    """A progress line per step (the CLI draws a bar; a notebook prints)."""
+    items = list(items)
+    for i, item in enumerate(items, 1):
+        print(f"{label}: {i}/{len(items)}", flush=True)
+        yield item
+
 
 WORK = Path(os.environ.get("FW_WORKDIR") or tempfile.mkdtemp(prefix="fw-quickstart-"))
 WORK
@@ -49,7 +59,7 @@ WORK
 # %%
 files = write_demo(WORK / "inputs")
 config = load_config(files.config)
-summary = run_aoi(config, WORK / "run", overwrite=True)
+summary = run_aoi(config, WORK / "run", overwrite=True, progress=progress)
 run_dir = Path(summary["run_dir"])
 print(json.dumps({k: summary[k] for k in ("aoi", "n_scenes", "dates", "n_sites", "synthetic")},
                  indent=1))
@@ -60,7 +70,9 @@ assert summary["synthetic"] is True  # the demo always says so
 
 # %%
 comparison = compare_to_truth(run_dir, files.truth)
+record = comparison["pair"]["claim"].pop("record")  # the demo claim, saved into the run
 print(format_comparison(comparison))
+save_claim(run_dir, record, rebuild_report=False)
 
 # %% [markdown]
 # ## 3. The sites table: areas and neighbour ratios, each with its 95% interval
@@ -90,11 +102,26 @@ sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*") if p.is_fil
 # `factorywatch report RUN_DIR` (or `write_report`) rebuilds it from the files above.
 
 # %%
-index = write_report(run_dir)
+index = write_report(run_dir, progress=progress)
 print(index)
 try:
-    from IPython.display import Image, display
+    from IPython.display import IFrame, Image, display
 
     display(Image(filename=str(index.parent / "areas.png")))
+    display(Image(filename=str(sorted(index.parent.glob("pair_*.png"))[-1])))
 except ImportError:  # running as a plain script
     pass
+
+# %% [markdown]
+# ## 6. The interactive map
+# Footprints over each date's scene with a date slider, scale bar, north arrow, legend and
+# imagery credit. It is the report's own map (`report/viewer.js`, bundled, no CDN), so it
+# works offline; in Jupyter it shows in the frame below (served from the notebook's folder:
+# start Jupyter where `WORK` is reachable, or open `report/index.html` in a browser).
+
+# %%
+try:
+    display(IFrame(src=os.path.relpath(index, Path.cwd()) + "#viewer", width="100%",
+                   height=720))
+except NameError:  # running as a plain script
+    print("open", index, "in a browser for the map")

@@ -98,3 +98,23 @@ for relation, factor, text in claims:
 assert results[0].verdict == "supported"
 assert results[2].verdict == "contradicted"
 assert results[0].lo <= 2.25 <= results[0].hi
+
+# %% [markdown]
+# ## 5. Save the verdict into the run, and look at it on the map
+# `factorywatch claim RUN_DIR ...` does this by default; here `save_claim` records the first
+# claim in `run.json` and `measurements.csv` and rebuilds the report, whose claims section and
+# interactive map (footprints per date with a date slider, offline) are shown below.
+
+# %%
+from geo.export.claims_record import claim_record, save_claim
+
+save_claim(run_dir, claim_record(results[0], reference="neighbour"))
+index = run_dir / "report" / "index.html"
+assert "Claims checked" in index.read_text(encoding="utf-8")
+try:
+    from IPython.display import IFrame, display
+
+    display(IFrame(src=os.path.relpath(index, Path.cwd()) + "#claims", width="100%",
+                   height=900))
+except ImportError:  # running as a plain script
+    print("open", index, "in a browser")

@@ -20,7 +20,12 @@
 #
 # This notebook runs the same harness (`geo.benchmark.run_benchmark`) on the **real**,
 # third-party-labelled LEVIR-CD crops shipped in `../shared/data` (7 pairs of 256×256 px),
-# compares two methods and shows where they fail. Set `FW_BENCH_DIR` to use another folder.
+# compares two methods and shows where they fail.
+#
+# **Shared data: one variable.** Point `FACTORYWATCH_SHARED` at the `shared/` folder (the one
+# holding `data/levir_cd/crops_256`), e.g. `FACTORYWATCH_SHARED=/work/shared jupyter lab`.
+# Without it, a `shared/` folder beside or above the working directory is used; with neither,
+# the next cell stops with a message saying what to set.
 
 # %%
 import os
@@ -33,11 +38,15 @@ from matplotlib.figure import Figure
 from geo.benchmark import run_benchmark
 from geo.config import DetectParams
 
-HERE = Path.cwd()
-candidates = [os.environ.get("FW_BENCH_DIR", ""),
-              *(str(p / "shared" / "data" / "levir_cd" / "crops_256")
-                for p in (HERE.parent.parent, HERE.parent.parent.parent, HERE.parent))]
-DATASET = next(Path(c) for c in candidates if c and (Path(c) / "label").is_dir())
+LEVIR = Path("data") / "levir_cd" / "crops_256"
+env = os.environ.get("FACTORYWATCH_SHARED")
+candidates = [Path(env)] if env else [p / "shared" for p in (Path.cwd(), *Path.cwd().parents)]
+DATASET = next((c / LEVIR for c in candidates if (c / LEVIR / "label").is_dir()), None)
+if DATASET is None:
+    raise FileNotFoundError(
+        f"LEVIR-CD crops not found at {candidates[0] / LEVIR}"
+        + (" (from FACTORYWATCH_SHARED)" if env else " or in any shared/ folder above here")
+        + "; set FACTORYWATCH_SHARED to the shared/ folder that holds data/levir_cd/crops_256")
 METHODS = os.environ.get("FW_BENCH_METHODS", "cva,rgb-objects").split(",")
 DATASET
 

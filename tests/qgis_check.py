@@ -27,14 +27,20 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from qgis.core import (
     QgsApplication,
     QgsCoordinateReferenceSystem,
+    QgsDateTimeRange,
+    QgsFeatureRequest,
     QgsMapLayer,
     QgsMapRendererParallelJob,
+    QgsMapRendererSequentialJob,
     QgsMapSettings,
+    QgsProject,
     QgsRasterLayer,
     QgsRectangle,
+    QgsTemporalUtils,
     QgsVectorLayer,
+    QgsVectorLayerTemporalContext,
 )
-from qgis.PyQt.QtCore import QSize
+from qgis.PyQt.QtCore import QDate, QDateTime, QSize, QTime
 from qgis.PyQt.QtGui import QColor
 
 VECTOR_LAYERS = ("footprints", "sites", "changes")
@@ -69,6 +75,62 @@ def vector_info(layer: QgsVectorLayer, style_msg: str) -> dict[str, Any]:
         info["n_other"] = sum(1 for f in layer.getFeatures()
                               if idx < 0 or str(f.attribute(idx)) not in known)
     return info
+
+
+def _labels_at(layer: QgsVectorLayer, frame: QgsDateTimeRange) -> list[str]:
+    """Label texts QGIS places for ``layer`` when the time controller shows ``frame``."""
+    settings = QgsMapSettings()
+    settings.setLayers([layer])
+    settings.setDestinationCrs(layer.crs())
+    ext = QgsRectangle(layer.extent())
+    ext.scale(1.2)
+    settings.setExtent(ext)
+    settings.setOutputSize(QSize(800, 800))
+    settings.setIsTemporal(True)
+    settings.setTemporalRange(frame)
+    job = QgsMapRendererSequentialJob(settings)
+    job.start()
+    job.waitForFinished()
+    res = job.takeLabelingResults()
+    return [lab.labelText for lab in res.allLabels()] if res is not None else []
+
+
+def temporal_info(layer: QgsVectorLayer, project: QgsProject | None = None) -> dict[str, Any]:
+    """Temporal properties as loaded from the style, and what each date's frame shows."""
+    tp = layer.temporalProperties()
+    own = project is None
+    if project is None:
+        project = QgsProject.instance()
+        project.addMapLayer(layer, False)
+    proj = QgsTemporalUtils.calculateTemporalRangeForProject(project)  # the controller's "set
+    used = QgsTemporalUtils.usedTemporalRangesForProject(project)     # to project range"
+    if own:
+        project.takeMapLayer(layer)
+    idx = layer.fields().indexOf("date")
+    dates = sorted({str(f.attribute(idx).toString("yyyy-MM-dd") if hasattr(f.attribute(idx),
+                    "toString") else f.attribute(idx))[:10] for f in layer.getFeatures()})
+    ctx = QgsVectorLayerTemporalContext()
+    ctx.setLayer(layer)
+    frames: dict[str, Any] = {}
+    for d in dates:
+        start = QDateTime(QDate.fromString(d, "yyyy-MM-dd"), QTime(0, 0))
+        frame = QgsDateTimeRange(start, start.addDays(1), True, False)
+        expr = tp.createFilterString(ctx, frame)
+        req = QgsFeatureRequest()
+        if expr:
+            req.setFilterExpression(expr)
+        shown = [str(f.attribute(idx).toString("yyyy-MM-dd") if hasattr(f.attribute(idx),
+                 "toString") else f.attribute(idx))[:10] for f in layer.getFeatures(req)]
+        frames[d] = {"n_shown": len(shown), "dates_shown": sorted(set(shown)),
+                     "labels": _labels_at(layer, frame)}
+    return {
+        "active": bool(tp.isActive()), "mode": int(tp.mode()),
+        "used_ranges": sorted([r.begin().toString("yyyy-MM-dd"), r.end().toString("yyyy-MM-dd")]
+                              for r in used),
+        "project_range": [proj.begin().toString("yyyy-MM-ddTHH:mm:ss"),
+                          proj.end().toString("yyyy-MM-ddTHH:mm:ss")],
+        "frames": frames,
+    }
 
 
 def raster_info(layer: QgsRasterLayer) -> dict[str, Any]:
@@ -133,7 +195,7 @@ def main(argv: list[str]) -> int:
     app = QgsApplication([], False)
     app.initQgis()
     summary: dict[str, Any] = {"qgis_version": "", "geojson": {}, "gpkg": {}, "rasters": {},
-                               "problems": [], "renders": {}}
+                               "problems": [], "renders": {}, "temporal": {}}
     from qgis.core import Qgis
 
     summary["qgis_version"] = Qgis.QGIS_VERSION
@@ -147,6 +209,16 @@ def main(argv: list[str]) -> int:
         layer = QgsVectorLayer(str(path), name, "ogr")  # loads <name>.qml as default style
         msg = "sidecar loaded at construction" if (run_dir / f"{name}.qml").exists() else "none"
         info = vector_info(layer, msg)
+        if name == "footprints" and info["valid"]:
+            # QgsVectorLayer's constructor resets the temporal properties of the sidecar it
+            # just loaded to the OGR provider's defaults (inactive); re-applying the default
+            # style (Layer Properties > Style > Default) loads them
+            tmp = QgsVectorLayer(str(path), name, "ogr")
+            summary["temporal"]["geojson_constructed"] = {
+                "active": bool(tmp.temporalProperties().isActive())}
+            tmp.loadDefaultStyle()
+            summary["temporal"]["geojson"] = temporal_info(tmp)
+            keep["geojson:footprints_temporal"] = tmp
         summary["geojson"][name] = info
         summary["problems"] += check(expect, "geojson", name, info)
         keep[f"geojson:{name}"] = layer
@@ -165,6 +237,8 @@ def main(argv: list[str]) -> int:
                 msg, ok = layer.loadDefaultStyle()
             info = vector_info(layer, msg)
             info["default_style_loaded"] = bool(ok)
+            if name == "footprints" and ok:
+                summary["temporal"]["gpkg"] = temporal_info(layer)
             summary["gpkg"][name] = info
             summary["problems"] += check(expect, "gpkg", name, info)
             if name in VECTOR_LAYERS and not ok:
@@ -172,6 +246,25 @@ def main(argv: list[str]) -> int:
             keep[f"gpkg:{name}"] = layer
     else:
         summary["problems"].append(f"gpkg: {gpkg} missing")
+
+    qgs = run_dir / "factorywatch.qgs"
+    if qgs.exists():
+        project = QgsProject()
+        ok = project.read(str(qgs))
+        layers = {lyr.name(): lyr for lyr in project.mapLayers().values()}
+        ts = project.timeSettings()
+        info = {"read": bool(ok), "crs": project.crs().authid(),
+                "layers": {n: {"valid": lyr.isValid(), "feature_count": int(lyr.featureCount()),
+                               "renderer": lyr.renderer().type() if lyr.renderer() else None,
+                               "temporal": bool(lyr.temporalProperties().isActive())}
+                           for n, lyr in layers.items()},
+                "time_range": [ts.temporalRange().begin().toString("yyyy-MM-ddTHH:mm:ss"),
+                               ts.temporalRange().end().toString("yyyy-MM-ddTHH:mm:ss")],
+                "time_step": [ts.timeStep(), int(ts.timeStepUnit())]}
+        if "footprints" in layers:
+            info["footprints_temporal"] = temporal_info(layers["footprints"], project)
+        summary["project"] = info
+        keep["project"] = project  # type: ignore[assignment]
 
     for folder in ("scenes", "masks", "change"):
         for tif in sorted((run_dir / folder).glob("*.tif")):

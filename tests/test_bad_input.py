@@ -413,5 +413,5 @@ def test_unexpected_errors_are_cut_at_a_word_boundary() -> None:
     res = CliRunner().invoke(boom, [])
     assert res.exit_code == 1
     shown = res.output.split("RuntimeError: ", 1)[1].split(" (run again")[0]
-    assert shown.endswith(" ...")
-    assert all(w in words.split() for w in shown.removesuffix(" ...").split())
+    assert shown.endswith(" …")
+    assert all(w in words.split() for w in shown.removesuffix(" …").split())

@@ -24,9 +24,12 @@ class _Links(HTMLParser):
         super().__init__()
         self.refs: list[str] = []
         self.tags: list[str] = []
+        self.scripts: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.append(tag)
+        if tag == "script":
+            self.scripts += [v for k, v in attrs if k == "src" and v]
         for k, v in attrs:
             if k in ("src", "href") and v:
                 self.refs.append(v)
@@ -48,7 +51,9 @@ def test_one_offline_folder(report: tuple[Path, str], run_dir: Path) -> None:
     assert index == run_dir / "report" / "index.html"
     p = _Links()
     p.feed(text)
-    assert "script" not in p.tags  # no JavaScript at all
+    # the only JavaScript is the bundled map viewer, loaded from the report folder (#14)
+    assert set(p.scripts) == {"viewer.js", "viewer-data.js"}
+    assert p.tags.count("script") == 2
     for ref in p.refs:
         if ref.startswith("#"):
             continue
@@ -56,7 +61,7 @@ def test_one_offline_folder(report: tuple[Path, str], run_dir: Path) -> None:
         assert (index.parent / ref).is_file(), f"{ref} is not in the report folder"
     assert not re.search(r"https?://", text.split("<details>")[0])  # (run.json may hold URLs)
     assert "@import" not in text and "url(" not in text
-    names = {r for r in p.refs if r.endswith(".png")}
+    names = {r for r in p.refs if r.endswith(".png") and not r.startswith("view_")}
     pairs = {f"pair_{a}_{b}.png" for a, b in itertools.pairwise(DATES)}
     assert names == {"locator.png", "areas.png", "neighbours.png", *pairs}
     # nothing half-written left behind in the run directory

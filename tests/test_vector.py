@@ -80,7 +80,8 @@ def test_schema_date_field_and_crs(tmp_path):
     p = tmp_path / "plant.gpkg"
     gdf.to_file(p, driver="GPKG")
     fp = read_footprints([p], aoi_name="x", date_field="seen", digitising_sd_m=2.5)
-    assert list(fp.columns) == [*FOOTPRINT_COLUMNS, "geometry"]
+    assert list(fp.columns) == [*FOOTPRINT_COLUMNS, "name", "geometry"]  # names kept (#14)
+    assert fp.name.tolist() == ["a", "b"]
     assert fp.crs.to_epsg() == 32652
     assert fp.date.tolist() == ["2023-06-01", "2024-10-05"]
     assert fp.footprint_id.tolist() == ["x:2023-06-01:1", "x:2024-10-05:1"]

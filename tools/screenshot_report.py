@@ -30,24 +30,39 @@ def find_chromium() -> str | None:
     return None
 
 
-def screenshot(index_html: Path, out_png: Path, *, width: int = 1400, height: int = 3000,
-               timeout_s: float = 120.0) -> Path:
-    """Render ``index_html`` headless and save a PNG screenshot to ``out_png``."""
+def _chromium(index_html: Path, extra: list[str], *, width: int, height: int,
+              timeout_s: float) -> subprocess.CompletedProcess[str]:
     exe = find_chromium()
     if exe is None:
         raise FileNotFoundError("chromium not found; install Debian's chromium package")
-    out_png = out_png.resolve()
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    out_png.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="fw-chromium-") as profile:
         cmd = [
             exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
             "--no-first-run", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", "--hide-scrollbars", f"--user-data-dir={profile}",
-            f"--screenshot={out_png}", f"--window-size={width},{height}",
-            index_html.resolve().as_uri(),
+            "--virtual-time-budget=5000",  # let the bundled map script run before capture
+            f"--window-size={width},{height}", *extra, index_html.resolve().as_uri(),
         ]
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s,
+                              check=False)
+
+
+def dump_dom(index_html: Path, *, timeout_s: float = 120.0) -> str:
+    """The page's DOM after its scripts ran (``chromium --dump-dom``)."""
+    r = _chromium(index_html, ["--dump-dom"], width=1400, height=3000, timeout_s=timeout_s)
+    if r.returncode != 0 or "<html" not in r.stdout:
+        raise RuntimeError(f"chromium --dump-dom failed (rc {r.returncode}): {r.stderr[-1500:]}")
+    return r.stdout
+
+
+def screenshot(index_html: Path, out_png: Path, *, width: int = 1400, height: int = 3000,
+               timeout_s: float = 120.0) -> Path:
+    """Render ``index_html`` headless and save a PNG screenshot to ``out_png``."""
+    out_png = out_png.resolve()
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    out_png.unlink(missing_ok=True)
+    r = _chromium(index_html, [f"--screenshot={out_png}"], width=width, height=height,
+                  timeout_s=timeout_s)
     if r.returncode != 0 or not out_png.exists() or out_png.stat().st_size == 0:
         raise RuntimeError(f"chromium failed (rc {r.returncode}): {r.stderr[-1500:]}")
     return out_png

@@ -63,24 +63,57 @@ class ProjectedEpsg(click.types.IntParamType):
         return code
 
 
-def _shorten(text: str, width: int = 300) -> str:
-    """Collapse whitespace and cut at a word boundary (never mid-word)."""
-    return one_line(text, width)
+_BARS: list[Any] = []
+"""The click progress bars being drawn on stderr (innermost last)."""
+
+
+class _ProgressSafeHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes log records on their own line above an active progress bar, then redraws it.
+
+    ``click.progressbar`` has no writer of its own; this handler clears the bar's line
+    (``\\r`` + erase-line), writes the record and lets the bar render itself again.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        bar = _BARS[-1] if _BARS else None
+        live = bar is not None and sys.stderr.isatty()
+        try:
+            if live:
+                sys.stderr.write("\r\x1b[K")
+            super().emit(record)
+            if live and bar is not None:
+                bar.render_progress()
+        except Exception:  # logging must never raise
+            self.handleError(record)
 
 
 def configure_logging(verbose: int, quiet: int) -> None:
-    """Map ``-v``/``-q`` counts to a log level on stderr (rasterio's rule)."""
-    level = max(10, 30 - 10 * (verbose - quiet))
+    """Map ``-v``/``-q`` counts to log levels on stderr (rasterio's rule).
+
+    Default: INFO from factorywatch, warnings from libraries. ``-v``: DEBUG from factorywatch
+    with timestamps; ``-vv``: libraries' INFO/DEBUG too; ``-vvv``: GDAL's CPL_DEBUG. ``-q``:
+    warnings and errors only; ``-qq``: errors only. Records go through the progress bars'
+    writer (:class:`_ProgressSafeHandler`), so a log line never cuts a bar in two.
+    """
+    level = logging.DEBUG if verbose > 0 else {0: logging.INFO, 1: logging.WARNING}.get(
+        quiet, logging.ERROR)
+    if verbose and quiet:
+        level = logging.INFO
     root = logging.getLogger()
     for h in list(root.handlers):
         if getattr(h, "_factorywatch", False):
             root.removeHandler(h)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler = _ProgressSafeHandler()
+    fmt = ("%(asctime)s %(levelname)s %(name)s: %(message)s" if verbose
+           else "%(levelname)s %(name)s: %(message)s")
+    handler.setFormatter(logging.Formatter(fmt, datefmt="%H:%M:%S"))
     handler._factorywatch = True  # type: ignore[attr-defined]
     root.addHandler(handler)
-    root.setLevel(level if quiet or verbose else logging.INFO)
-    logging.getLogger("geo").setLevel(level if quiet or verbose else logging.INFO)
+    root.setLevel(level)
+    logging.getLogger("geo").setLevel(level)
     # third-party INFO chatter ("Created 17 records") is noise at the default level
     for name in ("pyogrio", "rasterio", "distributed", "fiona", "matplotlib", "PIL"):
         logging.getLogger(name).setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)
@@ -119,7 +152,7 @@ def handles_errors(f: F) -> F:
             if verbose:
                 traceback.print_exc(file=sys.stderr)
                 raise SystemExit(1) from None
-            line = _shorten(str(err))
+            line = one_line(err, 300)
             click.echo(
                 f"Error: unexpected {type(err).__name__}: {line} (run again with -v for the "
                 "traceback and report it)",
@@ -131,7 +164,7 @@ def handles_errors(f: F) -> F:
 
 
 def progress_factory(quiet: int) -> Callable[[Iterable[T], str], Iterator[T]] | None:
-    """A progress wrapper on stderr, or None when quiet or not a TTY."""
+    """A progress bar on stderr (ETA on a terminal) that log lines do not break; None if -q."""
     if quiet:
         return None
 
@@ -140,6 +173,10 @@ def progress_factory(quiet: int) -> Callable[[Iterable[T], str], Iterator[T]] | 
         tty = sys.stderr.isatty()
         with click.progressbar(seq, label=label, file=sys.stderr, show_pos=True,
                                show_eta=tty) as bar:
-            yield from bar
+            _BARS.append(bar)
+            try:
+                yield from bar
+            finally:
+                _BARS.remove(bar)
 
     return wrap

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,9 @@ _NOT_VISIBLE = ("output", "production", "capacity")
 
 @click.command("claim")
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--subject", required=True, help="Site id of the building the claim is about.")
+@click.option("--subject", required=True,
+              help="The building the claim is about: site id (feb11:s5), the short id on the "
+                   "maps (s5) or its name.")
 @click.option("--reference", required=True,
               help="A site id, 'neighbour', 'earlier' (its first sighting) or a date YYYY-MM-DD "
                    "(the same building then).")
@@ -52,11 +55,15 @@ _NOT_VISIBLE = ("output", "production", "capacity")
               help="What the claim compares. Only footprint area is visible from above: "
                    "'floor-space' is checked on footprint area with a caveat; 'output', "
                    "'production' and 'capacity' are not checkable from imagery (exit 4).")
+@click.option("--save/--no-save", default=None,
+              help="Record the claim and verdict in run.json, measurements.csv and the report "
+                   "[default: save when you own the run directory].")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @verbosity_options
 @handles_errors
 def claim_cmd(run_dir: Path, subject: str, reference: str, relation: str, factor: float,
-              date: str | None, quantity: str, as_json: bool, verbose: int, quiet: int) -> None:
+              date: str | None, quantity: str, save: bool | None, as_json: bool, verbose: int,
+              quiet: int) -> None:
     """Check a size claim against a run: supported, contradicted or undecidable.
 
     Prints a sentence a report can quote. Exit code 0 supported, 3 contradicted,
@@ -68,8 +75,12 @@ def claim_cmd(run_dir: Path, subject: str, reference: str, relation: str, factor
     feb11:s2 more than twice as large as its neighbour feb11:s1: supported (2.31x, ...)
     """
     configure_logging(verbose, quiet)
+    if not verbose:  # the verdict is printed once, on stdout; the log line is -v detail
+        logging.getLogger("geo.claims").setLevel(logging.WARNING)
     from geo.claims import ClaimError, check_claim
     from geo.config import MeasureParams
+    from geo.export.claims_record import claim_record, owns_run_dir, save_claim
+    from geo.names import resolve_site
     from geo.vector import read_run_tables
 
     if quantity in _NOT_VISIBLE:
@@ -85,12 +96,22 @@ def claim_cmd(run_dir: Path, subject: str, reference: str, relation: str, factor
             click.echo(text)
         click.get_current_context().exit(4)
     sites, fps, measure = read_run_tables(run_dir)
-    names = {f.name for f in dataclasses.fields(MeasureParams)}
-    params = MeasureParams(**{k: v for k, v in measure.items() if k in names})
+    fields = {f.name for f in dataclasses.fields(MeasureParams)}
+    params = MeasureParams(**{k: v for k, v in measure.items() if k in fields})
+    ids = [str(s) for s in sites["site_id"]]
+    names = ({str(s): str(n) for s, n in zip(sites["site_id"], sites["name"], strict=True)
+              if isinstance(n, str) and n} if "name" in sites.columns else {})
+    subject = resolve_site(subject, ids, names)
+    if reference not in ("neighbour", "earlier") and not re.match(r"^\d{4}-\d{2}-\d{2}$",
+                                                                  reference):
+        reference = resolve_site(reference, ids, names)
     res = check_claim(sites, fps, subject=subject, reference=reference, relation=relation,
                       factor=factor, date=date, params=params)
     caveat = (" (footprint area as a proxy for floor space: storeys and underground halls are "
               "not visible from above)") if quantity == "floor-space" else ""
+    if save or (save is None and owns_run_dir(run_dir)):
+        save_claim(run_dir, claim_record(res, reference=reference, quantity=quantity,
+                                         sentence=res.sentence + caveat))
     if as_json:
         _echo_json({**dataclasses.asdict(res), "quantity": quantity,
                     "sentence": res.sentence + caveat,
@@ -117,6 +138,9 @@ def _aoi_name_from(path: Path) -> str:
 @click.option("--date", "dates", multiple=True,
               help="Date YYYY-MM-DD of each file, in order (repeat once per file) when neither "
                    "a date field nor dated file names exist.")
+@click.option("--name-field", default=None,
+              help="Attribute with building names, kept through sites, GPKG, CSV and report "
+                   "and accepted by 'claim --subject' [default: name, Name, uid, ... if present].")
 @click.option("--digitising-sd-m", type=FiniteFloat(min=0), default=1.0, show_default=True,
               help="1-sigma outline position error of the digitising, metres.")
 @click.option("--aoi-name", default=None, help="Name used in ids [default: from the file name].")
@@ -130,9 +154,9 @@ def _aoi_name_from(path: Path) -> str:
 @verbosity_options
 @handles_errors
 def measure_cmd(footprints: tuple[Path, ...], run_dir: Path | None, date_field: str | None,
-                dates: tuple[str, ...], digitising_sd_m: float, aoi_name: str | None,
-                epsg: int | None, config_path: Path | None, overwrite: bool, as_json: bool,
-                verbose: int, quiet: int) -> None:
+                dates: tuple[str, ...], name_field: str | None, digitising_sd_m: float,
+                aoi_name: str | None, epsg: int | None, config_path: Path | None,
+                overwrite: bool, as_json: bool, verbose: int, quiet: int) -> None:
     """Track and measure analyst-digitised footprints (no imagery).
 
     Takes GeoJSON, GPKG or Shapefile footprints (OpenStreetMap, Overture or your own), in any
@@ -156,7 +180,8 @@ def measure_cmd(footprints: tuple[Path, ...], run_dir: Path | None, date_field: 
         config.measure, digitising_sd_m=digitising_sd_m))
     gdf = read_footprints(list(footprints), aoi_name=name, date_field=date_field,
                           dates=list(dates) or None, digitising_sd_m=digitising_sd_m,
-                          epsg=epsg if epsg is not None else config.aoi.measure_epsg)
+                          epsg=epsg if epsg is not None else config.aoi.measure_epsg,
+                          name_field=name_field)
     out = run_dir or Path("runs") / safe_name(name)
     summary = run_vector(gdf, out, aoi_name=name, config=config, overwrite=overwrite,
                          source_paths=[str(p) for p in footprints])

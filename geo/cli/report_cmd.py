@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from geo.cli._common import configure_logging, handles_errors, verbosity_options
+from geo.cli._common import configure_logging, handles_errors, progress_factory, verbosity_options
 
 __all__ = ["report_cmd"]
 
@@ -33,7 +33,7 @@ def report_cmd(run_dir: Path, as_json: bool, verbose: int, quiet: int) -> None:
     from geo.export.report import write_report  # lazy: keeps --help fast
     from geo.rundir import RunDir
 
-    index = write_report(run_dir)
+    index = write_report(run_dir, progress=progress_factory(quiet))
     if as_json:
         figures = sorted(p.name for p in RunDir(run_dir).report_dir.glob("*.png"))
         click.echo(json.dumps({"report": str(index), "figures": figures}, sort_keys=True))

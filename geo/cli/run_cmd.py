@@ -112,6 +112,11 @@ def demo_cmd(folder: Path, overwrite: bool, as_json: bool, verbose: int, quiet: 
     config = load_config(files.config)
     summary = run_aoi(config, run.root, overwrite=overwrite, progress=progress_factory(quiet))
     result = compare_to_truth(Path(summary["run_dir"]), files.truth)
+    record = (result.get("pair") or {}).get("claim", {}).pop("record", None)
+    if record is not None:  # the demo's claim shows in run.json, measurements.csv and report
+        from geo.export.claims_record import save_claim
+
+        save_claim(Path(summary["run_dir"]), record)
     if as_json:
         _echo_json({"summary": summary, "comparison": result})
     else:

@@ -28,9 +28,11 @@ __all__ = [
     "LAYERS",
     "OTHER_LABEL",
     "RASTER_KINDS",
+    "TEMPORAL_FOOTPRINTS",
     "RasterKind",
     "categories_for",
     "category_colour",
+    "footprint_date_end",
     "qml_for",
     "raster_qml",
     "write_qml",
@@ -40,7 +42,7 @@ __all__ = [
 LAYERS: tuple[str, ...] = ("footprints", "sites", "changes", "events")
 """The vector layers that factorywatch writes (GeoJSON files and GPKG layers)."""
 
-RasterKind = Literal["scene", "probability", "mask"]
+RasterKind = Literal["scene", "probability", "mask", "change_mask"]
 RASTER_KINDS: tuple[str, ...] = get_args(RasterKind)
 
 OTHER_LABEL = "other"
@@ -62,6 +64,14 @@ _COLOURS: dict[str, tuple[int, int, int]] = {
 }
 _FALLBACK_RGB = (240, 2, 127)
 _OTHER_RGB = (204, 204, 204)
+
+TEMPORAL_FOOTPRINTS = (
+    'to_datetime(to_date("date"))',
+    "coalesce(to_datetime(to_date(\"date_end\")), "
+    "to_datetime(to_date(\"date\")) + make_interval(days:=1))",
+)
+"""Each footprint is shown from its date until the run's next date (``date_end``, exclusive),
+so the QGIS time controller shows one date's footprints at a time and labels only those."""
 
 # QgsWkbTypes::GeometryType: 2 = polygon, 4 = no geometry.
 _POLYGON = 2
@@ -110,6 +120,8 @@ class _LayerStyle:
     aliases: Mapping[str, str]
     label_priority: int = 5
     """0–10; where labels collide QGIS keeps the higher priority (sites > changes > footprints)."""
+    temporal: tuple[str, str] | None = None
+    """QGIS expressions (start, end) of each feature's time range, for the time controller."""
 
 
 _ALIASES_COMMON: dict[str, str] = {
@@ -136,6 +148,7 @@ _STYLES: dict[str, _LayerStyle] = {
         ),
         display='coalesce("footprint_id", "site_id")',
         label_priority=2,
+        temporal=TEMPORAL_FOOTPRINTS,
         fill_alpha=70,
         outline_width_mm=0.5,
         geometry_type=_POLYGON,
@@ -319,7 +332,38 @@ def qml_for(layer: str) -> str:
         display_expression=escape(style.display),
         map_tip="",
         geometry_type=str(style.geometry_type),
+        temporal=_temporal(style.temporal),
     )
+
+
+def _temporal(exprs: tuple[str, str] | None) -> str:
+    """QGIS 3.22 ``<temporal>`` element: mode 4 = start and end from expressions."""
+    if exprs is None:
+        return ' <temporal enabled="0" mode="0"/>'
+    start, end = (escape(e, {'"': "&quot;"}) for e in exprs)
+    return (f' <temporal enabled="1" mode="4" limitMode="0" startExpression="{start}" '
+            f'endExpression="{end}" startField="" endField="" durationField="" '
+            'durationUnit="min" fixedDuration="0" accumulate="0">\n'
+            "  <fixedRange><start></start><end></end></fixedRange>\n </temporal>")
+
+
+def footprint_date_end(dates: Sequence[str], run_dates: Sequence[str]) -> list[str]:
+    """Exclusive end of each footprint's time range: the run's next date after its own.
+
+    A footprint of the last date ends one day later.
+
+    Examples
+    --------
+    >>> footprint_date_end(["2020-01-01", "2021-06-01"], ["2020-01-01", "2021-06-01"])
+    ['2021-06-01', '2021-06-02']
+    """
+    import datetime as _dt
+
+    ordered = sorted(set(run_dates) | set(dates))
+    nxt = {d: ordered[i + 1] for i, d in enumerate(ordered[:-1])}
+    last = ordered[-1] if ordered else ""
+    end = (_dt.date.fromisoformat(last) + _dt.timedelta(days=1)).isoformat() if last else ""
+    return [nxt.get(d, end) for d in dates]
 
 
 def _fmt(x: float) -> str:
@@ -336,11 +380,12 @@ def raster_qml(
 
     Parameters
     ----------
-    kind : {"scene", "probability", "mask"}
+    kind : {"scene", "probability", "mask", "change_mask"}
         ``scene``: true colour (bands ``red``, ``green``, ``blue`` found in ``band_names``,
         else bands 3, 2, 1 or a grey single band) stretched to ``value_ranges``;
         ``probability``: a transparent → yellow → red ramp on 0–1; ``mask``: a paletted
-        style with 0 transparent and 1 red (nodata 255 is left to the file's nodata).
+        style with 0 transparent and 1 red (nodata 255 is left to the file's nodata), labelled
+        "building / no building"; ``change_mask``: the same, labelled "change / no change".
     band_names : sequence of str, optional
         Band roles in file order (``("blue", "green", "red", "nir")``), for ``scene``.
     value_ranges : sequence of (float, float), optional
@@ -397,12 +442,9 @@ def raster_qml(
         )
         renderer = _template("raster_probability.qml").substitute(items=items)
     else:
-        entries = "\n".join(
-            [
-                '    <paletteEntry value="0" color="#000000" alpha="0" label="no building"/>',
-                '    <paletteEntry value="1" color="#e31a1c" alpha="200" label="building"/>',
-            ]
-        )
+        what = "change" if kind == "change_mask" else "building"
+        entries = (f'    <paletteEntry value="0" color="#000000" alpha="0" label="no {what}"/>\n'
+                   f'    <paletteEntry value="1" color="#e31a1c" alpha="200" label="{what}"/>')
         renderer = _template("raster_mask.qml").substitute(entries=entries)
     return _template("raster.qml").substitute(kind=kind, renderer=renderer.rstrip("\n"))
 

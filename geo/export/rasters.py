@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 BLOCKSIZE = 256
 """COG tile size in pixels."""
 
-_RESAMPLING: dict[str, str] = {"scene": "AVERAGE", "probability": "AVERAGE", "mask": "NEAREST"}
+_RESAMPLING: dict[str, str] = {"scene": "AVERAGE", "probability": "AVERAGE", "mask": "NEAREST",
+                               "change_mask": "NEAREST"}
 
 
 def overview_count(shape: tuple[int, int], blocksize: int = BLOCKSIZE) -> int:
@@ -120,7 +121,7 @@ def write_cog(
         The AOI grid; ``data``'s last two axes must equal ``grid.shape``.
     path : str or Path
         The ``.tif`` to write; the style goes to the same path with ``.qml``.
-    kind : {"scene", "probability", "mask"}
+    kind : {"scene", "probability", "mask", "change_mask"}
         Picks the overview resampling (average, average, nearest) and the QGIS style.
     nodata : float, optional
         Nodata value. For float data containing NaN and no ``nodata``, NaN is used.

@@ -16,7 +16,8 @@ import itertools
 import json
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
@@ -38,8 +39,16 @@ from shapely.geometry.base import BaseGeometry
 from geo import __version__
 from geo._atomic import atomic_dir
 from geo.errors import SourceError
+from geo.export.furniture import (
+    attributions,
+    decorate_panel,
+    legend_handles,
+    mask_overlay,
+    north_angle_deg,
+)
 from geo.export.qml import category_colour
 from geo.export.run_schema import check_run_json
+from geo.export.webmap import viewer_data, write_viewer
 from geo.grid import Grid
 from geo.rundir import RunDir
 
@@ -52,6 +61,7 @@ MAX_FINDINGS = 20
 REPORT_DIR = RunDir(Path()).report_dir.name
 """Folder of the report inside a run directory."""
 
+Progress = Callable[[Sequence[Any], str], Iterator[Any]]
 _TEMPLATE = Path(__file__).resolve().parent / "templates" / "report.html"
 _MAX_PX = 900  # longest side of a raster read for a figure (decimated read from overviews)
 _MAX_AREA_SERIES = 12
@@ -344,55 +354,71 @@ def _on_date(gdf: gpd.GeoDataFrame | None, date: str) -> gpd.GeoDataFrame | None
     return gdf[gdf["date"].astype(str) == date]
 
 
-def _pair_figure(r: _Run, d0: str, d1: str, out: Path) -> str | None:
+def _present(gdf: gpd.GeoDataFrame | None, col: str) -> list[str]:
+    if gdf is None or col not in gdf.columns:
+        return []
+    return sorted({str(v) for v in gdf[col].dropna()})
+
+
+def _change_panel(r: _Run, ax: Any, fig: Figure, d0: str, d1: str) -> None:
+    prob_path = r.probs.get((d0, d1))
+    if prob_path is not None:
+        p, pv, _n, pext = _read_small(prob_path)
+        pm = np.ma.masked_where(~pv | ~np.isfinite(p[0]) | (p[0] < 0.1), p[0])
+        im = ax.imshow(pm, extent=pext, cmap="YlOrRd", vmin=0, vmax=1, alpha=0.85,
+                       interpolation="nearest")
+        cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+        cb.set_label("change probability")
+        ax.set_title(f"change {d0} → {d1}")
+    else:
+        ax.set_title(f"change {d0} → {d1} (no probability map)")
+    ch = r.changes
+    if ch is not None and {"date_from", "date_to"} <= set(ch.columns):
+        sel = ch[(ch["date_from"].astype(str) == d0) & (ch["date_to"].astype(str) == d1)]
+        _draw_outlines(ax, sel, colour_by="event" if "event" in sel else None, label=True,
+                       lw=1.8)
+
+
+def _pair_figure(r: _Run, d0: str, d1: str, out: Path) -> tuple[str | None, dict[str, float]]:
+    """Before / after / change panels with map furniture; returns (png, masked fraction)."""
     if d0 not in r.scenes or d1 not in r.scenes:
-        return None
+        return None, {}
     a0, v0, names, extent = _read_small(r.scenes[d0])
     a1, v1, _n, _e1 = _read_small(r.scenes[d1])
     bands = _rgb_bands(names, a0.shape[0])
     rgb0, rgb1 = a0[bands], a1[bands]
     ranges = _stretch([np.where(v0, rgb0, np.nan), np.where(v1, rgb1, np.nan)])
-    fig = Figure(figsize=(15, 5.6))
+    fig = Figure(figsize=(15, 6.4))
     axes = fig.subplots(1, 3, sharex=True, sharey=True)
-    fp0, fp1 = _on_date(r.footprints, d0), _on_date(r.footprints, d1)
-    axes[0].imshow(_to_rgba(rgb0, v0, ranges), extent=extent, interpolation="nearest")
-    _draw_outlines(axes[0], fp0, colour_by="status" if fp0 is not None and "status" in fp0
-                   else None, label=True)
-    axes[0].set_title(f"before: {d0}  ({0 if fp0 is None else len(fp0)} footprints)")
-    axes[1].imshow(_to_rgba(rgb1, v1, ranges), extent=extent, interpolation="nearest")
-    _draw_outlines(axes[1], fp1, colour_by="status" if fp1 is not None and "status" in fp1
-                   else None, label=True)
-    axes[1].set_title(f"after: {d1}  ({0 if fp1 is None else len(fp1)} footprints)")
+    credits = attributions(r.run, [d0, d1])
+    masked: dict[str, float] = {}
+    for ax, d, rgb, v, when in ((axes[0], d0, rgb0, v0, "before"),
+                                (axes[1], d1, rgb1, v1, "after")):
+        fp = _on_date(r.footprints, d)
+        ax.imshow(_to_rgba(rgb, v, ranges), extent=extent, interpolation="nearest")
+        _draw_outlines(ax, fp, colour_by="status" if fp is not None and "status" in fp
+                       else None, label=True)
+        ax.set_title(f"{when}: {d}  ({0 if fp is None else len(fp)} footprints)")
+        masked[d] = decorate_panel(ax, extent, r.crs, credits[d], v)
     grey = np.nanmean(_to_rgba(rgb1, v1, ranges)[..., :3], axis=2)
     axes[2].imshow(grey, extent=extent, cmap="gray", vmin=0, vmax=1.6, interpolation="nearest")
-    prob_path = r.probs.get((d0, d1))
-    if prob_path is not None:
-        p, pv, _n, pext = _read_small(prob_path)
-        pm = np.ma.masked_where(~pv | ~np.isfinite(p[0]) | (p[0] < 0.1), p[0])
-        im = axes[2].imshow(pm, extent=pext, cmap="YlOrRd", vmin=0, vmax=1, alpha=0.85,
-                            interpolation="nearest")
-        cb = fig.colorbar(im, ax=axes[2], fraction=0.046, pad=0.02)
-        cb.set_label("change probability")
-        axes[2].set_title(f"change {d0} → {d1}")
-    else:
-        axes[2].set_title(f"change {d0} → {d1} (no probability map)")
-    ch = r.changes
-    if ch is not None and {"date_from", "date_to"} <= set(ch.columns):
-        sel = ch[(ch["date_from"].astype(str) == d0) & (ch["date_to"].astype(str) == d1)]
-        _draw_outlines(axes[2], sel, colour_by="event" if "event" in sel else None, label=True,
-                       lw=1.8)
+    _change_panel(r, axes[2], fig, d0, d1)
+    decorate_panel(axes[2], extent, r.crs, credits[d1], None)
     for ax in axes:
         ax.set_xlim(extent[0], extent[1])
         ax.set_ylim(extent[2], extent[3])
         ax.set_aspect("equal")
         ax.tick_params(labelsize=7)
         ax.ticklabel_format(useOffset=False, style="plain")
-    axes[0].set_ylabel(f"northing (m, {r.crs})", fontsize=8)
-    for ax in axes:
         ax.set_xlabel("easting (m)", fontsize=8)
-    fig.tight_layout()
-    name = f"pair_{d0}_{d1}.png"
-    return _save(fig, out / name)
+    axes[0].set_ylabel(f"northing (m, {r.crs})", fontsize=8)
+    handles = legend_handles(_present(r.footprints, "status"), _present(r.changes, "event"),
+                             masked=any(m > 0 for m in masked.values()),
+                             change_ramp=(d0, d1) in r.probs)
+    fig.legend(handles=handles, loc="lower center", ncol=min(6, max(1, len(handles))),
+               fontsize=8, frameon=True, title="Legend", title_fontsize=8)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    return _save(fig, out / f"pair_{d0}_{d1}.png"), masked
 
 
 def _area_columns(fp: pd.DataFrame) -> tuple[pd.Series, pd.Series, str] | None:
@@ -597,7 +623,7 @@ def _locator_figure(r: _Run, out: Path) -> tuple[str | None, str]:
     source = meta.get("coord_source") or meta.get("source")
     conf = ""
     if confidence or source:
-        conf = (f" AOI location confidence: <b>{_e(confidence or '?')}</b>; "
+        conf = (f" AOI location confidence: <b>{_e(confidence or 'not given')}</b>; "
                 f"source: {_e(source or '?')}.")
     return name, f"Left: where the AOI is ({_e(src)}). Right: the AOI outline.{conf}"
 
@@ -649,7 +675,7 @@ def _summary(r: _Run) -> str:
 
 
 _SITE_COLS: list[tuple[str, str]] = [
-    ("site_id", "site"), ("status", "status"), ("first_seen_date", "first seen"),
+    ("site_id", "site"), ("name", "name"), ("status", "status"), ("first_seen_date", "first seen"),
     ("last_seen_date", "last seen"), ("n_dates", "dates"), ("area", "area m² (95% CI)"),
     ("growth", "growth × (95% CI)"), ("neighbour_id", "neighbour"),
     ("neighbour", "neighbour ratio × (95% CI)"), ("verdict", "claim verdict"),
@@ -696,7 +722,8 @@ def _sites_table(r: _Run) -> str:
             "neighbour": _interval(rec, "neighbour_area_ratio"),
             "verdict": verdicts.get(str(rec.get("site_id")), ""),
         })
-    cols = [c for c in _SITE_COLS if c[0] != "verdict" or verdicts]
+    named = any(isinstance(rec.get("name"), str) and rec["name"] for rec in recs)
+    cols = [c for c in _SITE_COLS if (c[0] != "verdict" or verdicts) and (c[0] != "name" or named)]
     return _table(rows, cols, num_cols=("n_dates", "area", "growth", "neighbour"),
                   cls={"verdict": "verdict"})
 
@@ -704,7 +731,9 @@ def _sites_table(r: _Run) -> str:
 def _claims(run: Mapping[str, Any]) -> str:
     claims = _claim_list(run)
     if not claims:
-        return ""
+        return ("<p>No claims checked for this run yet. Check one with <code>factorywatch claim "
+                "RUN_DIR --subject s5 --reference neighbour --relation '&gt;' --factor 2</code>; "
+                "its verdict is saved here.</p>")
     rows = []
     for c in claims:
         rec = dict(c)
@@ -719,7 +748,7 @@ def _claims(run: Mapping[str, Any]) -> str:
             ("interval", "95% interval"), ("verdict", "verdict")]
     extra = [(k, k) for k in ("probability", "p_value", "reason", "explanation")
              if any(k in c for c in claims)]
-    return "<h3>Claims checked</h3>" + _table(rows, cols + extra,
+    return "<h3>Claims checked</h3>" + _table(rows, [*cols, ("sentence", "sentence"), *extra],
                                                num_cols=("factor", "ratio", "interval"),
                                                cls={"verdict": "verdict"})
 
@@ -766,6 +795,30 @@ def _list_table(items: Sequence[Any]) -> str:
     return _table(rows, [(k, k) for k in keys])
 
 
+_SOURCE_KEYS: dict[str, tuple[str, ...]] = {
+    "local": ("kind", "path", "min_valid_frac"),
+    "vector": (),
+}
+"""``[source]`` settings that matter per source kind; the rest (STAC settings for a local run)
+are defaults that were never used, and the report does not list them."""
+
+
+def _used_config(run: Mapping[str, Any]) -> dict[str, Any]:
+    """``run.json``'s config with only the settings of the source actually used."""
+    cfg = dict(run.get("config") or {})
+    src = cfg.get("source")
+    if not isinstance(src, Mapping):
+        return cfg
+    kind = "vector" if run.get("mode") == "vector" else str(src.get("kind", ""))
+    keep = _SOURCE_KEYS.get(kind)
+    if keep is not None:
+        cfg["source"] = ({k: v for k, v in src.items() if k in keep} if keep else
+                         {"kind": "vector files (no imagery)"})
+    else:  # stac: everything but the local folder
+        cfg["source"] = {k: v for k, v in src.items() if k != "path"}
+    return cfg
+
+
 def _provenance(r: _Run) -> str:
     run = r.run
     parts: list[str] = []
@@ -785,7 +838,7 @@ def _provenance(r: _Run) -> str:
         if isinstance(val, list) and val:
             parts.append(f"<h3>{_e(title)}</h3>" + _list_table(val))
     parts.append("<h3>Processing</h3>")
-    cfg = run.get("config")
+    cfg = _used_config(run)
     if cfg:
         parts.append("<pre>" + _e(json.dumps(cfg, indent=2, sort_keys=True, default=str))
                      + "</pre>")
@@ -806,28 +859,97 @@ def _provenance(r: _Run) -> str:
     return "\n".join(parts)
 
 
-# --------------------------------------------------------------------------------------------
-# entry point
-# --------------------------------------------------------------------------------------------
-def _pairs_html(r: _Run, folder: Path) -> list[str]:
-    """One before/after/change figure (written into ``folder``) and caption per date pair."""
-    pairs_html = []
-    for d0, d1 in _pairs(r):
-        name = _pair_figure(r, d0, d1, folder)
+def _viewer_html(r: _Run, tmp: Path) -> str:
+    """The interactive map (footprints over the scenes, date slider), written into ``tmp``."""
+    fp = r.footprints
+    if fp is not None and fp.crs is not None and not fp.crs.is_projected and len(fp):
+        fp = fp.to_crs(fp.estimate_utm_crs())
+    dates = sorted(set(r.scenes) | set(_present(fp, "date")))
+    if not dates:
+        return "<p>No dates in this run: no map.</p>"
+    previews: dict[str, NDArray[np.float64]] = {}
+    masked: dict[str, float] = {}
+    extent: tuple[float, float, float, float] | None = None
+    read = {d: _read_small(p) for d, p in r.scenes.items()}
+    if read:
+        first = next(iter(read.values()))
+        extent = first[3]
+        bands = _rgb_bands(first[2], first[0].shape[0])
+        ranges = _stretch([np.where(v, a[bands], np.nan) for a, v, _n, _x in read.values()])
+        for d, (a, v, _n, _x) in read.items():
+            rgba = _to_rgba(a[bands], v, ranges)
+            rgba[~v] = mask_overlay(v)[~v]
+            previews[d] = rgba
+            masked[d] = float((~v).mean())
+    crs = r.crs or (str(fp.crs) if fp is not None and fp.crs is not None else None)
+    data = viewer_data(fp, dates, extent=extent,
+                       scenes={d: f"view_{d}.png" for d in previews},
+                       credits=attributions(r.run, dates) if r.scenes else
+                       {d: "Footprints as digitised in the input files (no imagery)"
+                        for d in dates}, masked=masked,
+                       north_deg=north_angle_deg(crs, extent) if extent else 0.0)
+    return write_viewer(tmp, data, previews)
+
+
+def _legend_html(r: _Run) -> str:
+    """The outline colours and overlays of the figures, as an HTML legend (screen readers too)."""
+    items = [(category_colour(v), f"footprint: {v}", "solid")
+             for v in _present(r.footprints, "status")]
+    items += [(category_colour(v), f"change event: {v}", "dashed")
+              for v in _present(r.changes, "event")]
+    items.append(("#8c33bf", "masked: cloud / nodata (tinted)", "fill"))
+    if r.probs:
+        items.append(("#f03b20", "change probability ≥ 0.1 (colour bar)", "fill"))
+    li = "".join(
+        f'<li><span class="swatch {kind}" style="border-color:{c};'
+        f'{"background:" + c if kind == "fill" else ""}"></span>{_e(label)}</li>'
+        for c, label, kind in items)
+    return (f'<div class="legend" id="legend"><b>Legend</b><ul>{li}</ul>'
+            "<p>Each image panel has a scale bar (lower left), a north arrow (true north, upper "
+            "right) and the imagery credit (lower right).</p></div>")
+
+
+def _pairs_html(r: _Run, tmp: Path, progress: Progress | None) -> list[str]:
+    out: list[str] = []
+    pairs = _pairs(r)
+    credits = attributions(r.run, sorted(r.scenes))
+    for d0, d1 in (progress(pairs, "report figures") if progress else pairs):
+        t0 = time.perf_counter()
+        name, masked = _pair_figure(r, d0, d1, tmp)
+        log.debug("report: figure %s → %s in %.1f s (masked %s)", d0, d1,
+                  time.perf_counter() - t0, {d: round(m, 3) for d, m in masked.items()})
         if name is None:
             r.notes.append(f"scene missing for {d0} or {d1}: no before/after figure.")
             continue
         missing = "" if (d0, d1) in r.probs else (
             f" There is no change probability map change/{_e(d0)}_{_e(d1)}_prob.tif in this "
             "run (no probability map), so the third panel shows the later scene only.")
-        pairs_html.append(f"<h3>{_e(d0)} → {_e(d1)}</h3>" + _figure(
+        mask_note = "".join(
+            f" <b>{_e(d)}: {m:.0%} of the scene is masked by cloud or nodata</b> (tinted "
+            "purple); outlines touching it are lower bounds." for d, m in masked.items() if m)
+        credit = "; ".join(f"{_e(d)}: {_e(credits.get(d, '?'))}" for d in (d0, d1))
+        out.append(f"<h3>{_e(d0)} → {_e(d1)}</h3>" + _figure(
             name, f"Before ({_e(d0)}), after ({_e(d1)}) and change probability. Outline "
-            f"colours: footprint status / change event as in the QGIS styles.{missing}",
+                  f"colours: footprint status / change event as in the QGIS styles (legend "
+                  f"below the panels).{mask_note}{missing} "
+                  f'<span class="attribution">{credit}</span>',
             f"before/after/change {d0} to {d1}"))
-    return pairs_html
+    if out:
+        out.insert(0, _legend_html(r))
+    else:
+        out.append(
+            "<p>This run has no imagery: its footprints were read from a file "
+            "(digitised outlines), so there is nothing to show here.</p>"
+            if r.run.get("mode") == "vector" or not r.scenes else
+            "<p>Fewer than two scenes in this run: nothing to compare.</p>")
+    return out
 
 
-def write_report(run_dir: str | Path) -> Path:
+# --------------------------------------------------------------------------------------------
+# entry point
+# --------------------------------------------------------------------------------------------
+def write_report(run_dir: str | Path, *,
+                 progress: Progress | None = None) -> Path:
     """Build ``run_dir/report/index.html`` and its PNG figures from the run's files.
 
     Parameters
@@ -841,6 +963,8 @@ def write_report(run_dir: str | Path) -> Path:
     Path
         ``run_dir/report/index.html``. The folder is built under a temporary name inside
         ``run_dir`` and moved into place when complete, replacing an older report.
+    progress : callable, optional
+        ``progress(items, label)`` wraps the figure loop (a progress bar in the CLI).
 
     Raises
     ------
@@ -859,13 +983,7 @@ def write_report(run_dir: str | Path) -> Path:
     rd = RunDir(run_dir)
     r = _load(run_dir)
     with atomic_dir(rd.report_dir) as tmp:
-        pairs_html = _pairs_html(r, tmp)
-        if not pairs_html:
-            pairs_html.append(
-                "<p>This run has no imagery: its footprints were read from a file "
-                "(digitised outlines), so there is nothing to show here.</p>"
-                if r.run.get("mode") == "vector" or not r.scenes else
-                "<p>Fewer than two scenes in this run: nothing to compare.</p>")
+        pairs_html = _pairs_html(r, tmp, progress)
         loc, loc_cap = _locator_figure(r, tmp)
         areas, areas_cap = _areas_figure(r, tmp)
         nb, nb_cap = _neighbour_figure(r, tmp)
@@ -887,6 +1005,7 @@ def write_report(run_dir: str | Path) -> Path:
             summary=_summary(r),
             locator=_figure(loc, loc_cap, "locator map") if loc else f"<p>{loc_cap}</p>",
             pairs="\n".join(pairs_html),
+            viewer=_viewer_html(r, tmp),
             areas=_figure(areas, areas_cap, "area over time") if areas
             else f"<p>{areas_cap}</p>",
             neighbours=(_figure(nb, nb_cap, "neighbour ratios") if nb else f"<p>{nb_cap}</p>"),

@@ -10,6 +10,7 @@
  </flags>
 $renderer
 $labeling
+$temporal
  <blendMode>0</blendMode>
  <featureBlendMode>0</featureBlendMode>
  <layerOpacity>1</layerOpacity>
