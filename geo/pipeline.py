@@ -362,8 +362,14 @@ def detect_date(meta: dict[str, Any], grid: Grid, config: RunConfig, partial: Pa
     Returns ``(footprints, valid_geometry, meta_update)``; writes ``masks/<date>.tif``.
     """
     from geo.detect import building_mask
+    from geo.tiled_detect import detect_date_tiled, needs_tiles
 
     d = meta["date"]
+    if needs_tiles(grid, config):  # large grid: tile by tile, from windows of the scene COG
+        fp, mask_u8, valid, upd = detect_date_tiled(meta, grid, config, partial, aoi_name)
+        _write_raster(mask_u8[None], grid, partial / "masks" / f"{d}.tif", kind="mask",
+                      nodata=255)
+        return fp, _valid_geometry(valid, grid), upd
     ga = _load_scene(partial / "scenes" / f"{d}.tif", grid, meta)
     vmask = read_to_grid(str(partial / ".checkpoints" / f"valid_{d}.tif"), grid, date=d,
                          roles=["b1"])
