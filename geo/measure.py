@@ -551,7 +551,6 @@ def measure_sites(tracks: Tracks, params: MeasureParams) -> Tracks:
     fp_sid = fp["site_id"].astype(str).to_numpy()
     fp_date = fp["date"].astype(str).to_numpy()
     row_of = {(s, d): i for i, (s, d) in enumerate(zip(fp_sid, fp_date, strict=True))}
-    ind, com = err.independent, err.common
     last_rows = np.array([row_of[(str(s), str(d))] for s, d in
                           zip(sites["site_id"], sites["last_seen_date"], strict=True)])
     first_rows = np.array([row_of[(str(s), str(d))] for s, d in
@@ -571,9 +570,29 @@ def measure_sites(tracks: Tracks, params: MeasureParams) -> Tracks:
         out["growth_ratio"][multi] = g
         out["growth_ratio_lo"][multi], out["growth_ratio_hi"][multi] = glo, ghi
 
-    # neighbours and shares, per last-sighting date
-    geoms = np.asarray(fp.geometry.values, dtype=object)
     site_last = sites["last_seen_date"].astype(str).to_numpy()
+    _neighbours_and_shares(out, fp, err, area, last_rows, site_last, fid, params)
+
+    site_ids = sites["site_id"].astype(str).to_numpy()
+    for i_site in range(n):
+        out["sentence"][i_site] = _sentence(
+            str(site_ids[i_site]), str(site_last[i_site]), {c: out[c][i_site] for c in out},
+        )
+    for c, v in out.items():
+        sites[c] = v
+    return Tracks(footprints=fp, sites=sites, events=tracks.events)
+
+
+def _neighbours_and_shares(
+    out: dict[str, Any], fp: gpd.GeoDataFrame, err: AreaErrors, area: NDArray[np.float64],
+    last_rows: NDArray[np.intp], site_last: NDArray[Any], fid: NDArray[Any],
+    params: MeasureParams,
+) -> None:
+    """Fill the neighbour and share columns of ``out``, per last-sighting date."""
+    fp_sid = fp["site_id"].astype(str).to_numpy()
+    fp_date = fp["date"].astype(str).to_numpy()
+    ind, com = err.independent, err.common
+    geoms = np.asarray(fp.geometry.values, dtype=object)
     for day in sorted(set(site_last)):
         on_date = np.flatnonzero(fp_date == day)
         here = np.flatnonzero(site_last == day)
@@ -594,15 +613,6 @@ def measure_sites(tracks: Tracks, params: MeasureParams) -> Tracks:
         i = pos[last_rows[here]]
         out["site_share_frac"][here] = sh[i]
         out["site_share_frac_lo"][here], out["site_share_frac_hi"][here] = shlo[i], shhi[i]
-
-    site_ids = sites["site_id"].astype(str).to_numpy()
-    for i_site in range(n):
-        out["sentence"][i_site] = _sentence(
-            str(site_ids[i_site]), str(site_last[i_site]), {c: out[c][i_site] for c in out},
-        )
-    for c, v in out.items():
-        sites[c] = v
-    return Tracks(footprints=fp, sites=sites, events=tracks.events)
 
 
 def _share_interval(
