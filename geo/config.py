@@ -227,8 +227,17 @@ class DetectParams:
     """Morphological opening radius in metres; 0 means automatic (about 3 m or 1 px)."""
     threshold: float | None = None
     """Method-specific threshold; ``None`` uses the method's automatic rule (Otsu etc.)."""
+    tile_px: int = 2048
+    """Grids larger than this (rows or columns) detect buildings tile by tile, reading one
+    window of the scene at a time (see geo/tiles.py); 0 never tiles."""
+    tile_max_building_m: float = 300.0
+    """Largest building expected, metres: sets the tile halo. A larger one is still exact
+    (its tile is redone with a wider halo), only slower."""
 
     def __post_init__(self) -> None:
+        if self.tile_px != 0 and self.tile_px < 256:
+            raise ConfigError(f"detect.tile_px={self.tile_px} must be 0 (no tiling) or >= 256")
+        _check_pos("detect.tile_max_building_m", self.tile_max_building_m)
         _check_in("detect.method", self.method, get_args(DetectMethod))
         _check_in("detect.change_method", self.change_method, get_args(DetectMethod))
         _check_in("detect.connectivity", self.connectivity, (4, 8))

@@ -30,6 +30,7 @@ then a morphological opening and a minimum area in m² (``DetectParams``).
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -225,23 +226,19 @@ def _builtup_score(ga: GeoArray) -> NDArray[np.float32]:
 
 
 def _rgb_building_score(ga: GeoArray) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
-    """Roof-likeness (HSV value, i.e. the brightest channel) and a hard exclusion mask.
+    """Roof-likeness (HSV value, i.e. the brightest channel, smoothed) and a vegetation mask.
 
     The brightest channel separates bright grey, blue and red roofs from roads,
-    bare soil and shadow better than the mean brightness does.
+    bare soil and shadow better than the mean brightness does. The dark class (shadow,
+    water, dense canopy) is excluded later, below a scene-wide threshold
+    (:func:`building_thresholds`).
     """
     rgb = _visible(ga)
     value = rgb.max(0)
-    v = ga.valid
     sigma = max(0.7, 1.0 / ga.grid.res_m)
     value_s = ndimage.gaussian_filter(value, sigma)
     veg = _exg(ndimage.gaussian_filter(rgb, (0, sigma, sigma))) > 0.08
-    # dark class: below the Otsu split of the darkest half (shadow, water, dense canopy)
-    vals = value_s[v] if v.any() else value_s.ravel()
-    dark_t = otsu_threshold(vals[vals <= np.quantile(vals, 0.5)]) if vals.size else 0.0
-    dark = value_s <= dark_t
-    exclude = veg | dark | ~v
-    return value_s.astype(np.float32), exclude
+    return value_s.astype(np.float32), veg
 
 
 def _refine_edges(mask: NDArray[np.bool_], img: NDArray[np.float32], valid: NDArray[np.bool_],
@@ -296,7 +293,78 @@ def _refine_edges(mask: NDArray[np.bool_], img: NDArray[np.float32], valid: NDAr
     return out & valid
 
 
-def building_mask(ga: GeoArray, params: DetectParams) -> BuildingMask:
+@dataclass(frozen=True, kw_only=True)
+class BuildingThresholds:
+    """Scene-wide thresholds of a building mask (so that tiles of one scene agree)."""
+
+    method: str
+    """The method (``auto`` resolved)."""
+    threshold: float
+    """Threshold on the building score."""
+    alt_threshold: float
+    """The stricter alternative threshold (boundary ambiguity)."""
+    dark_threshold: float
+    """``rgb-objects``: smoothed brightness at or below which a pixel is shadow/water."""
+
+
+def building_method(ga: GeoArray, params: DetectParams) -> str:
+    """The building-mask method used for ``ga`` (``auto`` resolved); ValueError if unusable."""
+    method: str = params.method
+    if method not in _BUILDING_METHODS:
+        method = AUTO_BUILDING.get(ga.kind, "rgb-objects")
+        if ga.kind == "multispectral" and not ga.has("nir", "red"):
+            method = "rgb-objects"
+    if method == "builtup" and not ga.has("nir", "red"):
+        raise ValueError(f"method 'builtup' needs nir and red bands; {ga.source_id} has "
+                         f"{ga.bands}; use method = 'rgb-objects'")
+    return method
+
+
+def building_score(
+    ga: GeoArray, method: str
+) -> tuple[NDArray[np.float32], NDArray[np.bool_] | None]:
+    """Per-pixel building score of ``method`` and (``rgb-objects``) the vegetation mask."""
+    if method == "builtup":
+        return _builtup_score(ga), None
+    return _rgb_building_score(ga)
+
+
+def thresholds_from_scores(
+    score: NDArray[np.float32], valid: NDArray[np.bool_], veg: NDArray[np.bool_] | None, *,
+    method: str, params: DetectParams, has_swir: bool,
+) -> BuildingThresholds:
+    """Scene-wide thresholds from the scores of a whole scene or of a sample of its pixels.
+
+    ``score``, ``valid`` and ``veg`` are arrays of one shape (any: a scene or a 1-D sample).
+    """
+    if method == "rgb-objects":
+        # dark class: below the Otsu split of the darkest half (shadow, water, dense canopy)
+        vals = score[valid] if valid.any() else score.ravel()
+        dark_t = otsu_threshold(vals[vals <= np.quantile(vals, 0.5)]) if vals.size else 0.0
+        exclude = (score <= dark_t) | ~valid
+        if veg is not None:
+            exclude |= veg
+    else:
+        dark_t = -math.inf
+        exclude = ~valid
+    vals = score[~exclude]
+    if params.threshold is not None:
+        t = float(params.threshold)
+    else:
+        t = otsu_threshold(vals) if vals.size else 0.0
+        if method == "builtup":
+            # keep Otsu within physically sensible bounds, so that a scene with no
+            # built-up land (one class only) does not get half of it called built-up
+            lo, hi = _BUILTUP_T_RANGE["swir" if has_swir else "nir"]
+            t = min(max(t, lo), hi)
+    above = vals[vals > t]
+    t_alt = t + 0.25 * (float(above.mean()) - t) if above.size else t
+    return BuildingThresholds(method=method, threshold=t, alt_threshold=t_alt,
+                              dark_threshold=float(dark_t))
+
+
+def building_mask(ga: GeoArray, params: DetectParams, *,
+                  thresholds: BuildingThresholds | None = None) -> BuildingMask:
     """Per-date building (built-up) mask.
 
     Parameters
@@ -307,6 +375,9 @@ def building_mask(ga: GeoArray, params: DetectParams) -> BuildingMask:
         ``method`` (``auto``, ``builtup`` or ``rgb-objects``; change-only names
         fall back to ``auto``), ``threshold`` (None: Otsu), ``opening_m``,
         ``min_area_m2`` and ``connectivity``.
+    thresholds : BuildingThresholds, optional
+        Scene-wide thresholds (for a tile of a larger scene, see :mod:`geo.tiles`);
+        default: computed from ``ga`` itself.
 
     Returns
     -------
@@ -314,38 +385,24 @@ def building_mask(ga: GeoArray, params: DetectParams) -> BuildingMask:
         ``alt_mask`` uses a stricter threshold (a quarter of the distance to
         the building class mean further in), for boundary ambiguity.
     """
-    method: str = params.method
-    if method not in _BUILDING_METHODS:
-        method = AUTO_BUILDING.get(ga.kind, "rgb-objects")
-        if ga.kind == "multispectral" and not ga.has("nir", "red"):
-            method = "rgb-objects"
-    if method == "builtup" and not ga.has("nir", "red"):
-        raise ValueError(f"method 'builtup' needs nir and red bands; {ga.source_id} has "
-                         f"{ga.bands}; use method = 'rgb-objects'")
+    method = thresholds.method if thresholds is not None else building_method(ga, params)
     v = ga.valid
-    if method == "builtup":
-        score = _builtup_score(ga)
-        exclude = ~v
-    else:
-        score, exclude = _rgb_building_score(ga)
+    score, veg = building_score(ga, method)
+    thr = thresholds if thresholds is not None else thresholds_from_scores(
+        score, v, veg, method=method, params=params, has_swir=ga.has("swir16"))
+    exclude = ~v
+    if method == "rgb-objects":
+        exclude = exclude | (score <= thr.dark_threshold)
+        if veg is not None:
+            exclude |= veg
     cand = ~exclude
-    vals = score[cand]
-    if params.threshold is not None:
-        t = float(params.threshold)
-    else:
-        t = otsu_threshold(vals) if vals.size else 0.0
-        if method == "builtup":
-            # keep Otsu within physically sensible bounds, so that a scene with no
-            # built-up land (one class only) does not get half of it called built-up
-            lo, hi = _BUILTUP_T_RANGE["swir" if ga.has("swir16") else "nir"]
-            t = min(max(t, lo), hi)
-    above = vals[vals > t]
-    t_alt = t + 0.25 * (float(above.mean()) - t) if above.size else t
+    t, t_alt = thr.threshold, thr.alt_threshold
     res_m, area = ga.grid.res_m, ga.grid.pixel_area_m2
+    radius = _building_radius(params, res_m, method)
     mask = cleanup_mask(cand & (score > t), res_m=res_m, pixel_area_m2=area, params=params,
-                        valid=v, radius_px=_building_radius(params, res_m, method))
+                        valid=v, radius_px=radius)
     alt = cleanup_mask(cand & (score > t_alt), res_m=res_m, pixel_area_m2=area, params=params,
-                       valid=v, radius_px=_building_radius(params, res_m, method))
+                       valid=v, radius_px=radius)
     if method == "rgb-objects":
         edge_img = _visible(ga).max(0)
         mask = _refine_edges(mask, edge_img, v, frac=0.5)

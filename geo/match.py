@@ -37,7 +37,9 @@ import numpy as np
 import pandas as pd
 import shapely
 from numpy.typing import NDArray
+from scipy import sparse
 from scipy.optimize import linear_sum_assignment
+from scipy.sparse.csgraph import connected_components
 from shapely.geometry.base import BaseGeometry
 
 from geo.config import MatchParams
@@ -154,25 +156,56 @@ def _assign(
     ia: NDArray[np.intp], ib: NDArray[np.intp], iou: NDArray[np.float64],
     na: int, nb: int, threshold: float,
 ) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float64]]:
-    """Maximum-total-IoU one-to-one assignment among pairs with IoU ≥ threshold."""
+    """Maximum-total-IoU one-to-one assignment among pairs with IoU ≥ threshold.
+
+    The bipartite graph of candidate pairs falls apart into connected components (groups of
+    touching buildings); each component is solved on its own, so the cost is about linear in
+    the number of pairs instead of one dense ``na × nb`` problem. A component of one pair is
+    that pair.
+    """
     ok = iou >= threshold - 1e-12
     ia, ib, iou = ia[ok], ib[ok], iou[ok]
     if len(ia) == 0:
         empty = np.zeros(0, dtype=np.intp)
         return empty, empty, np.zeros(0)
+    # Quantise IoU so that near-ties resolve the same way whichever set comes first.
+    cost = -np.round(iou, 9)
     ua, inv_a = np.unique(ia, return_inverse=True)
     ub, inv_b = np.unique(ib, return_inverse=True)
-    # Quantise IoU so that near-ties resolve the same way whichever set comes first.
-    cost = np.full((len(ua), len(ub)), 0.0)
-    cost[inv_a, inv_b] = -np.round(iou, 9)
-    rows, cols = linear_sum_assignment(cost)
-    take = cost[rows, cols] < 0
-    rows, cols = rows[take], cols[take]
-    a_idx, b_idx = ua[rows], ub[cols]
-    lookup = {(int(x), int(y)): float(v) for x, y, v in zip(ia, ib, iou, strict=True)}
-    vals = np.array([lookup[(int(x), int(y))] for x, y in zip(a_idx, b_idx, strict=True)])
+    n_nodes = len(ua) + len(ub)
+    graph = sparse.coo_matrix((np.ones(len(ia)), (inv_a, len(ua) + inv_b)),
+                              shape=(n_nodes, n_nodes))
+    _, label = connected_components(graph, directed=False)
+    comp = label[inv_a]
+    size = np.bincount(comp)
+    single = size[comp] == 1
+    chosen = [np.flatnonzero(single & (cost < 0))]
+    multi = np.flatnonzero(~single)
+    if len(multi):
+        order = multi[np.argsort(comp[multi], kind="stable")]
+        cuts = np.flatnonzero(np.diff(comp[order])) + 1
+        chosen.extend(_solve_component(edges, inv_a, inv_b, cost)
+                      for edges in np.split(order, cuts))
+    sel = np.concatenate(chosen)
+    a_idx, b_idx = ia[sel], ib[sel]
     order = np.argsort(a_idx, kind="stable")
-    return a_idx[order], b_idx[order], vals[order]
+    return a_idx[order], b_idx[order], np.asarray(iou[sel][order], dtype=np.float64)
+
+
+def _solve_component(
+    edges: NDArray[np.intp], inv_a: NDArray[np.intp], inv_b: NDArray[np.intp],
+    cost: NDArray[np.float64],
+) -> NDArray[np.intp]:
+    """Edges (pair positions) chosen by the Hungarian assignment of one component."""
+    ur, r = np.unique(inv_a[edges], return_inverse=True)
+    uc, c = np.unique(inv_b[edges], return_inverse=True)
+    dense = np.zeros((len(ur), len(uc)))
+    dense[r, c] = cost[edges]
+    edge_at = np.full((len(ur), len(uc)), -1, dtype=np.intp)
+    edge_at[r, c] = edges
+    rows, cols = linear_sum_assignment(dense)
+    take = dense[rows, cols] < 0
+    return np.asarray(edge_at[rows[take], cols[take]], dtype=np.intp)
 
 
 @dataclass
@@ -256,118 +289,163 @@ def track_footprints(
     if "area_m2" not in fp.columns:
         fp["area_m2"] = fp.geometry.area
     all_dates = sorted(set(map(str, dates)) | set(fp["date"].astype(str)))
-    thr = params.iou_threshold
-    cover = params.cover_frac
-    sites: list[_Site] = []
-    site_of_row = np.full(len(fp), -1, dtype=np.intp)
-    events: list[dict[str, Any]] = []
-    geoms = np.asarray(fp.geometry.values, dtype=object)
-    areas = fp["area_m2"].to_numpy(dtype=float)
+    state = _TrackState(
+        aoi_name=aoi_name,
+        geoms=np.asarray(fp.geometry.values, dtype=object),
+        areas=fp["area_m2"].to_numpy(dtype=float),
+        site_of_row=np.full(len(fp), -1, dtype=np.intp),
+    )
+    fp_dates = fp["date"].astype(str).to_numpy()
     prev_date = ""
-
     for date in all_dates:
-        rows_all = np.flatnonzero(fp["date"].astype(str).to_numpy() == date)
+        rows_all = np.flatnonzero(fp_dates == date)
         rows = rows_all[_order(fp.iloc[rows_all])] if len(rows_all) else rows_all
-        live = [k for k, s in enumerate(sites) if not s.ended]
-        sgeo = np.asarray([sites[k].geom for k in live], dtype=object)
-        fgeo = geoms[rows]
-        ia, ib, iou = _iou_pairs(sgeo, fgeo)
-        ra, rb, _ = _assign(ia, ib, iou, len(sgeo), len(fgeo), thr)
-        f_site: dict[int, int] = {int(b): live[int(a)] for a, b in zip(ra, rb, strict=True)}
-        matched_sites = set(f_site.values())
-        # coverage fractions for split / merge decisions
-        pa, pb, inter = _pair_table(sgeo, fgeo)
-        s_area = shapely.area(sgeo[pa]) if len(pa) else np.zeros(0)
-        f_area = shapely.area(fgeo[pb]) if len(pb) else np.zeros(0)
-        pending_new: list[tuple[int, str, list[str]]] = []
-
-        for j in range(len(rows)):
-            r = int(rows[j])
-            if j in f_site:
-                continue
-            sel = np.flatnonzero((pb == j) & (inter >= cover * f_area - 1e-9))
-            if len(sel):
-                parent = live[int(pa[sel[np.argmax(inter[sel])]])]
-                pending_new.append((j, "split", [sites[parent].sid]))
-            else:
-                pending_new.append((j, "new", []))
-
-        # continuations
-        for j, k in sorted(f_site.items()):
-            r = int(rows[j])
-            s = sites[k]
-            last_date = s.sightings[-1][0]
-            events.append({
-                "site_id": s.sid, "date_from": last_date, "date_to": date,
-                "event": _change_event(s.area_m2, float(areas[r]), params.growth_tolerance),
-                "area_from_m2": s.area_m2, "area_to_m2": float(areas[r]),
-                "related_site_ids": "",
-            })
-            s.sightings.append((date, r))
-            s.geom, s.area_m2 = geoms[r], float(areas[r])
-            site_of_row[r] = k
-
-        # merges: unmatched live sites lying mostly inside a footprint matched to another site
-        for idx_live, k in enumerate(live):
-            if k in matched_sites:
-                continue
-            sel = np.flatnonzero((pa == idx_live) & (inter >= cover * s_area - 1e-9))
-            sel = np.asarray([x for x in sel if int(pb[x]) in f_site], dtype=np.intp)
-            if len(sel) == 0:
-                continue
-            j = int(pb[sel[np.argmax(inter[sel])]])
-            survivor = sites[f_site[j]]
-            s = sites[k]
-            s.ended = True
-            events.append({
-                "site_id": s.sid, "date_from": s.sightings[-1][0], "date_to": date,
-                "event": "merged", "area_from_m2": s.area_m2,
-                "area_to_m2": float(areas[int(rows[j])]), "related_site_ids": survivor.sid,
-            })
-            events.append({
-                "site_id": survivor.sid,
-                "date_from": survivor.sightings[-2][0] if len(survivor.sightings) > 1 else "",
-                "date_to": date, "event": "merged", "area_from_m2": s.area_m2,
-                "area_to_m2": float(areas[int(rows[j])]), "related_site_ids": s.sid,
-            })
-
-        # new sites and splits, in footprint order
-        for j, kind, related in pending_new:
-            r = int(rows[j])
-            sid = f"{aoi_name}:s{len(sites) + 1}"
-            s = _Site(sid=sid, sightings=[(date, r)], geom=geoms[r], area_m2=float(areas[r]))
-            sites.append(s)
-            site_of_row[r] = len(sites) - 1
-            if kind == "new" and date == all_dates[0]:
-                continue  # present from the start: not an event
-            events.append({
-                "site_id": sid, "date_from": prev_date, "date_to": date, "event": kind,
-                "area_from_m2": 0.0 if kind == "new" else np.nan,
-                "area_to_m2": float(areas[r]), "related_site_ids": ";".join(related),
-            })
-            if kind == "split":
-                parent_site = next(q for q in sites if q.sid == related[0])
-                events.append({
-                    "site_id": parent_site.sid, "date_from": prev_date, "date_to": date,
-                    "event": "split", "area_from_m2": np.nan, "area_to_m2": float(areas[r]),
-                    "related_site_ids": sid,
-                })
+        _track_date(state, rows, date, prev_date, all_dates[0], params)
         prev_date = date
+    _demolitions(state, all_dates, valid_by_date)
+    return _assemble(fp, state.sites, state.site_of_row, state.events, all_dates, params)
 
-    # demolitions: not seen again although a later date had valid data over the outline
-    for s in sites:
+
+@dataclass
+class _TrackState:
+    """Sites and events built so far by :func:`track_footprints`."""
+
+    aoi_name: str
+    geoms: NDArray[Any]
+    areas: NDArray[np.float64]
+    site_of_row: NDArray[np.intp]
+    sites: list[_Site] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _best_pair(
+    group: NDArray[np.intp], inter: NDArray[np.float64], ok: NDArray[np.bool_]
+) -> dict[int, int]:
+    """For each value of ``group`` among pairs with ``ok``: the pair of largest ``inter``.
+
+    Ties go to the first such pair (as ``argmax`` over the pairs in order would).
+    """
+    idx = np.flatnonzero(ok)
+    if len(idx) == 0:
+        return {}
+    order = idx[np.lexsort((idx, -inter[idx], group[idx]))]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = group[order][1:] != group[order][:-1]
+    return {int(g): int(p) for g, p in zip(group[order][first], order[first], strict=True)}
+
+
+def _track_date(
+    st: _TrackState, rows: NDArray[np.intp], date: str, prev_date: str, first_date: str,
+    params: MatchParams,
+) -> None:
+    """Match one date's footprints (``rows``, in order) to the live sites; record events."""
+    sites, events, areas, geoms = st.sites, st.events, st.areas, st.geoms
+    cover = params.cover_frac
+    live = [k for k, s in enumerate(sites) if not s.ended]
+    sgeo = np.asarray([sites[k].geom for k in live], dtype=object)
+    fgeo = geoms[rows]
+    ia, ib, iou = _iou_pairs(sgeo, fgeo)
+    ra, rb, _ = _assign(ia, ib, iou, len(sgeo), len(fgeo), params.iou_threshold)
+    f_site: dict[int, int] = {int(b): live[int(a)] for a, b in zip(ra, rb, strict=True)}
+    matched_sites = set(f_site.values())
+    # coverage fractions for split / merge decisions
+    pa, pb, inter = _pair_table(sgeo, fgeo)
+    s_area = shapely.area(sgeo[pa]) if len(pa) else np.zeros(0)
+    f_area = shapely.area(fgeo[pb]) if len(pb) else np.zeros(0)
+    # an unmatched footprint mostly inside a live outline is a piece of it (split)
+    piece_of = _best_pair(pb, inter, inter >= cover * f_area - 1e-9)
+    pending_new: list[tuple[int, int]] = []  # (footprint position, parent site or -1)
+    for j in range(len(rows)):
+        if j not in f_site:
+            p = piece_of.get(j)
+            pending_new.append((j, live[int(pa[p])] if p is not None else -1))
+
+    # continuations
+    for j, k in sorted(f_site.items()):
+        r = int(rows[j])
+        s = sites[k]
+        events.append({
+            "site_id": s.sid, "date_from": s.sightings[-1][0], "date_to": date,
+            "event": _change_event(s.area_m2, float(areas[r]), params.growth_tolerance),
+            "area_from_m2": s.area_m2, "area_to_m2": float(areas[r]),
+            "related_site_ids": "",
+        })
+        s.sightings.append((date, r))
+        s.geom, s.area_m2 = geoms[r], float(areas[r])
+        st.site_of_row[r] = k
+
+    # merges: unmatched live sites lying mostly inside a footprint matched to another site
+    into = _best_pair(pa, inter, (inter >= cover * s_area - 1e-9)
+                      & np.isin(pb, np.fromiter(f_site, dtype=np.intp, count=len(f_site))))
+    for idx_live, k in enumerate(live):
+        if k in matched_sites or idx_live not in into:
+            continue
+        j = int(pb[into[idx_live]])
+        _merge_events(events, sites[k], sites[f_site[j]], float(areas[int(rows[j])]), date)
+
+    # new sites and splits, in footprint order
+    for j, parent in pending_new:
+        _new_site(st, int(rows[j]), parent, date, prev_date, first_date)
+
+
+def _merge_events(
+    events: list[dict[str, Any]], s: _Site, survivor: _Site, area_to: float, date: str
+) -> None:
+    s.ended = True
+    events.append({
+        "site_id": s.sid, "date_from": s.sightings[-1][0], "date_to": date,
+        "event": "merged", "area_from_m2": s.area_m2,
+        "area_to_m2": area_to, "related_site_ids": survivor.sid,
+    })
+    events.append({
+        "site_id": survivor.sid,
+        "date_from": survivor.sightings[-2][0] if len(survivor.sightings) > 1 else "",
+        "date_to": date, "event": "merged", "area_from_m2": s.area_m2,
+        "area_to_m2": area_to, "related_site_ids": s.sid,
+    })
+
+
+def _new_site(
+    st: _TrackState, r: int, parent: int, date: str, prev_date: str, first_date: str
+) -> None:
+    """Start a site at footprint row ``r``: ``new``, or ``split`` off site ``parent`` (≥ 0)."""
+    sid = f"{st.aoi_name}:s{len(st.sites) + 1}"
+    area = float(st.areas[r])
+    st.sites.append(_Site(sid=sid, sightings=[(date, r)], geom=st.geoms[r], area_m2=area))
+    st.site_of_row[r] = len(st.sites) - 1
+    if parent < 0 and date == first_date:
+        return  # present from the start: not an event
+    related = st.sites[parent].sid if parent >= 0 else ""
+    st.events.append({
+        "site_id": sid, "date_from": prev_date, "date_to": date,
+        "event": "split" if parent >= 0 else "new",
+        "area_from_m2": np.nan if parent >= 0 else 0.0,
+        "area_to_m2": area, "related_site_ids": related,
+    })
+    if parent >= 0:
+        st.events.append({
+            "site_id": related, "date_from": prev_date, "date_to": date,
+            "event": "split", "area_from_m2": np.nan, "area_to_m2": area,
+            "related_site_ids": sid,
+        })
+
+
+def _demolitions(
+    st: _TrackState, all_dates: list[str], valid_by_date: Mapping[str, BaseGeometry] | None
+) -> None:
+    """A site not seen again although a later date had valid data over its outline."""
+    pos = {d: i for i, d in enumerate(all_dates)}
+    for s in st.sites:
         if s.ended:
             continue
         last = s.sightings[-1][0]
-        for date in all_dates[all_dates.index(last) + 1:]:
+        for date in all_dates[pos[last] + 1:]:
             if _is_observed(s.geom, valid_by_date, date):
-                events.append({
+                st.events.append({
                     "site_id": s.sid, "date_from": last, "date_to": date, "event": "demolished",
                     "area_from_m2": s.area_m2, "area_to_m2": 0.0, "related_site_ids": "",
                 })
                 break
-
-    return _assemble(fp, sites, site_of_row, events, all_dates, params)
 
 
 def _is_observed(
@@ -407,9 +485,10 @@ def _assemble(
     demolished = set(ev.loc[ev["event"] == "demolished", "site_id"])
     rows: list[dict[str, Any]] = []
     geoms: list[BaseGeometry | None] = []
+    fp_area = fp["area_m2"].to_numpy(dtype=float)
     for s in keep_sites:
         dts = [d for d, _ in s.sightings]
-        first_area = float(fp["area_m2"].iloc[s.sightings[0][1]])
+        first_area = float(fp_area[s.sightings[0][1]])
         if s.sid in demolished:
             status = "demolished"
         elif dts[0] != all_dates[0]:

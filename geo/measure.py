@@ -42,6 +42,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import geopandas as gpd
@@ -273,6 +274,17 @@ def ratio_draws(
     di, dc = (np.broadcast_to(np.asarray(v, dtype=float), (n,)) for v in den_err)
     rho = np.clip(np.broadcast_to(np.asarray(common_corr, dtype=float), (n,)), -1.0, 1.0)
     z = rng.standard_normal((4, n, n_draws))
+    return _ratio_from_normals(an, (ni, nc), ad, (di, dc), rho, z)
+
+
+def _ratio_from_normals(
+    an: NDArray[np.float64], num_err: tuple[NDArray[np.float64], NDArray[np.float64]],
+    ad: NDArray[np.float64], den_err: tuple[NDArray[np.float64], NDArray[np.float64]],
+    rho: NDArray[np.float64], z: NDArray[np.float64],
+) -> NDArray[np.float64]:
+    """:func:`ratio_draws` from given standard normals ``z`` of shape ``(4, n, n_draws)``."""
+    ni, nc = num_err
+    di, dc = den_err
     zc_num = z[0]
     zc_den = rho[:, None] * z[0] + np.sqrt(1.0 - rho**2)[:, None] * z[1]
     tn = an[:, None] - ni[:, None] * z[2] - nc[:, None] * zc_num
@@ -336,6 +348,108 @@ def ratio_interval(
     lo = np.where(ok, np.minimum(lo, est), np.nan)
     hi = np.where(ok, np.maximum(hi, est), np.nan)
     return np.asarray(est, dtype=np.float64), lo, hi
+
+
+def _pair_intervals(
+    area: NDArray[np.float64], err: AreaErrors, num: NDArray[np.intp], den: NDArray[np.intp],
+    fid: NDArray[Any], *, corr: float, params: MeasureParams, level: float = 0.95,
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """:func:`ratio_interval` of each footprint pair ``(num[i], den[i])``, batched.
+
+    Every pair keeps its own draws, seeded by :func:`pair_seed` of its footprint ids (the same
+    interval as ``ratio_interval(..., seed=pair_seed(...))`` and :func:`geo.claims.check_claim`);
+    only the arithmetic and the percentiles run on many pairs at once, in chunks of bounded
+    memory.
+    """
+    n = len(num)
+    est_all, lo_all, hi_all = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+    nd = params.n_draws
+    step = max(1, 4_000_000 // (4 * nd))
+    q = (1.0 - level) / 2.0
+    ind, com = err.independent, err.common
+    for s0 in range(0, n, step):
+        a, b = num[s0:s0 + step], den[s0:s0 + step]
+        z = np.empty((len(a), 4, nd))
+        for i in range(len(a)):
+            rng = np.random.default_rng(pair_seed(params.seed, str(fid[a[i]]), str(fid[b[i]])))
+            rng.standard_normal(out=z[i])
+        rho = np.full(len(a), float(np.clip(corr, -1.0, 1.0)))
+        draws = _ratio_from_normals(area[a], (ind[a], com[a]), area[b], (ind[b], com[b]), rho,
+                                    z.transpose(1, 0, 2))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            est = area[a] / area[b]
+        lo, hi = np.quantile(draws, [q, 1.0 - q], axis=1)
+        ok = np.isfinite(est)
+        sl = slice(s0, s0 + len(a))
+        est_all[sl] = est
+        lo_all[sl] = np.where(ok, np.minimum(lo, est), np.nan)
+        hi_all[sl] = np.where(ok, np.maximum(hi, est), np.nan)
+    return est_all, lo_all, hi_all
+
+
+def _neighbours(
+    geoms: NDArray[Any], areas: NDArray[np.float64], ids: NDArray[Any],
+    query: NDArray[np.intp], *, rule: str, max_distance_m: float,
+) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """:func:`neighbour_of` for many footprints at once, through a spatial index.
+
+    ``geoms``/``areas``/``ids`` are the candidates (one date); ``query`` are positions among
+    them. Returns ``(k, j)``: ``query[k]`` has neighbour ``j``. Same rule and ties as
+    :func:`neighbour_of` (distances rounded to 1e-6 m, then larger area, then id, then
+    position), at a cost of about ``n log n`` plus the pairs within the search radius:
+    ``nearest`` searches within the distance to the nearest other footprint,
+    ``largest-adjacent`` within ``max_distance_m``.
+    """
+    empty = np.zeros(0, dtype=np.intp)
+    if len(query) == 0 or len(geoms) < 2:
+        return empty, empty
+    tree = shapely.STRtree(geoms)
+    qg = geoms[query]
+    if rule == "largest-adjacent":
+        radius = np.full(len(query), max_distance_m)
+    else:
+        radius = _nearest_other_distance(tree, qg, query)
+    reach = np.isfinite(radius) & (np.round(radius, 6) <= max_distance_m)
+    parts: list[tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float64]]] = []
+    step = 4096
+    for s0 in range(0, len(query), step):
+        ks = np.flatnonzero(reach[s0:s0 + step]) + s0
+        if len(ks) == 0:
+            continue
+        k, j = tree.query(qg[ks], predicate="dwithin", distance=radius[ks] + 1e-6)
+        k = ks[k]
+        keep = j != query[k]
+        k, j = k[keep], j[keep]
+        d = np.round(np.asarray(shapely.distance(geoms[j], qg[k]), dtype=float), 6)
+        keep = d <= max_distance_m
+        parts.append((k[keep], j[keep], d[keep]))
+    if not parts:
+        return empty, empty
+    k, j, d = (np.concatenate(x) for x in zip(*parts, strict=True))
+    rank = np.unique(ids.astype(str), return_inverse=True)[1]
+    if rule == "largest-adjacent":
+        order = np.lexsort((j, rank[j], -areas[j], k))
+    else:
+        order = np.lexsort((j, rank[j], -areas[j], d, k))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = k[order][1:] != k[order][:-1]
+    return k[order][first].astype(np.intp), j[order][first].astype(np.intp)
+
+
+def _nearest_other_distance(
+    tree: shapely.STRtree, qg: NDArray[Any], query: NDArray[np.intp]
+) -> NDArray[np.float64]:
+    """Distance from each query footprint to the nearest *other* candidate (inf if none)."""
+    qi, tj = tree.query_nearest(qg, all_matches=True)
+    other = tj != query[qi]
+    dist = np.full(len(qg), np.inf)
+    dist[qi[other]] = 0.0  # a tie with itself at distance 0: touches or overlaps another
+    rest = np.flatnonzero(~np.isfinite(dist))
+    if len(rest):
+        idx, d2 = tree.query_nearest(qg[rest], all_matches=False, exclusive=True,
+                                     return_distance=True)
+        dist[rest[idx[0]]] = d2
+    return dist
 
 
 def neighbour_of(
@@ -437,7 +551,6 @@ def measure_sites(tracks: Tracks, params: MeasureParams) -> Tracks:
     fp_sid = fp["site_id"].astype(str).to_numpy()
     fp_date = fp["date"].astype(str).to_numpy()
     row_of = {(s, d): i for i, (s, d) in enumerate(zip(fp_sid, fp_date, strict=True))}
-    ind, com = err.independent, err.common
     last_rows = np.array([row_of[(str(s), str(d))] for s, d in
                           zip(sites["site_id"], sites["last_seen_date"], strict=True)])
     first_rows = np.array([row_of[(str(s), str(d))] for s, d in
@@ -450,61 +563,56 @@ def measure_sites(tracks: Tracks, params: MeasureParams) -> Tracks:
     fid = (fp["footprint_id"].astype(str).to_numpy() if "footprint_id" in fp.columns
            else np.asarray([str(i) for i in range(len(fp))], dtype=object))
 
-    def pairs(num: NDArray[np.intp], den: NDArray[np.intp], corr: float) -> tuple[
-            NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-        """Ratio intervals pair by pair, each seeded by its footprint ids (as in claims)."""
-        res = [ratio_interval(area[a], (ind[a], com[a]), area[b], (ind[b], com[b]),
-                              common_corr=corr, n_draws=params.n_draws,
-                              seed=pair_seed(params.seed, str(fid[a]), str(fid[b])))
-               for a, b in zip(num, den, strict=True)]
-        return tuple(np.array([float(x[i][0]) for x in res]) for i in range(3))  # type: ignore[return-value]
-
     multi = first_rows != last_rows
     if multi.any():
         lr, fr = last_rows[multi], first_rows[multi]
-        g, glo, ghi = pairs(lr, fr, 0.0)
+        g, glo, ghi = _pair_intervals(area, err, lr, fr, fid, corr=0.0, params=params)
         out["growth_ratio"][multi] = g
         out["growth_ratio_lo"][multi], out["growth_ratio_hi"][multi] = glo, ghi
 
-    # neighbours and shares, per last-sighting date
-    for day in sorted(set(sites["last_seen_date"].astype(str))):
+    site_last = sites["last_seen_date"].astype(str).to_numpy()
+    _neighbours_and_shares(out, fp, err, area, last_rows, site_last, fid, params)
+
+    site_ids = sites["site_id"].astype(str).to_numpy()
+    for i_site in range(n):
+        out["sentence"][i_site] = _sentence(
+            str(site_ids[i_site]), str(site_last[i_site]), {c: out[c][i_site] for c in out},
+        )
+    for c, v in out.items():
+        sites[c] = v
+    return Tracks(footprints=fp, sites=sites, events=tracks.events)
+
+
+def _neighbours_and_shares(
+    out: dict[str, Any], fp: gpd.GeoDataFrame, err: AreaErrors, area: NDArray[np.float64],
+    last_rows: NDArray[np.intp], site_last: NDArray[Any], fid: NDArray[Any],
+    params: MeasureParams,
+) -> None:
+    """Fill the neighbour and share columns of ``out``, per last-sighting date."""
+    fp_sid = fp["site_id"].astype(str).to_numpy()
+    fp_date = fp["date"].astype(str).to_numpy()
+    ind, com = err.independent, err.common
+    geoms = np.asarray(fp.geometry.values, dtype=object)
+    for day in sorted(set(site_last)):
         on_date = np.flatnonzero(fp_date == day)
-        here = np.flatnonzero(sites["last_seen_date"].astype(str).to_numpy() == day)
-        nb_num: list[int] = []
-        nb_den: list[int] = []
-        nb_site: list[int] = []
-        for k in here:
-            r = int(last_rows[k])
-            others = on_date[on_date != r]
-            j = neighbour_of(fp.geometry.iloc[r], fp.iloc[others], rule=params.neighbour,
+        here = np.flatnonzero(site_last == day)
+        pos = np.full(len(fp), -1, dtype=np.intp)
+        pos[on_date] = np.arange(len(on_date))
+        kq, jn = _neighbours(geoms[on_date], area[on_date], fp_sid[on_date],
+                             pos[last_rows[here]], rule=params.neighbour,
                              max_distance_m=params.neighbour_max_distance_m)
-            if j is not None:
-                nb_num.append(r)
-                nb_den.append(int(others[j]))
-                nb_site.append(int(k))
-        if nb_num:
-            rn, rd = np.array(nb_num), np.array(nb_den)
-            rr, rlo, rhi = pairs(rn, rd, params.same_date_corr)
-            ks = np.array(nb_site)
+        if len(kq):
+            rn, rd, ks = last_rows[here[kq]], on_date[jn], here[kq]
+            rr, rlo, rhi = _pair_intervals(area, err, rn, rd, fid, corr=params.same_date_corr,
+                                           params=params)
             out["neighbour_id"][ks] = fp_sid[rd]
             out["neighbour_area_ratio"][ks] = rr
             out["neighbour_area_ratio_lo"][ks], out["neighbour_area_ratio_hi"][ks] = rlo, rhi
         sh, shlo, shhi = _share_interval(area[on_date], ind[on_date], com[on_date], params,
                                          key=f"share:{day}")
-        pos = {int(r): i for i, r in enumerate(on_date)}
-        for k in here:
-            i = pos[int(last_rows[k])]
-            out["site_share_frac"][k] = sh[i]
-            out["site_share_frac_lo"][k], out["site_share_frac_hi"][k] = shlo[i], shhi[i]
-
-    for i_site in range(n):
-        out["sentence"][i_site] = _sentence(
-            str(sites["site_id"].iloc[i_site]), str(sites["last_seen_date"].iloc[i_site]),
-            {c: out[c][i_site] for c in out},
-        )
-    for c, v in out.items():
-        sites[c] = v
-    return Tracks(footprints=fp, sites=sites, events=tracks.events)
+        i = pos[last_rows[here]]
+        out["site_share_frac"][here] = sh[i]
+        out["site_share_frac_lo"][here], out["site_share_frac_hi"][here] = shlo[i], shhi[i]
 
 
 def _share_interval(
@@ -516,12 +624,32 @@ def _share_interval(
     est = a / total if total > 0 else np.full(len(a), np.nan)
     if len(a) == 1:
         return est, est.copy(), est.copy()
+    # Two passes over the same random stream: the first sums the draws of the date's total,
+    # the second regenerates each chunk to take its percentiles, so memory stays one chunk
+    # (not footprints × draws) while the draws are exactly those of a single pass.
+    draws_sum = np.zeros(params.n_draws)
+    for _, t in _share_draws(a, ind, com, params, key):
+        draws_sum += t.sum(axis=0)
+    lo = np.empty(len(a))
+    hi = np.empty(len(a))
+    for sl, t in _share_draws(a, ind, com, params, key):
+        frac = t / draws_sum[None, :]
+        q = np.quantile(frac, [0.025, 0.975], axis=1)
+        lo[sl], hi[sl] = q[0], q[1]
+    lo = np.minimum(lo, est)
+    hi = np.minimum(np.maximum(hi, est), 1.0)
+    return est, lo, hi
+
+
+def _share_draws(
+    a: NDArray[np.float64], ind: NDArray[np.float64], com: NDArray[np.float64],
+    params: MeasureParams, key: str,
+) -> Iterator[tuple[slice, NDArray[np.float64]]]:
+    """True-area draws of a date's footprints, chunk by chunk, from the date's seed."""
     rng = np.random.default_rng(_seed_for(params.seed, key))
     rho = params.same_date_corr
     zc = rng.standard_normal(params.n_draws)
     n_chunk = max(1, 2_000_000 // params.n_draws)
-    draws_sum = np.zeros(params.n_draws)
-    chunks = []
     for s in range(0, len(a), n_chunk):
         sl = slice(s, s + n_chunk)
         m = a[sl].shape[0]
@@ -529,20 +657,7 @@ def _share_interval(
         zi = rng.standard_normal((m, params.n_draws))
         zcom = rho * zc[None, :] + math.sqrt(max(0.0, 1 - rho**2)) * zo
         t = a[sl, None] - ind[sl, None] * zi - com[sl, None] * zcom
-        t = np.maximum(t, _FLOOR_FRAC * a[sl, None])
-        draws_sum += t.sum(axis=0)
-        chunks.append(t)
-    lo = np.empty(len(a))
-    hi = np.empty(len(a))
-    s = 0
-    for t in chunks:
-        frac = t / draws_sum[None, :]
-        q = np.quantile(frac, [0.025, 0.975], axis=1)
-        lo[s:s + len(t)], hi[s:s + len(t)] = q[0], q[1]
-        s += len(t)
-    lo = np.minimum(lo, est)
-    hi = np.minimum(np.maximum(hi, est), 1.0)
-    return est, lo, hi
+        yield sl, np.maximum(t, _FLOOR_FRAC * a[sl, None])
 
 
 def _sentence(site_id: str, date: str, v: dict[str, Any]) -> str:

@@ -336,8 +336,13 @@ def detect_date(meta: dict[str, Any], grid: Grid, config: RunConfig, partial: Ru
     Returns ``(footprints, valid_geometry, meta_update)``; writes ``masks/<date>.tif``.
     """
     from geo.detect import building_mask
+    from geo.tiled_detect import detect_date_tiled, needs_tiles
 
     d = meta["date"]
+    if needs_tiles(grid, config):  # large grid: tile by tile, from windows of the scene COG
+        fp, mask_u8, valid, upd = detect_date_tiled(meta, grid, config, partial, aoi_name)
+        _write_raster(mask_u8[None], grid, partial.mask(d), kind="mask", nodata=255)
+        return fp, _valid_geometry(valid, grid), upd
     ga = _load_scene(partial.scene(d), grid, meta)
     vmask = read_to_grid(str(partial.valid_mask(d)), grid, date=d,
                          roles=["b1"])

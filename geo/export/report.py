@@ -27,6 +27,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import rasterio
+import shapely
 from matplotlib import patheffects
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -65,6 +66,12 @@ Progress = Callable[[Sequence[Any], str], Iterator[Any]]
 _TEMPLATE = Path(__file__).resolve().parent / "templates" / "report.html"
 _MAX_PX = 900  # longest side of a raster read for a figure (decimated read from overviews)
 _MAX_AREA_SERIES = 12
+_MAX_LABELS = 60
+"""Site labels drawn on a map: the largest buildings only (a run may hold 100,000 sites)."""
+_MAX_NEIGHBOUR_ROWS = 40
+"""Rows of the neighbour-ratio figure: the largest sites; every ratio is in the sites table."""
+_MAX_OUTLINE_ARTISTS = 300
+"""Above this many outlines, each colour is drawn as one line collection (same look)."""
 _DPI = 110
 _HALO = [patheffects.withStroke(linewidth=3.2, foreground="black", alpha=0.8)]
 """A dark edge under every outline, so pale categories stay visible on bright roofs."""
@@ -329,23 +336,54 @@ def _draw_outlines(ax: Any, gdf: gpd.GeoDataFrame | None, *, colour_by: str | No
                    label: bool = False, lw: float = 1.4) -> None:
     if gdf is None or len(gdf) == 0:
         return
-    for _i, row in gdf.iterrows():
-        geom = row.geometry
-        if geom is None or geom.is_empty:
-            continue
-        colour = category_colour(row.get(colour_by) if colour_by else None) if colour_by \
-            else "#00e5ff"
-        polys = getattr(geom, "geoms", [geom])
-        for poly in polys:
-            for ring in [poly.exterior, *poly.interiors]:
+    if len(gdf) > _MAX_OUTLINE_ARTISTS:
+        _draw_outline_collections(ax, gdf, colour_by=colour_by, lw=lw)
+    else:
+        for _i, row in gdf.iterrows():
+            geom = row.geometry
+            if geom is None or geom.is_empty:
+                continue
+            colour = category_colour(row.get(colour_by) if colour_by else None) if colour_by \
+                else "#00e5ff"
+            for ring in _rings(geom):
                 x, y = ring.xy
                 ax.plot(x, y, color=colour, lw=lw, path_effects=_HALO)
-        if label and isinstance(row.get("site_id"), str):
+    if not label or "site_id" not in gdf.columns:
+        return
+    ok = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
+    if len(ok) > _MAX_LABELS:
+        area = shapely.area(np.asarray(ok.geometry.values, dtype=object))  # ranking only: any CRS
+        ok = ok.iloc[np.argsort(-area, kind="stable")[:_MAX_LABELS]]
+    for sid, geom in zip(ok["site_id"], ok.geometry, strict=True):
+        if isinstance(sid, str):
             p = geom.representative_point()
-            ax.annotate(str(row["site_id"]).split(":")[-1], (p.x, p.y), fontsize=7,
+            ax.annotate(sid.split(":")[-1], (p.x, p.y), fontsize=7,
                         ha="center", va="center", color="black",
                         bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
                               "alpha": 0.75})
+
+
+def _rings(geom: BaseGeometry) -> list[Any]:
+    return [r for poly in getattr(geom, "geoms", [geom]) for r in [poly.exterior,
+                                                                  *poly.interiors]]
+
+
+def _draw_outline_collections(ax: Any, gdf: gpd.GeoDataFrame, *, colour_by: str | None,
+                              lw: float) -> None:
+    """Many outlines: one ``LineCollection`` per colour instead of one artist per ring."""
+    from matplotlib.collections import LineCollection
+
+    keys = (gdf[colour_by] if colour_by and colour_by in gdf.columns
+            else pd.Series([None] * len(gdf), index=gdf.index))
+    by_colour: dict[str, list[Any]] = {}
+    for key, geom in zip(keys, gdf.geometry, strict=True):
+        if geom is None or geom.is_empty:
+            continue
+        colour = category_colour(key) if colour_by else "#00e5ff"
+        by_colour.setdefault(colour, []).extend(np.asarray(r.coords)[:, :2] for r in _rings(geom))
+    for colour, segs in by_colour.items():
+        ax.add_collection(LineCollection(segs, colors=colour, linewidths=lw, path_effects=_HALO))
+    ax.autoscale_view()
 
 
 def _on_date(gdf: gpd.GeoDataFrame | None, date: str) -> gpd.GeoDataFrame | None:
@@ -499,9 +537,14 @@ def _neighbour_figure(r: _Run, out: Path) -> tuple[str | None, str]:
     s = r.sites
     if s is None or "neighbour_area_ratio" not in s.columns:
         return None, "No neighbour ratios in this run."
-    s = s[s["neighbour_area_ratio"].notna()].sort_values("neighbour_area_ratio")
+    s = s[s["neighbour_area_ratio"].notna()]
     if len(s) == 0:
         return None, "No site has a neighbour ratio in this run."
+    n_all = len(s)
+    if n_all > _MAX_NEIGHBOUR_ROWS and "area_m2" in s.columns:
+        s = s.iloc[np.argsort(-s["area_m2"].to_numpy(dtype="float64"),
+                              kind="stable")[:_MAX_NEIGHBOUR_ROWS]]
+    s = s.sort_values("neighbour_area_ratio")
     fig = Figure(figsize=(10, 1.2 + 0.45 * len(s)))
     ax = fig.subplots()
     y = np.arange(len(s))
@@ -526,8 +569,11 @@ def _neighbour_figure(r: _Run, out: Path) -> tuple[str | None, str]:
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     name = _save(fig, out / "neighbours.png")
+    shown = "" if len(s) == n_all else (
+        f" Showing the {len(s)} largest of {n_all} buildings; every ratio is in the sites table "
+        "and measurements.csv.")
     return name, ("Each building's area divided by its nearest neighbour's, with its 95% interval. "
-                  "Dashed line: equal size; dotted: the factor of a checked claim.")
+                  f"Dashed line: equal size; dotted: the factor of a checked claim.{shown}")
 
 
 def _aoi_geometry(r: _Run) -> BaseGeometry | None:
