@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from geo.errors import ConfigError
+from geo.types import BAND_ROLES
 
 __all__ = [
     "AoiParams",
@@ -44,7 +45,8 @@ __all__ = [
 
 SourceKind = Literal["local", "stac", "synthetic"]
 DetectMethod = Literal[
-    "auto", "builtup", "rgb-objects", "imad", "cva", "index-diff", "pcc", "learned"
+    "auto", "builtup", "rgb-objects", "contrast-objects", "imad", "cva", "index-diff", "pcc",
+    "learned",
 ]
 OnExcess = Literal["warn", "fail"]
 NeighbourRule = Literal["nearest", "largest-adjacent"]
@@ -105,8 +107,16 @@ class SourceConfig:
     """HTTP timeout per request, in seconds."""
     search_ttl_h: float = 24.0
     """Reuse a cached STAC search younger than this many hours (offline: any age)."""
+    bands: tuple[str, ...] = ()
+    """Role of each band of local GeoTIFFs, in file order (``["swir16", "nir", "red",
+    "green"]``); one of :data:`geo.types.BAND_ROLES` or ``"other"`` each. Empty: from the
+    files' band descriptions, else guessed (with a run warning)."""
 
     def __post_init__(self) -> None:
+        bad = [b for b in self.bands if b not in (*BAND_ROLES, "other")]
+        if bad:
+            raise ConfigError(f"source.bands: {bad[0]!r} is not a band role; use one of "
+                              f"{', '.join(BAND_ROLES)} or 'other'")
         _check_in("source.kind", self.kind, get_args(SourceKind))
         _check_in("source.period", self.period, get_args(Period))
         if not 0 <= self.max_cloud_frac <= 1:
@@ -167,8 +177,22 @@ class DetectParams:
     """Morphological opening radius in metres; 0 means automatic (about 3 m or 1 px)."""
     threshold: float | None = None
     """Method-specific threshold; ``None`` uses the method's automatic rule (Otsu etc.)."""
+    max_building_m2: float = 100_000.0
+    """A footprint larger than this is a ``built-up region``, not a building: no ratios, no
+    claim verdicts (see geo/plausibility.py)."""
+    max_aoi_frac: float = 0.5
+    """A footprint covering more than this fraction of the valid AOI is a built-up region."""
+    min_solidity: float = 0.5
+    """A footprint filling less than this fraction of its convex hull is a built-up region."""
+    max_outline_spread: float = 0.35
+    """An outline whose area moves by more than this fraction between the two detection
+    thresholds is flagged ``outline_unstable`` (claims on it are undecidable)."""
 
     def __post_init__(self) -> None:
+        _check_pos("detect.max_building_m2", self.max_building_m2)
+        for name in ("max_aoi_frac", "min_solidity", "max_outline_spread"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"detect.{name}={getattr(self, name)!r} must be in [0, 1]")
         _check_in("detect.method", self.method, get_args(DetectMethod))
         _check_in("detect.change_method", self.change_method, get_args(DetectMethod))
         _check_in("detect.connectivity", self.connectivity, (4, 8))

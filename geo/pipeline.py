@@ -46,6 +46,7 @@ from geo.export.qml import RasterKind
 from geo.footprints import empty_footprints, polygonize
 from geo.geoarray import GeoArray
 from geo.grid import Grid, grid_for_aoi, to_crs
+from geo.plausibility import adjacent_spread, gate_footprints, gate_warnings
 from geo.provenance import git_commit, versions
 from geo.reading import read_to_grid
 from geo.sources import Scene, open_source
@@ -375,6 +376,8 @@ def detect_date(meta: dict[str, Any], grid: Grid, config: RunConfig, partial: Pa
                     min_area_m2=config.detect.min_area_m2,
                     connectivity=config.detect.connectivity, alt_mask=bm.alt_mask,
                     invalid=~ga.valid, coreg_residual_m=float(meta.get("residual_m", 0.0)))
+    fp = gate_footprints(fp, valid_area_m2=float(ga.valid.sum()) * grid.pixel_area_m2,
+                         params=config.detect)
     return fp, _valid_geometry(ga.valid, grid), {"detect_method": bm.method,
                                                  "detect_threshold": float(bm.threshold)}
 
@@ -421,6 +424,11 @@ def prepare_date(scene: Scene, source: Any, grid: Grid, config: RunConfig, parti
                             "kind": ga.kind, "valid_frac": round(ga.valid_frac, 4),
                             "scene": {"id": scene.id, "date": scene.date,
                                       "properties": scene.properties}}
+    if ga.roles_guessed:
+        msg = (f"{scene.id}: band roles guessed as {', '.join(ga.bands)} (the file does not name "
+               "its bands); if wrong, set [source] bands = [...] in the config, one role per band")
+        log.warning(msg)
+        notes.append(msg)
     if ga.valid_frac < MIN_VALID_FRAC:
         msg = (f"{scene.id}: only {ga.valid_frac:.0%} of the AOI is valid (cloud, nodata or "
                "outside the image); date skipped")
@@ -535,6 +543,11 @@ def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoD
     with stage("track+measure") as rec:
         tracks = track_footprints(footprints, dates=dates, aoi_name=aoi.name, params=config.match,
                                   valid_by_date=valid_by_date)
+        if grid is not None:  # imagery: outline scatter between unchanged dates, gate warnings
+            tracks = dataclasses.replace(tracks, footprints=gpd.GeoDataFrame(
+                adjacent_spread(tracks.footprints, tracks.events), geometry="geometry",
+                crs=tracks.footprints.crs))
+            run_warnings.extend(gate_warnings(tracks.footprints, config.detect))
         tracks = measure_sites(tracks, config.measure)
         rec.update(n_sites=len(tracks.sites), n_events=len(tracks.events))
     # each footprint carries its site's status, so that the footprint layer styles by status too
