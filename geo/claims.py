@@ -18,7 +18,8 @@ rel.   supported                    contradicted
 Otherwise the claim is ``undecidable`` (the interval straddles the factor): finer imagery or a
 better outline is needed. It is also ``undecidable``, whatever the interval, when either
 footprint is a built-up region, has an unstable outline or is occluded (the reasons are in
-``ClaimResult.reasons`` and the sentence); regions are never picked as a neighbour.
+``ClaimResult.reasons`` and the sentence), or covers fewer than :data:`SMALL_PX` pixels;
+regions are never picked as a neighbour.
 ``~`` ("about F times") uses the band ``F / (1 + t)`` to ``F × (1 + t)`` with
 ``t = MeasureParams.about_tolerance`` (default 0.10, i.e. ±10%).
 """
@@ -247,6 +248,12 @@ def check_claim(
     res = pair["res_m"].fillna(0).to_numpy(float) if "res_m" in pair.columns else np.zeros(2)
     blockers = [*claim_blockers(pair.iloc[0]),
                 *(claim_blockers(pair.iloc[1]) if r_row != s_row else [])]
+    a_ = pair["area_m2"].to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        px = np.where(res > 0, a_ / np.where(res > 0, res, 1.0) ** 2, np.inf)
+    if float(np.min(px)) < SMALL_PX:
+        blockers.append(f"an outline has fewer than {SMALL_PX} pixels, too few for a trusted "
+                        "interval")
     shown: str = verdict
     if blockers:
         verdict = "undecidable"

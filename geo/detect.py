@@ -4,7 +4,7 @@ Per-date building masks (:func:`building_mask`):
 
 - ``builtup`` (multispectral with NIR): a built-up index (NDBI - NDVI when
   SWIR is present, else brightness-weighted -NDVI), Otsu threshold.
-- ``contrast-objects`` (multispectral at 5 m and coarser, the 10 m default): roofs that rise
+- ``contrast-objects`` (any imagery at 5 m and coarser, the 10 m default): roofs that rise
   above their immediate surroundings with a sharp, rectangular edge (:mod:`geo.roofs`), so
   that halls separate from the yards, gravel, fields and clearings around them; outlines
   redrawn at the roof/background midpoint.
@@ -75,12 +75,12 @@ but does not transfer (WHU-CD 0.02, demo 0.00). 10 m multispectral: ``rgb-object
 10 m pair we have.
 """
 
-AUTO_BUILDING: dict[str, str] = {"multispectral": "contrast-objects", "rgb": "rgb-objects",
+AUTO_BUILDING: dict[str, str] = {"multispectral": "builtup", "rgb": "rgb-objects",
                                  "pan": "rgb-objects"}
-"""``auto`` building-mask method per imagery kind (multispectral finer than
-:data:`CONTRAST_MIN_RES_M`: ``builtup``)."""
+"""``auto`` building-mask method per imagery kind on grids finer than
+:data:`CONTRAST_MIN_RES_M`."""
 CONTRAST_MIN_RES_M = 5.0
-"""``auto`` uses ``contrast-objects`` on multispectral grids this coarse or coarser."""
+"""``auto`` uses ``contrast-objects`` on grids this coarse or coarser, whatever the kind."""
 
 _BUILDING_METHODS = ("builtup", "rgb-objects", "contrast-objects")
 _BUILTUP_T_RANGE = {"swir": (-0.4, 0.2), "nir": (-0.3, 0.0)}
@@ -363,10 +363,10 @@ def _building_method(ga: GeoArray, params: DetectParams) -> str:
     method: str = params.method
     if method not in _BUILDING_METHODS:
         method = AUTO_BUILDING.get(ga.kind, "rgb-objects")
-        if ga.kind == "multispectral" and not ga.has("nir", "red"):
+        if ga.grid.res_m >= CONTRAST_MIN_RES_M:
+            method = "contrast-objects"
+        elif ga.kind == "multispectral" and not ga.has("nir", "red"):
             method = "rgb-objects"
-        elif method == "contrast-objects" and ga.grid.res_m < CONTRAST_MIN_RES_M:
-            method = "builtup"
     if method == "builtup" and not ga.has("nir", "red"):
         raise ValueError(f"method 'builtup' needs nir and red bands; {ga.source_id} has "
                          f"{ga.bands}; use method = 'rgb-objects'")
