@@ -135,6 +135,17 @@ def _fmt(x: float) -> str:
     return format_ratio(x)
 
 
+def _blockers(pair: pd.DataFrame, res: np.ndarray, *, same_site: bool) -> list[str]:
+    """Reasons no confident verdict may be given: gates, occlusion, too few pixels."""
+    out = [*claim_blockers(pair.iloc[0]), *([] if same_site else claim_blockers(pair.iloc[1]))]
+    a = pair["area_m2"].to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        px = np.where(res > 0, a / np.where(res > 0, res, 1.0) ** 2, np.inf)
+    if float(np.min(px)) < SMALL_PX:
+        out.append(f"an outline has fewer than {SMALL_PX} pixels, too few for a trusted interval")
+    return out
+
+
 def check_claim(
     sites: gpd.GeoDataFrame,
     footprints: gpd.GeoDataFrame,
@@ -246,14 +257,7 @@ def check_claim(
     e, low, high = float(est[0]), float(lo[0]), float(hi[0])
     verdict = verdict_for(relation, factor, low, high, about_tolerance=params.about_tolerance)
     res = pair["res_m"].fillna(0).to_numpy(float) if "res_m" in pair.columns else np.zeros(2)
-    blockers = [*claim_blockers(pair.iloc[0]),
-                *(claim_blockers(pair.iloc[1]) if r_row != s_row else [])]
-    a_ = pair["area_m2"].to_numpy(dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        px = np.where(res > 0, a_ / np.where(res > 0, res, 1.0) ** 2, np.inf)
-    if float(np.min(px)) < SMALL_PX:
-        blockers.append(f"an outline has fewer than {SMALL_PX} pixels, too few for a trusted "
-                        "interval")
+    blockers = _blockers(pair, res, same_site=r_row == s_row)
     shown: str = verdict
     if blockers:
         verdict = "undecidable"

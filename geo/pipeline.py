@@ -531,6 +531,14 @@ def _csv_text(df: pd.DataFrame) -> str:
     return buf.getvalue()
 
 
+def _scatter_and_warn(tracks: Any, config: RunConfig, run_warnings: list[str]) -> Any:
+    """Imagery runs: outline scatter between unchanged dates, and the gates' run warnings."""
+    fp = gpd.GeoDataFrame(adjacent_spread(tracks.footprints, tracks.events),
+                          geometry="geometry", crs=tracks.footprints.crs)
+    run_warnings.extend(gate_warnings(fp, config.detect))
+    return dataclasses.replace(tracks, footprints=fp)
+
+
 def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoDataFrame,
             dates: list[str], valid_by_date: dict[str, BaseGeometry] | None, final: Path,
             partial: Path, stage: _Stages, run_warnings: list[str], started: str,
@@ -543,11 +551,8 @@ def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoD
     with stage("track+measure") as rec:
         tracks = track_footprints(footprints, dates=dates, aoi_name=aoi.name, params=config.match,
                                   valid_by_date=valid_by_date)
-        if grid is not None:  # imagery: outline scatter between unchanged dates, gate warnings
-            tracks = dataclasses.replace(tracks, footprints=gpd.GeoDataFrame(
-                adjacent_spread(tracks.footprints, tracks.events), geometry="geometry",
-                crs=tracks.footprints.crs))
-            run_warnings.extend(gate_warnings(tracks.footprints, config.detect))
+        if grid is not None:
+            tracks = _scatter_and_warn(tracks, config, run_warnings)
         tracks = measure_sites(tracks, config.measure)
         rec.update(n_sites=len(tracks.sites), n_events=len(tracks.events))
     # each footprint carries its site's status, so that the footprint layer styles by status too

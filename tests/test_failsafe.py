@@ -147,6 +147,17 @@ def test_region_gate_on_real_sentinel2_bercy(tmp_path: Path) -> None:
                       relation=">", factor=2.0, params=MeasureParams())
     assert res.verdict == "undecidable" and "built-up region" in res.sentence
     assert any("built-up region" in r for r in res.reasons)
+    # the CLI: exit 4 (undecidable) with the reason, in --json too
+    from click.testing import CliRunner
+
+    from geo.cli import main
+
+    r = CliRunner().invoke(main, ["claim", summary["run_dir"], "--subject", str(big["site_id"]),
+                                  "--reference", "neighbour", "--relation", ">", "--factor", "2",
+                                  "--json"])
+    assert r.exit_code == 4, r.output
+    out = json.loads(r.stdout)
+    assert out["verdict"] == "undecidable" and any("region" in x for x in out["reasons"])
 
 
 def _pair(**cols: Any) -> gpd.GeoDataFrame:
@@ -176,6 +187,26 @@ def test_unstable_or_occluded_is_undecidable(cols: dict[str, Any], word: str | N
     else:
         assert res.verdict == "undecidable" and word in res.sentence, res.sentence
         assert claim_blockers(fps.iloc[0])
+
+
+def test_scatter_between_unchanged_dates_widens_the_interval() -> None:
+    """An outline that moves between two unchanged dates gets a wider interval than one that does
+    not (the scatter beyond the modelled error is added)."""
+    from geo.measure import footprint_errors
+    from geo.plausibility import adjacent_spread
+
+    fp = _pair(site_id=["s1", "s1"], date=["2021-01-01", "2022-01-01"],
+               area_m2=[10000.0, 12000.0], area_alt_m2=[10000.0, 12000.0])
+    ev = gpd.pd.DataFrame({"site_id": ["s1"], "date_from": ["2021-01-01"],
+                           "date_to": ["2022-01-01"], "event": ["unchanged"]})
+    out = adjacent_spread(fp, ev)
+    assert list(out["area_adj_spread_m2"]) == [2000.0, 2000.0]
+    wide, narrow = footprint_errors(out).total, footprint_errors(fp).total
+    assert (wide > narrow).all()
+    # a small scatter, inside the modelled error, adds nothing
+    near = fp.assign(area_m2=[10000.0, 10050.0], area_alt_m2=[10000.0, 10050.0])
+    assert np.allclose(footprint_errors(adjacent_spread(near, ev)).total,
+                       footprint_errors(near).total)
 
 
 def test_gates_region_by_area_share_and_compactness() -> None:
