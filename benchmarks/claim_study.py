@@ -3,7 +3,7 @@
 SYNTHETIC scenes (geo.factory_scene, labelled synthetic): the factory of issue 12 (a 120 x 80 m
 neighbour A and a new hall B of 90 x 60 -> 150 x 90 -> 200 x 110 m, 50 m apart on a gravel yard
 among bare fields), rendered Sentinel-2-like (area-weighted edge pixels, Gaussian PSF of
-0.5 px, noise, per-date sub-pixel shifts and gains) at 10, 20 and 30 m, with a grey or a blue
+0.5 px, noise, per-date sub-pixel shifts and gains) at 3, 10, 20 and 30 m, with a grey or a blue
 roof on B, several random seeds. Each date is run through the pipeline's own compute stages,
 as `factorywatch run` calls them (no co-registration: shifts are under 0.3 px):
 ``building_mask`` (auto) -> ``polygonize`` -> ``gate_footprints`` -> ``track_footprints`` ->
@@ -99,7 +99,8 @@ def _judge(verdict: str, truth: bool) -> str:
     return "undecidable" if verdict == "undecidable" else "right"
 
 
-def study(seeds: int, detector: str, *, gates: bool = True) -> list[dict[str, object]]:
+def study(seeds: int, detector: str, *, gates: bool = True,
+          resolutions: tuple[float, ...] = (3.0, 10.0, 20.0, 30.0)) -> list[dict[str, object]]:
     """Every claim on every date of every series; one row per claim and reference mode.
 
     Reference ``A``: the site at A's centre, named. Reference ``neighbour``: whatever
@@ -107,7 +108,7 @@ def study(seeds: int, detector: str, *, gates: bool = True) -> list[dict[str, ob
     published claim means).
     """
     rows: list[dict[str, object]] = []
-    for res in (10.0, 20.0, 30.0):
+    for res in resolutions:
         for roof in ("roof_grey", "roof_blue"):
             lay = issue12_factory(new_hall_roof=roof)
             for seed in range(seeds):
@@ -154,10 +155,12 @@ def main() -> None:
                                                             "contrast-objects"])
     ap.add_argument("--no-gates", action="store_true",
                     help="skip gate_footprints (no region / unstable flags), for comparison")
+    ap.add_argument("--res", type=float, nargs="+", default=[3.0, 10.0, 20.0, 30.0])
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     t0 = time.perf_counter()
-    rows = study(args.seeds, args.detector, gates=not args.no_gates)
+    rows = study(args.seeds, args.detector, gates=not args.no_gates,
+                 resolutions=tuple(args.res))
     df = pd.DataFrame(rows)
     print(f"SYNTHETIC claim-verdict study, detector={args.detector}, gates={not args.no_gates}, "
           f"seeds={args.seeds}, {len(df)} claims, {time.perf_counter() - t0:.0f} s")

@@ -4,7 +4,7 @@ Per-date building masks (:func:`building_mask`):
 
 - ``builtup`` (multispectral with NIR): a built-up index (NDBI - NDVI when
   SWIR is present, else brightness-weighted -NDVI), Otsu threshold.
-- ``contrast-objects`` (any imagery at 5 m and coarser, the 10 m default): roofs that rise
+- ``contrast-objects`` (any imagery at 2.5 m and coarser, the 3-30 m default): roofs that rise
   above their immediate surroundings with a sharp, rectangular edge (:mod:`geo.roofs`), so
   that halls separate from the yards, gravel, fields and clearings around them; outlines
   redrawn at the roof/background midpoint.
@@ -79,7 +79,7 @@ AUTO_BUILDING: dict[str, str] = {"multispectral": "builtup", "rgb": "rgb-objects
                                  "pan": "rgb-objects"}
 """``auto`` building-mask method per imagery kind on grids finer than
 :data:`CONTRAST_MIN_RES_M`."""
-CONTRAST_MIN_RES_M = 5.0
+CONTRAST_MIN_RES_M = 2.5
 """``auto`` uses ``contrast-objects`` on grids this coarse or coarser, whatever the kind."""
 
 _BUILDING_METHODS = ("builtup", "rgb-objects", "contrast-objects")
