@@ -215,7 +215,8 @@ def read_image(path: str | Path, *, res_m: float = 0.5, date: str = "") -> GeoAr
                 grid = _grid_for(src, res_m)
                 nodata = src.nodata
         except rasterio.RasterioIOError as err:
-            raise SourceError(f"{path}: cannot read ({err}); pass PNG or GeoTIFF files") from None
+            msg = " ".join(str(err).split())
+            raise SourceError(f"{path}: cannot read ({msg}); pass PNG or GeoTIFF files") from None
     valid = np.ones(grid.shape, bool)
     if nodata is not None:
         valid &= ~(data == nodata).all(0)
@@ -239,8 +240,13 @@ def read_label(path: str | Path) -> NDArray[np.bool_]:
     """Read a label raster: any non-zero value in the first band is change."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(path) as src:
-            lab = src.read(1)
+        try:
+            with rasterio.open(path) as src:
+                lab = src.read(1)
+        except rasterio.RasterioIOError as err:
+            msg = " ".join(str(err).split())
+            raise SourceError(f"{path}: cannot read the label ({msg}); replace it with a "
+                              "PNG or GeoTIFF mask") from None
     out: NDArray[np.bool_] = lab > 0
     return out
 
@@ -287,6 +293,9 @@ def run_benchmark(
         a = read_image(a_path, res_m=res_m, date="A")
         b = read_image(b_path, res_m=res_m, date="B")
         truth = read_label(l_path)
+        if a.bands != b.bands:
+            raise SourceError(f"{b_path}: B has bands {', '.join(b.bands)} but A ({a_path.name}) "
+                              f"has {', '.join(a.bands)}; A and B must have the same bands")
         if truth.shape != a.grid.shape or b.grid.shape != a.grid.shape:
             raise SourceError(f"{a_path.name}: A {a.grid.shape}, B {b.grid.shape} and label "
                               f"{truth.shape} differ in size")

@@ -1,6 +1,10 @@
 """Run configuration: frozen, keyword-only dataclasses loaded from one TOML per AOI.
 
-Unknown keys are rejected, so that a typo in a config cannot fail silently.
+Unknown keys are rejected, so that a typo in a config cannot fail silently. Values are
+checked by pydantic v2 in strict mode (``TypeAdapter`` over these same dataclasses: types
+from the annotations, ranges from ``Annotated[..., Field(...)]``), so a wrong type, a
+non-finite number or an out-of-range value fails at load with one line naming the file,
+``[section] key``, the value and what is allowed.
 
 Example ``aoi/ryongsong_feb11_plant.toml``::
 
@@ -21,10 +25,17 @@ Example ``aoi/ryongsong_feb11_plant.toml``::
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
+
+import pydantic
+from pydantic import AfterValidator, Field
+from pyproj import CRS
+from pyproj.exceptions import CRSError
 
 from geo.errors import ConfigError
 from geo.types import BAND_ROLES
@@ -53,6 +64,40 @@ NeighbourRule = Literal["nearest", "largest-adjacent"]
 Period = Literal["month", "quarter", "year"]
 
 
+def _iso_date(value: str) -> str:
+    """Accept ``""`` or a real ``YYYY-MM-DD`` date."""
+    if value:
+        try:
+            dt.date.fromisoformat(value)
+        except ValueError:
+            raise ValueError("must be a date written YYYY-MM-DD (quoted)") from None
+        if len(value) != 10:
+            raise ValueError("must be a date written YYYY-MM-DD (quoted)")
+    return value
+
+
+def _projected_epsg(value: int) -> int:
+    """Accept an EPSG code of a projected CRS in metres."""
+    try:
+        crs = CRS.from_epsg(value)
+    except CRSError:
+        raise ValueError("is not a known EPSG code; use a projected CRS such as a UTM zone "
+                         "(326xx north, 327xx south)") from None
+    if not crs.is_projected or crs.axis_info[0].unit_name not in ("metre", "meter"):
+        raise ValueError("is not a projected CRS in metres; use a UTM zone or a polar "
+                         "stereographic CRS (3413 north, 3031 south)")
+    return value
+
+
+IsoDate = Annotated[str, AfterValidator(_iso_date)]
+"""``""`` or ``YYYY-MM-DD``."""
+ProjectedEpsg = Annotated[int, AfterValidator(_projected_epsg)]
+"""EPSG code of a projected CRS in metres."""
+Frac = Annotated[float, Field(ge=0, le=1)]
+NonNeg = Annotated[float, Field(ge=0)]
+Pos = Annotated[float, Field(gt=0)]
+
+
 def _check_in(name: str, value: object, allowed: tuple[object, ...]) -> None:
     if value not in allowed:
         raise ConfigError(f"{name}={value!r} is not one of {', '.join(map(repr, allowed))}")
@@ -71,7 +116,7 @@ class AoiParams:
     """Path to the AOI GeoJSON (EPSG:4326), relative to the TOML file."""
     name: str = ""
     """AOI name used in ids; defaults to the TOML file's stem."""
-    measure_epsg: int | None = None
+    measure_epsg: ProjectedEpsg | None = None
     """Projected EPSG code to measure in; default: the UTM zone of the AOI centroid."""
 
 
@@ -87,30 +132,36 @@ class SourceConfig:
     """STAC preset (``earth-search``, ``planetary-computer``) or any STAC API URL."""
     collections: tuple[str, ...] = ("sentinel-2-l2a",)
     """STAC collections to search."""
-    start: str = ""
+    start: IsoDate = ""
     """First acquisition date to consider, ``YYYY-MM-DD`` (inclusive)."""
-    end: str = ""
+    end: IsoDate = ""
     """Last acquisition date to consider, ``YYYY-MM-DD`` (inclusive)."""
     period: Period = "quarter"
     """Keep the best scene per month, quarter or year."""
-    max_cloud_frac: float = 0.2
+    max_cloud_frac: Frac = 0.2
     """Drop scenes whose cloud fraction inside the AOI (+ buffer) is above this."""
-    min_valid_frac: float = 0.5
+    min_valid_frac: Frac = 0.5
     """Drop scenes with fewer usable pixels inside the AOI (+ buffer) than this fraction."""
-    aoi_buffer_m: float = 200.0
+    aoi_buffer_m: Annotated[float, Field(ge=0, le=10_000)] = 200.0
     """Buffer around the AOI for cloud statistics, in metres."""
     cache_dir: str = ""
     """Window cache; default ``~/.cache/factorywatch``."""
-    max_retries: int = 4
+    max_retries: Annotated[int, Field(ge=0, le=100)] = 4
     """HTTP retries with exponential backoff on 5xx and timeouts."""
-    timeout_s: float = 30.0
+    timeout_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
     """HTTP timeout per request, in seconds."""
-    search_ttl_h: float = 24.0
+    search_ttl_h: NonNeg = 24.0
     """Reuse a cached STAC search younger than this many hours (offline: any age)."""
     bands: tuple[str, ...] = ()
     """Role of each band of local GeoTIFFs, in file order (``["swir16", "nir", "red",
     "green"]``); one of :data:`geo.types.BAND_ROLES` or ``"other"`` each. Empty: from the
     files' band descriptions, else guessed (with a run warning)."""
+    sign: str = "auto"
+    """How STAC asset hrefs are signed: ``planetary-computer``, ``none``, ``sas-token`` (a
+    PC-style token endpoint, ``sign_token_url``) or ``auto`` (Planetary Computer's URL only)."""
+    sign_token_url: str = ""
+    """``sign = "sas-token"``: token endpoint with ``{collection}``, e.g.
+    ``https://host/api/sas/v1/token/{collection}``."""
 
     def __post_init__(self) -> None:
         bad = [b for b in self.bands if b not in (*BAND_ROLES, "other")]
@@ -126,16 +177,25 @@ class SourceConfig:
         _check_pos("source.search_ttl_h", self.search_ttl_h, allow_zero=True)
         _check_pos("source.aoi_buffer_m", self.aoi_buffer_m, allow_zero=True)
         _check_pos("source.timeout_s", self.timeout_s)
+        _check_in("source.sign", self.sign, ("auto", "none", "planetary-computer", "sas-token"))
+        if self.sign == "sas-token" and "{collection}" not in self.sign_token_url:
+            raise ConfigError(
+                "source.sign = \"sas-token\" needs source.sign_token_url with {collection} in "
+                "it, e.g. \"https://host/api/sas/v1/token/{collection}\""
+            )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class GridParams:
     """The AOI's target grid."""
 
-    resolution_m: float = 10.0
+    resolution_m: Annotated[float, Field(ge=0.01, le=10_000)] = 10.0
     """Pixel size of the AOI grid in metres (square pixels)."""
-    buffer_m: float = 0.0
+    buffer_m: NonNeg = 0.0
     """Grow the AOI's bounds by this much before snapping, in metres."""
+    memory_budget_mb: Annotated[float, Field(gt=0)] | None = None
+    """Refuse a run whose grid would need more memory than this (MiB); default: half the
+    memory available when the run starts (see :mod:`geo.preflight`)."""
 
     def __post_init__(self) -> None:
         _check_pos("grid.resolution_m", self.resolution_m)
@@ -148,11 +208,11 @@ class CoregParams:
 
     enabled: bool = True
     """Estimate and remove a translation between each date and the reference date."""
-    max_residual_m: float = 10.0
+    max_residual_m: Pos = 10.0
     """Above this residual (after alignment) the run warns or fails, see ``on_excess``."""
     on_excess: OnExcess = "warn"
     """``warn`` writes a warning into run.json and the outputs; ``fail`` stops the run."""
-    max_shift_m: float = 50.0
+    max_shift_m: Pos = 50.0
     """Shifts larger than this are treated as a failed estimate (not applied)."""
 
     def __post_init__(self) -> None:
@@ -169,11 +229,11 @@ class DetectParams:
     """Per-date building mask method; ``auto`` picks the best measured one per imagery kind."""
     change_method: DetectMethod = "auto"
     """Pixel change method between dates; ``auto`` picks the best measured one."""
-    min_area_m2: float = 200.0
+    min_area_m2: NonNeg = 200.0
     """Footprints smaller than this are dropped."""
     connectivity: Literal[4, 8] = 4
     """Pixel connectivity used for both labelling and polygonizing."""
-    opening_m: float = 0.0
+    opening_m: NonNeg = 0.0
     """Morphological opening radius in metres; 0 means automatic (about 3 m or 1 px)."""
     threshold: float | None = None
     """Method-specific threshold; ``None`` uses the method's automatic rule (Otsu etc.)."""
@@ -204,13 +264,13 @@ class DetectParams:
 class MatchParams:
     """Tracking buildings across dates."""
 
-    iou_threshold: float = 0.25
+    iou_threshold: Annotated[float, Field(gt=0, le=1)] = 0.25
     """Minimum IoU for two footprints to be the same building (SpaceNet 7 uses 0.25)."""
-    min_dates: int = 1
+    min_dates: Annotated[int, Field(ge=1, le=10_000)] = 1
     """A building counts only if seen on at least this many dates."""
-    growth_tolerance: float = 0.10
+    growth_tolerance: NonNeg = 0.10
     """Relative area change under which a building is ``unchanged``."""
-    cover_frac: float = 0.5
+    cover_frac: Annotated[float, Field(gt=0, le=1)] = 0.5
     """A footprint lying at least this fraction inside another is a piece of it (split/merge)."""
 
     def __post_init__(self) -> None:
@@ -229,18 +289,18 @@ class MeasureParams:
 
     neighbour: NeighbourRule = "nearest"
     """Which building is a site's neighbour: the nearest or the largest adjacent one."""
-    neighbour_max_distance_m: float = 500.0
+    neighbour_max_distance_m: Pos = 500.0
     """Buildings further than this are never neighbours."""
-    digitising_sd_m: float | None = None
+    digitising_sd_m: NonNeg | None = None
     """Outline uncertainty for vector-only input, in metres (1 sigma)."""
-    n_draws: int = 4000
+    n_draws: Annotated[int, Field(ge=100, le=1_000_000)] = 4000
     """Monte Carlo draws for ratio intervals."""
     seed: int = 0
     """Random seed, so that intervals are reproducible."""
-    same_date_corr: float = 0.9
+    same_date_corr: Frac = 0.9
     """Correlation of the date-common area errors (blur, threshold, co-registration) of two
     buildings seen on the same date; 1 = same edge bias for both."""
-    about_tolerance: float = 0.10
+    about_tolerance: Pos = 0.10
     """Claims ``~ F`` ("about F times") hold for ratios in ``F / (1 + t)`` .. ``F * (1 + t)``."""
 
     def __post_init__(self) -> None:
@@ -294,6 +354,71 @@ _SECTIONS: dict[str, type[Any]] = {
 _PATH_KEYS = {("aoi", "geometry"), ("source", "path"), ("source", "cache_dir")}
 
 
+_STRICT = pydantic.ConfigDict(strict=True, allow_inf_nan=False, extra="forbid")
+
+
+_TOML_TYPES = {"str": "string", "bool": "boolean", "int": "integer", "list": "array"}
+
+
+_ADAPTERS: dict[str, pydantic.TypeAdapter[Any]] = {}
+
+
+def _adapter(cls: type[Any]) -> pydantic.TypeAdapter[Any]:
+    """The strict pydantic validator of one config dataclass (built once per class)."""
+    if cls.__qualname__ not in _ADAPTERS:
+        if "__pydantic_config__" not in vars(cls):
+            setattr(cls, "__pydantic_config__", _STRICT)  # noqa: B010  (strict, finite, no extras)
+        _ADAPTERS[cls.__qualname__] = pydantic.TypeAdapter(cls)
+    return _ADAPTERS[cls.__qualname__]
+
+
+def _toml(value: object) -> str:
+    """A value as it would be written in TOML (for error messages)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    return repr(value)
+
+
+def _first_error(err: pydantic.ValidationError, section: str, raw: dict[str, Any]) -> str:
+    """One line for the first problem pydantic found: [section] key = value: what is allowed."""
+    e = err.errors(include_url=False)[0]
+    ctx_err = (e.get("ctx") or {}).get("error")
+    if isinstance(ctx_err, ConfigError):  # a __post_init__ check: it names its key itself
+        return str(ctx_err)
+    key = str(e["loc"][0]) if e["loc"] else ""
+    msg = str(e["msg"]).replace("Value error, ", "").replace("Input should be", "must be")
+    if e["type"] in ("float_type", "int_type", "string_type", "bool_type", "tuple_type"):
+        got = type(e["input"]).__name__
+        item = f" (item {e['loc'][1]})" if len(e["loc"]) > 1 else ""
+        msg = f"{msg}{item}, not a TOML {_TOML_TYPES.get(got, got)}"
+    return f"[{section}] {key} = {_toml(raw.get(key))}: {msg}; fix [{section}] {key}"
+
+
+def _has_datetime(value: object) -> bool:
+    if isinstance(value, list):
+        return any(map(_has_datetime, value))
+    if isinstance(value, dict):
+        return any(map(_has_datetime, value.values()))
+    return isinstance(value, dt.date | dt.time)
+
+
+def _json_ready(section: str, raw: dict[str, Any]) -> None:
+    """Refuse values JSON cannot carry (unquoted TOML dates and times), naming the key."""
+    for key, value in raw.items():
+        if isinstance(value, dict):
+            raise ConfigError(f"[{section}] {key} must be a value, not a table; fix [{section}]")
+        if isinstance(value, dt.date | dt.time):
+            raise ConfigError(
+                f"[{section}] {key} = {value.isoformat()}: an unquoted TOML date/time; "
+                f'quote it: {key} = "{value.isoformat()[:10]}"'
+            )
+        if _has_datetime(value):
+            raise ConfigError(f"[{section}] {key} holds an unquoted TOML date/time; quote it "
+                              f"or fix [{section}] {key}")
+
+
 def _build(section: str, cls: type[Any], raw: object, path: Path) -> Any:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: [{section}] must be a table; see aoi/*.toml for examples")
@@ -306,18 +431,17 @@ def _build(section: str, cls: type[Any], raw: object, path: Path) -> Any:
         )
     values: dict[str, Any] = {}
     for key, value in raw.items():
-        if isinstance(value, list):
-            value = tuple(value)
-        if (section, key) in _PATH_KEYS and value:
-            p = Path(str(value)).expanduser()
+        if (section, key) in _PATH_KEYS and isinstance(value, str) and value:
+            p = Path(value).expanduser()
             value = str(p if p.is_absolute() else (path.parent / p).resolve())
         values[key] = value
     try:
-        return cls(**values)
+        _json_ready(section, values)
+        return _adapter(cls).validate_json(json.dumps(values))
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
-    except TypeError as err:
-        raise ConfigError(f"{path}: [{section}] {err}") from None
+    except pydantic.ValidationError as err:
+        raise ConfigError(f"{path}: {_first_error(err, section, values)}") from None
 
 
 def load_config(path: str | Path) -> RunConfig:

@@ -20,7 +20,8 @@ from rasterio.enums import Resampling
 from rasterio.warp import calculate_default_transform, reproject
 from shapely.geometry import box
 
-from geo.export.geojson import atomic_write_text, write_geojson
+from geo._atomic import atomic_write_text
+from geo.export.geojson import write_geojson
 from geo.grid import to_crs
 from geo.synthetic import SceneSpec, default_spec, render_series
 

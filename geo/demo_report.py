@@ -9,6 +9,8 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 
+from geo.rundir import RunDir
+
 __all__ = ["compare_to_truth", "format_comparison"]
 
 
@@ -32,11 +34,12 @@ def compare_to_truth(run_dir: Path, truth_path: Path) -> dict[str, Any]:
     and ``pair`` (hall B against its neighbour A: truth ratio, measured ratio and
     95% interval, whether the interval contains the truth).
     """
-    grid = json.loads((run_dir / "grid.json").read_text())
+    rd = RunDir(run_dir)
+    grid = json.loads(rd.grid_json.read_text())
     crs = grid["crs"]
     truth = _read(truth_path, crs)
-    sites = _read(run_dir / "sites.geojson", crs)
-    fps = _read(run_dir / "footprints.geojson", crs)
+    sites = _read(rd.layer("sites"), crs)
+    fps = _read(rd.layer("footprints"), crs)
     last = str(truth["date"].max())
     halls: list[dict[str, Any]] = []
     site_of: dict[str, str] = {}

@@ -6,6 +6,8 @@ to exit codes.
 
 from __future__ import annotations
 
+import textwrap
+
 __all__ = [
     "AoiError",
     "CacheMissError",
@@ -20,7 +22,24 @@ __all__ = [
     "NoImageryError",
     "OutputExistsError",
     "SourceError",
+    "one_line",
 ]
+
+
+def one_line(text: object, width: int = 240) -> str:
+    """A message (GDAL's, urllib's) on one line, shortened between words, never mid-word.
+
+    Examples
+    --------
+    >>> one_line("HTTP error 503:\\n  Service   Unavailable")
+    'HTTP error 503: Service Unavailable'
+    >>> one_line("averyveryverylongword and more words here", width=30)
+    'averyveryverylongword ...'
+    """
+    flat = " ".join(str(text).split())
+    if len(flat) <= width:
+        return flat
+    return textwrap.shorten(flat, width=width, placeholder=" ...") or flat[:width]
 
 
 class FactoryWatchError(Exception):
@@ -73,3 +92,19 @@ class EmptyMaskWarning(UserWarning):
 
 class LargeShiftWarning(UserWarning):
     """A co-registration residual is above the configured limit."""
+
+
+# --- run directory safety (geo/rundir.py, geo/_atomic.py) -----------------------------------
+__all__ += ["DiskFullError", "RunDirError", "RunDirInUseError"]
+
+
+class RunDirError(FactoryWatchError, PermissionError):
+    """factorywatch refuses to write or replace a folder it did not create."""
+
+
+class RunDirInUseError(RunDirError):
+    """Another factorywatch process holds the run directory's lock."""
+
+
+class DiskFullError(FactoryWatchError, OSError):
+    """No space left (or the file-size limit reached) while writing an output."""

@@ -1,22 +1,21 @@
-"""Run one AOI end to end; the only module that knows the run-directory layout.
+"""Run one AOI end to end.
 
 A run writes into ``<run_dir>.partial/`` and renames it to ``<run_dir>`` when
 everything is written, so a run directory is never half-written. Per-date
 checkpoints (co-registered scenes, masks) stay in the ``.partial`` folder when a
-run is interrupted, and the next run with the same config resumes from them.
+run is interrupted, and the next run with the same config resumes from them. Every
+path inside a run, the overwrite rule, the lock and the publish belong to
+:mod:`geo.rundir`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import hashlib
-import io
 import itertools
 import json
 import logging
-import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
@@ -32,28 +31,32 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from geo import __version__
-from geo.aoi import Aoi, read_aoi, validate_aoi
+from geo._atomic import atomic_write_text, disk_full_error
+from geo.aoi import Aoi
 from geo.config import RunConfig, config_to_dict
 from geo.errors import (
     AoiError,
     CoregistrationError,
+    DiskFullError,
     FactoryWatchError,
     NoImageryError,
-    OutputExistsError,
 )
-from geo.export.geojson import atomic_write_text, write_geojson
+from geo.export.geojson import write_geojson
 from geo.export.qml import RasterKind
+from geo.export.tables import write_csv
 from geo.footprints import empty_footprints, polygonize
 from geo.geoarray import GeoArray
-from geo.grid import Grid, grid_for_aoi, to_crs
+from geo.grid import Grid, to_crs
 from geo.plausibility import adjacent_spread, gate_footprints, gate_warnings
+from geo.preflight import preflight
 from geo.provenance import git_commit, versions
 from geo.reading import read_to_grid
+from geo.rundir import RunDir, RunSession, begin_run, check_target
 from geo.sources import Scene, open_source
 from geo.sources.http import redact
 from geo.sources.local import file_sha256
 
-__all__ = ["Progress", "changes_from_events", "prepare_run_dir", "run_aoi", "run_vector"]
+__all__ = ["Progress", "changes_from_events", "run_aoi", "run_vector"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -88,47 +91,10 @@ def _config_hash(config: RunConfig) -> str:
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def prepare_run_dir(run_dir: str | Path, *, overwrite: bool, key: str) -> tuple[Path, Path]:
-    """Return ``(final, partial)`` paths; refuse to clobber without ``overwrite``.
-
-    A ``.partial`` folder from an interrupted run with the same ``key`` (config
-    hash) is kept so that the run resumes; one from another config is removed.
-    """
-    final = Path(run_dir).resolve()
-    if final.exists() and not overwrite:
-        raise OutputExistsError(
-            f"{final}: run directory exists; pass --overwrite to replace it or choose another -o"
-        )
-    partial = final.with_name(final.name + ".partial")
-    state = partial / ".state.json"
-    if partial.exists():
-        try:
-            old = json.loads(state.read_text())["key"]
-        except (OSError, ValueError, KeyError):
-            old = None
-        if old != key:
-            shutil.rmtree(partial)
-        else:
-            log.info("resuming the interrupted run in %s", partial)
-    partial.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(state, json.dumps({"key": key}))
-    return final, partial
-
-
-def _publish(partial: Path, final: Path) -> None:
-    (partial / ".state.json").unlink(missing_ok=True)
-    ckpt = partial / ".checkpoints"
-    if ckpt.exists():
-        shutil.rmtree(ckpt)
-    if final.exists():
-        trash = final.with_name(final.name + ".old")
-        if trash.exists():
-            shutil.rmtree(trash)
-        final.rename(trash)
-        partial.rename(final)
-        shutil.rmtree(trash)
-    else:
-        partial.rename(final)
+def _config_inputs(config: RunConfig) -> list[str]:
+    """Files and folders a run reads: a run directory must never contain one of them."""
+    return [p for p in (config.config_path, config.aoi.geometry, config.source.path,
+                        config.source.cache_dir) if p]
 
 
 def _write_json(path: Path, obj: Any) -> Path:
@@ -203,22 +169,13 @@ def run_aoi(
         left in ``run_dir`` then.
     """
     prog: Progress[Any] = progress or _no_progress
-    if Path(run_dir).exists() and not overwrite:
-        raise OutputExistsError(
-            f"{Path(run_dir).resolve()}: run directory exists; pass --overwrite to replace it "
-            "or choose another -o"
-        )
+    check_target(run_dir, overwrite=overwrite, inputs=_config_inputs(config))
     stage = _Stages()
     run_warnings: list[str] = []
     started = datetime.now(UTC).isoformat(timespec="seconds")
 
     with stage("aoi") as rec:
-        aoi = read_aoi(config.aoi.geometry, name=config.aoi.name)
-        problems = validate_aoi(aoi)
-        if problems:
-            raise AoiError(f"{aoi.path}: {problems[0]}")
-        grid = grid_for_aoi(aoi.geometry, config.grid.resolution_m,
-                            buffer_m=config.grid.buffer_m, epsg=config.aoi.measure_epsg)
+        aoi, grid = preflight(config)  # the same checks as `validate`, before any pixel
         rec.update(crs=grid.crs, shape=f"{grid.shape[0]}x{grid.shape[1]}")
         if not aoi.is_measuring:
             run_warnings.append(
@@ -233,19 +190,35 @@ def run_aoi(
             raise NoImageryError(f"{config.config_path}: no imagery for AOI {aoi.name}")
         rec["n_scenes"] = len(scenes)
 
-    final, partial = prepare_run_dir(run_dir, overwrite=overwrite, key=_config_hash(config))
+    session = begin_run(run_dir, overwrite=overwrite, key=_config_hash(config),
+                       inputs=_config_inputs(config))
+    return _guarded(session, lambda: _run_stages(config, aoi, grid, source, scenes, session,
+                                                 stage, prog, run_warnings, started, workers))
+
+
+def _guarded(session: RunSession, body: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run ``body`` holding the run's lock; keep or drop the ``.partial`` when it fails.
+
+    A full disk keeps the ``.partial`` (rerun to resume); another error drops it unless it
+    holds checkpoints; an interruption keeps it.
+    """
+    partial = session.partial.root
     try:
-        return _run_stages(config, aoi, grid, source, scenes, final, partial, stage, prog,
-                           run_warnings, started, workers)
-    except FactoryWatchError:
-        if not any((partial / ".checkpoints").glob("scene_*.json")):
-            shutil.rmtree(partial, ignore_errors=True)
+        return body()
+    except BaseException as err:
+        full = disk_full_error(err, partial, partial)
+        if full is not None:
+            raise DiskFullError(f"{full} (the run so far is kept in {partial}: rerun the same "
+                                "command to resume)") from err
+        if not isinstance(err, FactoryWatchError):
+            log.info("run interrupted; checkpoints kept in %s, rerun to resume", partial)
+        elif not session.partial.has_checkpoints():
+            session.discard()
         else:
             log.info("run stopped; checkpoints kept in %s, rerun to resume", partial)
         raise
-    except BaseException:
-        log.info("run interrupted; checkpoints kept in %s, rerun to resume", partial)
-        raise
+    finally:
+        session.release()
 
 
 class _Runner:
@@ -286,11 +259,11 @@ class _Runner:
 
 
 def _run_stages(config: RunConfig, aoi: Aoi, grid: Grid, source: Any, scenes: list[Scene],
-                final: Path, partial: Path, stage: _Stages, prog: Progress[Any],
+                session: RunSession, stage: _Stages, prog: Progress[Any],
                 run_warnings: list[str], started: str, workers: int) -> dict[str, Any]:
-    ckpt = partial / ".checkpoints"
-    ckpt.mkdir(exist_ok=True)
-    _write_json(partial / "grid.json", grid.to_dict())
+    partial = session.partial
+    partial.checkpoints.mkdir(exist_ok=True)
+    _write_json(partial.grid_json, grid.to_dict())
     with _Runner(workers, prog) as runner:
         # --- read, co-register, normalise: one date at a time, checkpointed --------------------
         metas: list[dict[str, Any]] = []
@@ -298,8 +271,8 @@ def _run_stages(config: RunConfig, aoi: Aoi, grid: Grid, source: Any, scenes: li
             todo: list[Scene] = []
             ref_meta: dict[str, Any] | None = None
             for scene in scenes:
-                meta_path = ckpt / f"scene_{scene.date}.json"
-                if meta_path.exists() and (partial / "scenes" / f"{scene.date}.tif").exists():
+                meta_path = partial.scene_meta(scene.date)
+                if meta_path.exists() and partial.scene(scene.date).exists():
                     meta = json.loads(meta_path.read_text())
                     run_warnings.extend(meta.get("warnings", []))
                     if not meta.get("skipped"):
@@ -352,11 +325,11 @@ def _run_stages(config: RunConfig, aoi: Aoi, grid: Grid, source: Any, scenes: li
                                "coreg_ok", "reference", "normalization", "detect_method",
                                "detect_threshold", "valid_frac")} for m in metas],
         "change_maps": change_meta, "inputs": inputs}
-    return _finish(config, aoi, grid, footprints, dates, valid_by_date, final, partial, stage,
+    return _finish(config, aoi, grid, footprints, dates, valid_by_date, session, stage,
                    run_warnings, started, extra)
 
 
-def detect_date(meta: dict[str, Any], grid: Grid, config: RunConfig, partial: Path,
+def detect_date(meta: dict[str, Any], grid: Grid, config: RunConfig, partial: RunDir,
                 aoi_name: str) -> tuple[gpd.GeoDataFrame, BaseGeometry, dict[str, Any]]:
     """Building mask and footprints of one co-registered date (main process or Dask worker).
 
@@ -365,13 +338,13 @@ def detect_date(meta: dict[str, Any], grid: Grid, config: RunConfig, partial: Pa
     from geo.detect import building_mask
 
     d = meta["date"]
-    ga = _load_scene(partial / "scenes" / f"{d}.tif", grid, meta)
-    vmask = read_to_grid(str(partial / ".checkpoints" / f"valid_{d}.tif"), grid, date=d,
+    ga = _load_scene(partial.scene(d), grid, meta)
+    vmask = read_to_grid(str(partial.valid_mask(d)), grid, date=d,
                          roles=["b1"])
     ga = ga.with_data(ga.data, valid=(vmask.data[0] > 0) & ga.valid)
     bm = building_mask(ga, config.detect)
     mask_u8 = np.where(ga.valid, bm.mask.astype("uint8"), 255).astype("uint8")
-    _write_raster(mask_u8[None], grid, partial / "masks" / f"{d}.tif", kind="mask", nodata=255)
+    _write_raster(mask_u8[None], grid, partial.mask(d), kind="mask", nodata=255)
     fp = polygonize(bm.mask, grid, date=d, aoi_name=aoi_name,
                     min_area_m2=config.detect.min_area_m2,
                     connectivity=config.detect.connectivity, alt_mask=bm.alt_mask,
@@ -383,27 +356,27 @@ def detect_date(meta: dict[str, Any], grid: Grid, config: RunConfig, partial: Pa
 
 
 def change_pair(pair: tuple[dict[str, Any], dict[str, Any]], grid: Grid, config: RunConfig,
-                partial: Path) -> dict[str, Any]:
+                partial: RunDir) -> dict[str, Any]:
     """Change map between two consecutive dates (main process or Dask worker)."""
     from geo.detect import change_map
 
     m0, m1 = pair
-    a = _load_scene(partial / "scenes" / f"{m0['date']}.tif", grid, m0)
-    b = _load_scene(partial / "scenes" / f"{m1['date']}.tif", grid, m1)
+    a = _load_scene(partial.scene(m0["date"]), grid, m0)
+    b = _load_scene(partial.scene(m1["date"]), grid, m1)
     cm = change_map(a, b, params=config.detect)
-    stem = f"{m0['date']}_{m1['date']}"
     if config.output.rasters:
         both = a.valid & b.valid
         prob = np.where(both, cm.probability, np.nan).astype("float32")
-        _write_raster(prob[None], grid, partial / "change" / f"{stem}_prob.tif",
+        _write_raster(prob[None], grid, partial.change_prob(m0["date"], m1["date"]),
                       kind="probability", nodata=float("nan"))
         _write_raster(np.where(both, cm.mask.astype("uint8"), 255).astype("uint8")[None],
-                      grid, partial / "change" / f"{stem}_mask.tif", kind="mask", nodata=255)
+                      grid, partial.change_mask(m0["date"], m1["date"]), kind="mask",
+                      nodata=255)
     return {"date_from": m0["date"], "date_to": m1["date"], "method": cm.method,
             "changed_frac": round(float(cm.mask.mean()), 5)}
 
 
-def prepare_date(scene: Scene, source: Any, grid: Grid, config: RunConfig, partial: Path,
+def prepare_date(scene: Scene, source: Any, grid: Grid, config: RunConfig, partial: RunDir,
                  ref_meta: dict[str, Any] | None) -> dict[str, Any]:
     """Read one date onto the grid, align and normalise it to the reference, checkpoint it.
 
@@ -414,9 +387,8 @@ def prepare_date(scene: Scene, source: Any, grid: Grid, config: RunConfig, parti
     from geo.coreg import coregister
     from geo.normalize import normalize_to
 
-    ckpt = partial / ".checkpoints"
-    meta_path = ckpt / f"scene_{scene.date}.json"
-    tif = partial / "scenes" / f"{scene.date}.tif"
+    meta_path = partial.scene_meta(scene.date)
+    tif = partial.scene(scene.date)
     res = grid.res_m
     ga = source.read(scene, grid)
     notes: list[str] = []
@@ -439,7 +411,7 @@ def prepare_date(scene: Scene, source: Any, grid: Grid, config: RunConfig, parti
     if ref_meta is None:
         meta.update(shift_dy_px=0.0, shift_dx_px=0.0, shift_m=0.0, residual_m=0.0, reference=True)
     else:
-        ref = _load_scene(partial / "scenes" / f"{ref_meta['date']}.tif", grid, ref_meta)
+        ref = _load_scene(partial.scene(ref_meta["date"]), grid, ref_meta)
         if config.coreg.enabled:
             aligned, shift = coregister(ref, ga, max_shift_px=config.coreg.max_shift_m / res)
             residual_m = float(shift.residual_px * res)
@@ -470,7 +442,7 @@ def prepare_date(scene: Scene, source: Any, grid: Grid, config: RunConfig, parti
                   nodata=float("nan"), band_names=list(ga.bands),
                   tags={"DATE": ga.date, "SOURCE_ID": ga.source_id})
     _write_raster(np.where(ga.valid, 1, 0).astype("uint8")[None], grid,
-                  ckpt / f"valid_{scene.date}.tif", kind="mask")
+                  partial.valid_mask(scene.date), kind="mask")
     meta["warnings"] = notes
     _write_json(meta_path, meta)
     return meta
@@ -525,10 +497,15 @@ def changes_from_events(events: pd.DataFrame, footprints: gpd.GeoDataFrame) -> g
     return gpd.GeoDataFrame(rows, geometry="geometry", crs=crs)
 
 
-def _csv_text(df: pd.DataFrame) -> str:
-    buf = io.StringIO()
-    df.to_csv(buf, index=False, quoting=csv.QUOTE_MINIMAL, float_format="%.6g")
-    return buf.getvalue()
+def _with_cloud_share(tracks: Any, valid_by_date: dict[str, BaseGeometry] | None) -> Any:
+    """Each footprint gains ``cloud_share``: how much of its site's outline is masked that date."""
+    if valid_by_date is None or not len(tracks.footprints):
+        return tracks
+    from geo.sources.qa import footprint_cloud_share
+
+    fp = tracks.footprints
+    return dataclasses.replace(tracks, footprints=fp.assign(cloud_share=footprint_cloud_share(
+        list(fp["site_id"]), list(fp["date"]), list(fp.geometry), valid_by_date)))
 
 
 def _scatter_and_warn(tracks: Any, config: RunConfig, run_warnings: list[str]) -> Any:
@@ -540,14 +517,15 @@ def _scatter_and_warn(tracks: Any, config: RunConfig, run_warnings: list[str]) -
 
 
 def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoDataFrame,
-            dates: list[str], valid_by_date: dict[str, BaseGeometry] | None, final: Path,
-            partial: Path, stage: _Stages, run_warnings: list[str], started: str,
+            dates: list[str], valid_by_date: dict[str, BaseGeometry] | None,
+            session: RunSession, stage: _Stages, run_warnings: list[str], started: str,
             extra: dict[str, Any]) -> dict[str, Any]:
     """Track, measure and write every vector output, run.json and the report; publish."""
     from geo.export.qml import write_qml
     from geo.match import track_footprints
     from geo.measure import measure_sites
 
+    partial = session.partial
     with stage("track+measure") as rec:
         tracks = track_footprints(footprints, dates=dates, aoi_name=aoi.name, params=config.match,
                                   valid_by_date=valid_by_date)
@@ -559,6 +537,7 @@ def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoD
     status_of = dict(zip(tracks.sites["site_id"], tracks.sites["status"], strict=True))
     tracks = dataclasses.replace(tracks, footprints=tracks.footprints.assign(
         status=tracks.footprints["site_id"].map(status_of)))
+    tracks = _with_cloud_share(tracks, valid_by_date)
     changes = changes_from_events(tracks.events, tracks.footprints)
     synthetic = _is_synthetic(aoi)
     outputs: dict[str, str] = {}
@@ -566,20 +545,18 @@ def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoD
         layers = {"footprints": (tracks.footprints, "footprint_id"),
                   "sites": (tracks.sites, "site_id"), "changes": (changes, "change_id")}
         for name, (gdf, id_field) in layers.items():
-            outputs[name] = str(write_geojson(gdf, partial / f"{name}.geojson", layer_name=name,
+            outputs[name] = str(write_geojson(gdf, partial.layer(name), layer_name=name,
                                               id_field=id_field))
-            write_qml(name, partial / f"{name}.qml")
+            write_qml(name, partial.style(name))
         sites_table = pd.DataFrame(tracks.sites.drop(columns="geometry"))
-        outputs["measurements"] = str(atomic_write_text(partial / "measurements.csv",
-                                                        _csv_text(sites_table)))
-        outputs["events"] = str(atomic_write_text(partial / "events.csv",
-                                                  _csv_text(tracks.events)))
+        outputs["measurements"] = str(write_csv(sites_table, partial.measurements_csv))
+        outputs["events"] = str(write_csv(tracks.events, partial.events_csv))
         if config.output.gpkg:
             from geo.export.gpkg import write_gpkg
 
             outputs["gpkg"] = str(write_gpkg(
                 {"footprints": tracks.footprints, "sites": tracks.sites, "changes": changes,
-                 "events": tracks.events}, partial / "results.gpkg"))
+                 "events": tracks.events}, partial.gpkg))
         rec["n_files"] = len(outputs)
     manifest = {
         "factorywatch": __version__,
@@ -598,19 +575,20 @@ def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoD
         "n_sites": len(tracks.sites),
         **extra,
     }
-    _write_json(partial / "run.json", manifest)
+    _write_json(partial.run_json, manifest)
     if config.output.report:
         with stage("report"):
             from geo.export.report import write_report
 
-            outputs["report"] = str(write_report(partial))
+            outputs["report"] = str(write_report(partial.root))
         manifest["stages"] = stage.records
-        _write_json(partial / "run.json", manifest)
-    _publish(partial, final)
-    outputs = {k: str(final / Path(v).relative_to(partial)) for k, v in outputs.items()}
+        _write_json(partial.run_json, manifest)
+    session.publish()
+    final = session.final
+    outputs = {k: str(partial.relative(Path(v), final)) for k, v in outputs.items()}
     return {
         "aoi": aoi.name,
-        "run_dir": str(final),
+        "run_dir": str(final.root),
         "n_scenes": len(dates),
         "dates": dates,
         "n_sites": len(tracks.sites),
@@ -648,10 +626,11 @@ def run_vector(
                           "coord_confidence": "high", "synthetic": synthetic})
     blob: str = footprints.to_json()
     key = hashlib.sha256(blob.encode()).hexdigest()[:16]
-    final, partial = prepare_run_dir(run_dir, overwrite=overwrite, key=key)
+    source_paths = [str(p) for p in source_paths]
+    session = begin_run(run_dir, overwrite=overwrite, key=key, inputs=source_paths)
     inputs = [{"id": Path(p).name, "path": str(p), "sha256": file_sha256(p)}
               for p in source_paths]
     extra = {"dates": dates, "inputs": inputs, "mode": "vector"}
     cfg = dataclasses.replace(config, output=dataclasses.replace(config.output, rasters=False))
-    return _finish(cfg, aoi, None, footprints, dates, None, final, partial, stage, [], started,
-                   extra)
+    return _guarded(session, lambda: _finish(cfg, aoi, None, footprints, dates, None, session,
+                                             stage, [], started, extra))

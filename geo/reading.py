@@ -20,11 +20,11 @@ from rasterio.errors import RasterioError
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 
-from geo.errors import NoImageryError, SourceError
+from geo.errors import NoImageryError, SourceError, one_line
 from geo.geoarray import GeoArray, band_roles
 from geo.grid import Grid
 
-__all__ = ["GDAL_ENV", "check_overlap", "read_band_to_grid", "read_to_grid"]
+__all__ = ["GDAL_ENV", "check_overlap", "read_band_to_grid", "read_to_grid", "remote_error"]
 
 log = logging.getLogger(__name__)
 
@@ -41,31 +41,106 @@ GDAL_ENV: dict[str, Any] = {
 """GDAL settings tuned for windowed COG reads (as recommended by rio-tiler / titiler)."""
 
 
+def _overlaps(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    return all(map(math.isfinite, a)) and a[2] > b[0] and a[0] < b[2] and a[3] > b[1] \
+        and a[1] < b[3]
+
+
+def _bounds_in(src_crs: Any, dst_crs: Any, bounds: tuple[float, ...]) -> tuple[float, ...]:
+    try:
+        return tuple(transform_bounds(src_crs, dst_crs, *bounds, densify_pts=21))
+    except Exception:
+        return (math.nan,) * 4
+
+
 def check_overlap(src: Any, grid: Grid, name: str) -> None:
-    """Raise :class:`NoImageryError` if ``src`` does not overlap ``grid``."""
+    """Raise :class:`NoImageryError` if ``src`` does not overlap ``grid``.
+
+    The bounds are compared both in the grid's CRS and in the source's: a source larger
+    than the grid's CRS can express (a whole-world EPSG:4326 raster seen from a UTM
+    zone) transforms to meaningless bounds, while the small grid transforms cleanly
+    into the source's CRS.
+    """
     if src.crs is None:
         raise SourceError(
             f"{name}: raster has no CRS; georeference it (e.g. gdal_translate -a_srs EPSG:xxxx)"
         )
-    try:
-        left, b, r, t = transform_bounds(src.crs, grid.crs, *src.bounds, densify_pts=21)
-    except Exception as err:
-        raise SourceError(f"{name}: cannot transform its bounds to {grid.crs} ({err})") from None
-    gl, gb, gr, gt = grid.bounds
-    if not all(map(math.isfinite, (left, b, r, t))) or r <= gl or left >= gr or t <= gb or b >= gt:
-        raise NoImageryError(
-            f"{name}: image does not overlap the AOI; check its georeferencing or the AOI file"
-        )
+    src_bounds = tuple(src.bounds)
+    if _overlaps(_bounds_in(src.crs, grid.crs, src_bounds), grid.bounds):
+        return
+    if _overlaps(_bounds_in(grid.crs, src.crs, tuple(grid.bounds)), src_bounds):
+        return
+    raise NoImageryError(
+        f"{name}: image does not overlap the AOI; check its georeferencing or the AOI file"
+    )
+
+
+_REMOTE_PREFIXES = ("/vsicurl/", "/vsis3/", "/vsigs/", "/vsiaz/", "/vsiadls/", "/vsioss/",
+                    "/vsiswift/", "/vsiwebhdfs/")
+_HTTP_FIX = {
+    401: "the server wants credentials; set them or configure [source] sign",
+    403: "access denied: the signature or token may have expired, or the bucket needs "
+         "credentials; check [source] sign",
+    404: "the asset is gone from the server; search again (the cached search may be stale)",
+    409: "the storage refuses unsigned reads; set [source] sign = \"sas-token\" with "
+         "sign_token_url, or sign = \"planetary-computer\"",
+    429: "rate limited; retry later or lower the request rate",
+}
+
+
+def _is_remote(href: str) -> bool:
+    return href.startswith(_REMOTE_PREFIXES)
+
+
+def remote_error(href: str, err: BaseException, *, stage: str) -> SourceError:
+    """A one-line error for a failed remote read: the URL (redacted), the HTTP status, the fix.
+
+    ``stage`` is ``open`` or ``read``. Without an HTTP status the connection failed or the
+    answer was cut off, which is worth retrying (the message says so, never "corrupt").
+    """
+    from geo.sources.http import http_status, redact
+
+    url = redact(href.split("/", 2)[2] if href.startswith("/vsicurl/") else href)
+    detail = one_line(redact(str(err)), 200)
+    code = http_status(err)
+    if code is None:
+        return SourceError(f"{url}: {stage}: the connection failed or the answer was cut off "
+                           f"({detail}); check the network and retry")
+    fix = _HTTP_FIX.get(code) or ("a server error; retry later" if code >= 500
+                                  else "check the URL and [source] settings")
+    return SourceError(f"{url}: {stage}: HTTP {code}; {fix}")
 
 
 def _open(href: str) -> Any:
     try:
         return rasterio.open(href)
     except RasterioError as err:
-        msg = str(err).splitlines()[0][:200]
+        if _is_remote(href):
+            raise remote_error(href, err, stage="open") from None
+        msg = one_line(str(err).splitlines()[0], 200)
         raise SourceError(
             f"{href}: cannot open as a raster ({msg}); replace or re-export the file"
         ) from None
+
+
+def _warp_read(src: Any, grid: Grid, bands: list[int], resampling: Resampling, href: str,
+               name: str) -> tuple[Any, NDArray[np.uint8]]:
+    """Read ``bands`` of the open ``src`` through one WarpedVRT onto ``grid``: data and masks."""
+    rows, cols = grid.shape
+    try:
+        with WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=cols, height=rows,
+                       resampling=resampling, add_alpha=src.nodata is None) as vrt:
+            data = vrt.read(bands, out_dtype="float32", masked=True)
+            if src.nodata is None:  # the warper's alpha band carries masks/footprint
+                masks = vrt.read(vrt.count)[None]
+            else:
+                masks = vrt.read_masks(bands)
+    except RasterioError as err:
+        if _is_remote(href):
+            raise remote_error(href, err, stage="read") from None
+        msg = one_line(str(err).splitlines()[0], 200)
+        raise SourceError(f"{name}: read failed ({msg}); the file may be corrupt") from None
+    return data, np.asarray(masks)
 
 
 def read_to_grid(
@@ -79,6 +154,7 @@ def read_to_grid(
     resampling: Resampling = Resampling.bilinear,
     scale: float = 1.0,
     offset: float = 0.0,
+    env: dict[str, Any] | None = None,
 ) -> GeoArray:
     """Read a raster onto ``grid`` and return a :class:`GeoArray`.
 
@@ -100,6 +176,8 @@ def read_to_grid(
         Bilinear by default; pass ``nearest`` for classification layers.
     scale, offset : float
         ``value * scale + offset`` is applied after reading (e.g. S2 BOA offset).
+    env : dict, optional
+        GDAL config options that override :data:`GDAL_ENV` (e.g. HTTP retries).
 
     Returns
     -------
@@ -120,7 +198,7 @@ def read_to_grid(
     is bounded by ``grid.shape``: the source is never read whole.
     """
     name = source_id or href
-    with rasterio.Env(**GDAL_ENV):
+    with rasterio.Env(**{**GDAL_ENV, **(env or {})}):
         src = _open(href)
         with src:
             check_overlap(src, grid, name)
@@ -128,25 +206,7 @@ def read_to_grid(
             if bands is None:
                 bands = [i + 1 for i in range(src.count) if ci[i] != "alpha"] or [1]
             roles, guessed = _roles(src, ci, bands, roles, name)
-            rows, cols = grid.shape
-            try:
-                with WarpedVRT(
-                    src,
-                    crs=grid.crs,
-                    transform=grid.transform,
-                    width=cols,
-                    height=rows,
-                    resampling=resampling,
-                    add_alpha=src.nodata is None,
-                ) as vrt:
-                    data = vrt.read(list(bands), out_dtype="float32", masked=True)
-                    if src.nodata is None:  # the warper's alpha band carries masks/footprint
-                        masks = vrt.read(vrt.count)[None]
-                    else:
-                        masks = vrt.read_masks(list(bands))
-            except RasterioError as err:
-                msg = str(err).splitlines()[0][:200]
-                raise SourceError(f"{name}: read failed ({msg}); the file may be corrupt") from None
+            data, masks = _warp_read(src, grid, list(bands), resampling, href, name)
     arr = np.ma.getdata(data).astype(np.float32, copy=False)
     valid = np.all(masks > 0, axis=0) & ~np.any(np.ma.getmaskarray(data), axis=0)
     valid &= np.all(np.isfinite(arr), axis=0)

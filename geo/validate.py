@@ -4,35 +4,36 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from geo.aoi import read_aoi, validate_aoi
+from geo.aoi import read_aoi
 from geo.config import load_config
 from geo.errors import FactoryWatchError
+from geo.preflight import preflight_problems
+from geo.sources.local import LocalGeoTiffSource
 
 __all__ = ["config_warnings", "validate_config"]
 
 
 def validate_config(path: str | Path) -> list[str]:
-    """List every problem found in the config at ``path`` (empty when it is fine)."""
+    """List every problem found in the config at ``path`` (empty when it is fine).
+
+    These are exactly the checks ``run`` makes before reading pixels
+    (:func:`geo.preflight.preflight_problems`, then for a local folder the same header
+    scan as ``run``'s search), so a config that passes here does not fail in ``run`` on a
+    config, AOI, grid-size or imagery-header error. STAC sources are not searched (that
+    needs the network).
+    """
     try:
         config = load_config(path)
     except FactoryWatchError as err:
         return [str(err)]
-    problems: list[str] = []
-    try:
-        aoi = read_aoi(config.aoi.geometry, name=config.aoi.name)
-    except FactoryWatchError as err:
-        return [str(err)]
-    problems += [f"{aoi.path}: {p}" for p in validate_aoi(aoi)]
+    problems, aoi, _grid = preflight_problems(config)
     src = config.source
-    if src.kind in ("local", "synthetic"):
-        if not src.path:
-            problems.append("[source] path is required for kind = 'local'")
-        elif not Path(src.path).is_dir():
-            problems.append(f"{src.path}: imagery folder not found; fix [source] path")
-        elif not any(Path(src.path).glob("*.tif*")):
-            problems.append(f"{src.path}: no GeoTIFF (*.tif) in the imagery folder")
-    if src.start and src.end and src.start > src.end:
-        problems.append(f"[source] start {src.start} is after end {src.end}")
+    if not problems and aoi is not None and src.kind in ("local", "synthetic"):
+        try:  # headers only, as run's search does: dates, CRS, band counts, date range
+            LocalGeoTiffSource(src.path).search(aoi, src.start or None, src.end or None,
+                                                checksums=False)
+        except FactoryWatchError as err:
+            problems.append(str(err))
     return problems
 
 

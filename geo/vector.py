@@ -21,7 +21,8 @@ import pandas as pd
 import shapely
 from pyproj import CRS
 
-from geo.errors import CrsMismatchError, SourceError
+from geo.errors import CrsMismatchError, SourceError, one_line
+from geo.rundir import RunDir
 
 __all__ = ["FOOTPRINT_COLUMNS", "date_from_name", "read_footprints", "read_run_tables"]
 
@@ -76,9 +77,14 @@ def _read_one(path: Path) -> gpd.GeoDataFrame:
         gdf = gpd.read_file(path)
     except Exception as err:  # pyogrio/GDAL raise several types
         raise SourceError(
-            f"{path}: cannot read as vector data ({' '.join(str(err).split())[:200]}); pass a "
+            f"{path}: cannot read as vector data ({one_line(err, 200)}); pass a "
             "GeoJSON, GPKG or Shapefile"
         ) from None
+    if gdf.empty:
+        raise SourceError(
+            f"{path}: holds no features (an empty FeatureCollection or layer); pass a file "
+            "with footprint polygons or leave it out"
+        )
     if gdf.crs is None:
         raise CrsMismatchError(
             f"{path}: has no CRS; add a .prj (Shapefile) or re-save it with its CRS "
@@ -220,10 +226,11 @@ def read_run_tables(
     import json
 
     d = Path(run_dir)
+    rd = RunDir(d)
     if not d.is_dir():
         raise SourceError(f"{d}: no such run directory; pass the folder that "
                           "`factorywatch run` or `factorywatch measure` wrote")
-    gpkg = d / "results.gpkg"
+    gpkg = rd.gpkg
     sites: gpd.GeoDataFrame | None = None
     fps: gpd.GeoDataFrame | None = None
     if gpkg.is_file():
@@ -238,7 +245,7 @@ def read_run_tables(
             log.warning("%s: cannot read (%s); using the GeoJSON files", gpkg, err)
             sites = fps = None
     if sites is None or fps is None:
-        s_path, f_path = d / "sites.geojson", d / "footprints.geojson"
+        s_path, f_path = rd.layer("sites"), rd.layer("footprints")
         for p in (s_path, f_path):
             if not p.is_file():
                 raise SourceError(f"{d}: lacks {p.name} and results.gpkg; is this a complete "
@@ -246,7 +253,7 @@ def read_run_tables(
         sites = _read_one(s_path)
         fps = _read_one(f_path)
         target: CRS | None = None
-        grid_json = d / "grid.json"
+        grid_json = rd.grid_json
         if grid_json.is_file():
             try:
                 target = CRS.from_user_input(json.loads(grid_json.read_text())["crs"])
@@ -259,7 +266,7 @@ def read_run_tables(
         if "site_id" not in gdf.columns:
             raise SourceError(f"{d}: the {name} layer has no site_id column; rerun the run")
     measure: dict[str, Any] = {}
-    run_json = d / "run.json"
+    run_json = rd.run_json
     if run_json.is_file():
         try:
             cfg = json.loads(run_json.read_text()).get("config", {})

@@ -219,25 +219,3 @@ def make_run_dir(run_dir: Path, *, claims: bool = True) -> Path:
     (run_dir / "run.json").write_text(json.dumps(run, indent=2))
     return run_dir
 
-
-def demo_run_dir(base: Path) -> Path:
-    """Run the real synthetic demo (``factorywatch demo``'s library calls) into ``base``."""
-    from geo.config import load_config
-    from geo.demo import write_demo
-    from geo.pipeline import run_aoi
-
-    files = write_demo(base / "inputs")
-    summary = run_aoi(load_config(files.config), base / "run", overwrite=True)
-    return Path(summary["run_dir"])
-
-
-def run_dir_for_tests(base: Path) -> tuple[Path, str]:
-    """A run directory for the QGIS tests, and where it came from.
-
-    A real ``factorywatch demo`` run where the pipeline and all its stages are importable;
-    otherwise (a branch without them) the hand-built fixture run, saying why.
-    """
-    try:
-        return demo_run_dir(base / "demo"), "synthetic demo run (geo.pipeline.run_aoi)"
-    except ImportError as err:
-        return make_run_dir(base / "fixture_run"), f"fixture run ({err})"

@@ -32,9 +32,20 @@ import shapely
 from shapely.geometry import box, shape
 
 __all__ = [
-    "DEFAULT_SPECS", "Fault", "SceneSpec", "StacServer", "aoi_geometry_4326", "landsat_truth",
-    "make_landsat_scene", "make_scene",
-    "reflectance_truth", "serve_scenario", "stac", "stac_server",
+    "DEFAULT_SPECS",
+    "NEW_ROOF_REFL",
+    "Chaos",
+    "Fault",
+    "SceneSpec",
+    "StacServer",
+    "aoi_geometry_4326",
+    "landsat_truth",
+    "make_landsat_scene",
+    "make_scene",
+    "reflectance_truth",
+    "serve_scenario",
+    "stac",
+    "stac_server",
 ]
 
 CONFORMS = [
@@ -53,9 +64,24 @@ class Fault:
 
     prefix: str
     kind: str
-    """``500`` (server error), ``drop`` (close mid-body), ``slow`` (sleep, then answer)."""
+    """``500``/``503`` (server error, with ``Retry-After``), ``drop`` (close mid-body),
+    ``slow`` (sleep, then answer)."""
     times: int = 1
     delay_s: float = 2.0
+    retry_after_s: float | None = None
+    """``Retry-After`` header sent with a ``500``/``503`` (seconds); none if None."""
+
+
+@dataclass
+class Chaos:
+    """Random faults on every request (seeded): server errors and dropped connections."""
+
+    error_rate: float = 0.0
+    """Share of requests answered 500 or 503 (half each), with ``Retry-After: 0``."""
+    drop_rate: float = 0.0
+    """Share of GET/POST requests whose connection is closed halfway through the body."""
+    seed: int = 0
+    prefix: str = "/"
 
 
 @dataclass
@@ -67,6 +93,13 @@ class _State:
     counts: Counter[str] = field(default_factory=Counter)
     bytes_sent: Counter[str] = field(default_factory=Counter)
     log: list[str] = field(default_factory=list)
+    chaos: Chaos | None = None
+    rng: Any = None
+    sas_tokens: dict[str, str] = field(default_factory=dict)
+    """collection -> token that ``/assets/`` requires (as the query string) when non-empty;
+    ``/api/sas/v1/token/<collection>`` hands it out (Planetary-Computer style)."""
+    ranges: list[tuple[str, int, int]] = field(default_factory=list)
+    """Every byte range of an asset that was sent: (path, first byte, last byte)."""
     page_size: int = 2
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -131,17 +164,27 @@ class _Handler(BaseHTTPRequestHandler):
                 if f.times > 0 and path.startswith(f.prefix):
                     f.times -= 1
                     return f
+            c = self.st.chaos
+            if c is not None and path.startswith(c.prefix):
+                u = float(self.st.rng.random())
+                if u < c.error_rate:
+                    return Fault(prefix=path, kind="500" if u < c.error_rate / 2 else "503",
+                                 retry_after_s=0)
+                if u < c.error_rate + c.drop_rate and self.command != "HEAD":
+                    return Fault(prefix=path, kind="drop")
         return None
 
     def _send(self, code: int, body: bytes, ctype: str, headers: dict[str, str] | None = None,
               fault: Fault | None = None) -> None:
         if fault is not None and fault.kind == "slow":
             time.sleep(fault.delay_s)
-        if fault is not None and fault.kind == "500":
+        if fault is not None and fault.kind in ("500", "503"):
             msg = b'{"code": "InternalServerError", "description": "injected"}'
-            self.send_response(500)
+            self.send_response(int(fault.kind))
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(msg)))
+            if fault.retry_after_s is not None:
+                self.send_header("Retry-After", f"{fault.retry_after_s:g}")
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(msg)
@@ -229,6 +272,14 @@ class _Handler(BaseHTTPRequestHandler):
     # --- assets ---------------------------------------------------------------------------
     def _asset(self, name: str, fault: Fault | None) -> None:
         assert self.st.asset_dir is not None
+        if self.st.sas_tokens:
+            query = urlparse(self.path).query
+            if query not in self.st.sas_tokens.values():
+                msg = (b'<?xml version="1.0" encoding="utf-8"?><Error><Code>PublicAccessNotPermitt'
+                       b"ed</Code><Message>Public access is not permitted on this storage account."
+                       b"</Message></Error>")
+                self._send(409, msg, "application/xml", fault=fault)
+                return
         p = self.st.asset_dir / name
         if not p.is_file() or ".." in name:
             self._send(404, b"not found", "text/plain", fault=fault)
@@ -238,6 +289,9 @@ class _Handler(BaseHTTPRequestHandler):
         hdr = self.headers.get("Range")
         ranges = _parse_ranges(hdr, size) if hdr else None
         base = {"Accept-Ranges": "bytes"}
+        with self.st.lock:
+            if self.command != "HEAD" and (fault is None or fault.kind == "slow"):
+                self.st.ranges.extend((name, a, b) for a, b in (ranges or [(0, size - 1)]))
         if not ranges:
             self._send(200, data, "image/tiff", base, fault=fault)
             return
@@ -264,7 +318,13 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith("/assets/"):
             self._asset(path[len("/assets/"):], fault)
             return
-        if path == "/":
+        if path.startswith("/api/sas/v1/token/"):
+            token = self.st.sas_tokens.get(path.rsplit("/", 1)[-1])
+            if token is None:
+                self._json({"detail": "unknown collection"}, fault, 404)
+            else:
+                self._json({"msft:expiry": "2099-01-01T00:00:00Z", "token": token}, fault)
+        elif path == "/":
             self._json(self._landing(), fault)
         elif path == "/conformance":
             self._json({"conformsTo": CONFORMS}, fault)
@@ -349,8 +409,27 @@ class StacServer:
         self.add_collection(item["collection"])
         self.state.items.append(item)
 
-    def inject(self, prefix: str, kind: str, times: int = 1, delay_s: float = 2.0) -> None:
-        self.state.faults.append(Fault(prefix=prefix, kind=kind, times=times, delay_s=delay_s))
+    def inject(self, prefix: str, kind: str, times: int = 1, delay_s: float = 2.0,
+               retry_after_s: float | None = None) -> None:
+        self.state.faults.append(Fault(prefix=prefix, kind=kind, times=times, delay_s=delay_s,
+                                       retry_after_s=retry_after_s))
+
+    def chaos(self, error_rate: float = 0.0, drop_rate: float = 0.0, seed: int = 0,
+              prefix: str = "/") -> None:
+        """Fail a random share of requests from now on (``error_rate=0, drop_rate=0``: stop)."""
+        import numpy as np
+
+        self.state.rng = np.random.default_rng(seed)
+        self.state.chaos = Chaos(error_rate=error_rate, drop_rate=drop_rate, seed=seed,
+                                 prefix=prefix)
+
+    def require_sas_token(self, collection: str, token: str) -> None:
+        """From now on assets need ``?<token>`` (got from the SAS endpoint); else HTTP 409."""
+        self.state.sas_tokens[collection] = token
+
+    def sas_url(self) -> str:
+        """The Planetary-Computer-style token endpoint, with ``{collection}`` to fill in."""
+        return f"{self.url}/api/sas/v1/token/{{collection}}"
 
     @property
     def n_requests(self) -> int:
@@ -358,6 +437,32 @@ class StacServer:
 
     def n_requests_to(self, prefix: str) -> int:
         return sum(n for p, n in self.state.counts.items() if p.startswith(prefix))
+
+    def byte_stats(self) -> tuple[int, int]:
+        """``(asset bytes sent, unique asset bytes among the ranges answered)`` since the start.
+
+        Bytes sent count every asset body on the wire (halves of dropped answers and multipart
+        framing included, ``HEAD`` answers have none); unique bytes are the union of the byte
+        ranges answered in full, per file.
+        """
+        by_path: dict[str, list[tuple[int, int]]] = {}
+        with self.state.lock:
+            total = sum(n for p, n in self.state.bytes_sent.items() if p.startswith("/assets/"))
+            for path, a, b in self.state.ranges:
+                by_path.setdefault(path, []).append((a, b))
+        unique = 0
+        for spans in by_path.values():
+            end = -1
+            for a, b in sorted(spans):
+                if b > end:
+                    unique += b - max(a, end + 1) + 1
+                    end = b
+        return total, unique
+
+    def answered_bytes(self) -> int:
+        """Bytes of the asset ranges answered in full (repeats counted; cut-off answers not)."""
+        with self.state.lock:
+            return sum(b - a + 1 for _, a, b in self.state.ranges)
 
     def close(self) -> None:
         self._httpd.shutdown()
@@ -381,12 +486,17 @@ TEMPLATE_ITEM = (STAC_EXAMPLES / "earth_search_v1" / "sentinel-2-l2a"
 CRS = "EPSG:32652"
 TILE_LEFT, TILE_TOP, TILE_PX = 384000.0, 4421000.0, 256
 """The synthetic tile: 256 × 256 px at 10 m, edges on multiples of 20 m."""
+BLOCK_PX = 128
+"""COG block size of the synthetic assets."""
 AOI_UTM = (384980.0, 4419420.0, 385580.0, 4420020.0)
 """A 600 m × 600 m AOI in the tile's middle, near 127.657 E 39.920 N (Ryongsong)."""
 ROOF_UTM = (385100.0, 4419800.0, 385180.0, 4419880.0)
 """An 80 m × 80 m bright roof that SCL calls cloud on every date."""
 BAND_FILES = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08", "swir16": "B11",
               "swir22": "B12"}
+NEW_ROOF_REFL = {"blue": 0.32, "green": 0.33, "red": 0.34, "nir": 0.36, "swir16": 0.38,
+                 "swir22": 0.36}
+"""Reflectance of the new hall's roof (bright, grey, the same on every date it exists)."""
 BAND_RES_M = {"blue": 10.0, "green": 10.0, "red": 10.0, "nir": 10.0, "swir16": 20.0,
               "swir22": 20.0}
 
@@ -437,7 +547,7 @@ def write_cog(path: Path, arr: Any, res: float) -> None:
     prof = {"driver": "COG", "width": arr.shape[1], "height": arr.shape[0], "count": 1,
             "dtype": arr.dtype.name, "crs": CRS, "nodata": 0,
             "transform": from_origin(TILE_LEFT, TILE_TOP, res, res),
-            "blocksize": 128, "compress": "deflate", "overviews": "none"}
+            "blocksize": BLOCK_PX, "compress": "deflate", "overviews": "none"}
     with rasterio.open(path, "w", **prof) as dst:
         dst.write(arr, 1)
 
@@ -461,6 +571,14 @@ class SceneSpec:
     swir_res_m: float = 20.0
     dn_add: int | None = None
     """Override the DN offset actually in the pixels (to mislabel an item on purpose)."""
+    omit_bands: tuple[str, ...] = ()
+    """Band roles without an asset in the item (e.g. ``("swir22",)``: no B12)."""
+    proj_code: bool = False
+    """Say ``proj:code = "EPSG:32652"`` (STAC projection v2) instead of ``proj:epsg``."""
+    new_roof_utm: tuple[float, float, float, float] | None = None
+    """A new hall on this date: bright roof reflectance (0.32..0.36 by band) over this box."""
+    false_cloud_utm: tuple[float, float, float, float] | None = None
+    """SCL says cloud (9) over this box although the pixels are unchanged."""
 
 
 def _template() -> dict[str, Any]:
@@ -481,8 +599,13 @@ def make_scene(spec: SceneSpec, asset_dir: Path, base_url: str,
     assets: dict[str, Any] = {}
     tmpl = _template()
     for band, fname in BAND_FILES.items():
+        if band in spec.omit_bands:
+            continue
         res = spec.swir_res_m if band.startswith("swir") else BAND_RES_M[band]
         refl = reflectance_truth(band, res, spec.seed)
+        if spec.new_roof_utm is not None:
+            rr, cc = _px_slices(spec.new_roof_utm, res)
+            refl[rr, cc] = NEW_ROOF_REFL[band]
         if spec.cloud_utm is not None:
             rr, cc = _px_slices(spec.cloud_utm, res)
             refl[rr, cc] = 0.6 + 0.1 * spec.seed
@@ -506,6 +629,9 @@ def make_scene(spec: SceneSpec, asset_dir: Path, base_url: str,
         r0, r1 = rr.start, rr.stop
         scl[r1: r1 + 3, cc] = 3  # its shadow
         del r0
+    if spec.false_cloud_utm is not None:
+        rr, cc = _px_slices(spec.false_cloud_utm, 20.0)
+        scl[rr, cc] = 9
     if spec.nodata_cols_frac:
         scl[:, : int(scl.shape[1] * spec.nodata_cols_frac)] = 0
     write_cog(folder / "SCL.tif", scl, 20.0)
@@ -525,6 +651,9 @@ def make_scene(spec: SceneSpec, asset_dir: Path, base_url: str,
         "s2:datatake_id": f"GS2A_{ymd}T{hhmmss}_000000_N{spec.baseline}",
         "view:sun_elevation": 55.0, "view:sun_azimuth": 150.0,
     })
+    if spec.proj_code:
+        props.pop("proj:epsg", None)
+        props["proj:code"] = "EPSG:32652"
     if spec.offset_applied_by_provider is None:
         props.pop("earthsearch:boa_offset_applied", None)
     else:

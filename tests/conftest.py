@@ -27,6 +27,17 @@ def _find_shared() -> Path:
     return here.parents[1].parent / "shared"
 
 
+# qgis_check.py is a script for Debian's system Python (PyQGIS), not a test module: never import it
+collect_ignore = ["qgis_check.py"]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Doctests are run for ``geo/`` only; test helpers' examples are illustrations."""
+    here = Path(__file__).resolve().parent
+    items[:] = [it for it in items if not (isinstance(it, pytest.DoctestItem)
+                                           and Path(str(it.path)).resolve().is_relative_to(here))]
+
+
 SHARED = _find_shared()
 DATA = SHARED / "data"
 
@@ -147,12 +158,26 @@ def make_geotiff(tmp_path: Path) -> Iterator[MakeGeoTiff]:
     yield make
 
 
-# --- issue7 (export / report / QGIS tests): one run directory shared by those tests ---------
+# --- one real demo run per test session (per xdist worker), shared by every test that reads it -
 @pytest.fixture(scope="session")
-def qgis_run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A complete run directory: the real synthetic demo run where available, else a fixture."""
-    from _runfixture import run_dir_for_tests
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The SYNTHETIC demo written and run once: ``files``, ``summary``, ``cmp`` (truth comparison).
 
-    run_dir, origin = run_dir_for_tests(tmp_path_factory.mktemp("export_run"))
-    print(f"\nexport/QGIS tests use: {origin} at {run_dir}")
-    return run_dir
+    Tests must treat the run directory as read-only; a test that needs to change a run copies it.
+    """
+    from geo.config import load_config
+    from geo.demo import write_demo
+    from geo.demo_report import compare_to_truth
+    from geo.pipeline import run_aoi
+
+    root = tmp_path_factory.mktemp("demo")
+    files = write_demo(root / "inputs")
+    summary = run_aoi(load_config(files.config), root / "run")
+    return {"root": root, "files": files, "summary": summary,
+            "cmp": compare_to_truth(Path(summary["run_dir"]), files.truth)}
+
+
+@pytest.fixture(scope="session")
+def qgis_run_dir(demo_run: dict[str, Any]) -> Path:
+    """A complete run directory (the real SYNTHETIC demo run) for the export/QGIS tests."""
+    return Path(demo_run["summary"]["run_dir"])

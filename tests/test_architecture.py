@@ -9,8 +9,25 @@ import pytest
 
 GEO = Path(__file__).resolve().parents[1] / "geo"
 PURE = ["grid", "geoarray", "footprints", "synthetic", "detect", "coreg", "normalize", "match",
-        "measure", "claims", "plan", "types", "errors", "config", "plausibility", "roofs",
+        "measure", "claims", "plan", "types", "errors", "plausibility", "roofs",
         "factory_scene"]
+# attribute calls that touch the file system, whatever object they are called on
+FILE_IO_ATTRS = {"read_text", "read_bytes", "write_text", "write_bytes", "open", "mkdir",
+                 "unlink", "rmdir", "touch", "iterdir", "rglob", "rmtree", "copyfile", "is_file",
+                 "is_dir", "read_file", "to_file", "read_csv", "to_csv", "savez", "savez_compressed"}
+# module-level readers that take a path or a file handle
+FILE_IO_CALLS = {"np.load", "np.save", "json.load", "json.dump", "tomllib.load", "pickle.load",
+                 "pickle.dump", "os.remove", "os.listdir", "os.scandir", "shutil.rmtree"}
+
+
+def _module_files(name: str) -> list[Path]:
+    """The file of a compute module, or every file of a compute package."""
+    pkg = GEO / name
+    if pkg.is_dir():
+        return sorted(pkg.rglob("*.py"))
+    path = GEO / f"{name}.py"
+    assert path.exists(), f"geo/{name} is listed as pure but does not exist: update PURE"
+    return [path]
 
 
 def _imports_and_calls(path: Path) -> tuple[set[str], set[str]]:
@@ -27,6 +44,8 @@ def _imports_and_calls(path: Path) -> tuple[set[str], set[str]]:
             f = node.func
             if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name):
                 calls.add(f"{f.value.id}.{f.attr}")
+            if isinstance(f, ast.Attribute) and f.attr in FILE_IO_ATTRS:
+                calls.add(f".{f.attr}")
             elif isinstance(f, ast.Name):
                 calls.add(f.id)
     return mods, calls
@@ -34,10 +53,16 @@ def _imports_and_calls(path: Path) -> tuple[set[str], set[str]]:
 
 @pytest.mark.parametrize("name", PURE)
 def test_compute_modules_are_pure(name: str) -> None:
-    path = GEO / f"{name}.py"
-    if not path.exists():
-        pytest.skip(f"geo/{name}.py not present")
+    for path in _module_files(name):
+        _assert_pure(path)
+
+
+def _assert_pure(path: Path, root: Path = GEO) -> None:
+    name = str(path.relative_to(root))
     mods, calls = _imports_and_calls(path)
+    io_calls = sorted(c for c in calls
+                      if (c.startswith(".") and c[1:] in FILE_IO_ATTRS) or c in FILE_IO_CALLS)
+    assert not io_calls, f"{name} touches files ({', '.join(io_calls)})"
     assert not any(m == "click" or m.startswith("click.") for m in mods), f"{name} imports click"
     assert "rasterio.open" not in calls and "rasterio.open" not in mods, f"{name} opens files"
     assert not any(m.startswith(("geo.reading", "geo.sources", "geo.pipeline", "geo.export", "geo.cli"))
@@ -59,3 +84,12 @@ def test_library_never_prints() -> None:
             continue
         _, calls = _imports_and_calls(path)
         assert "print" not in calls, f"{path} calls print()"
+
+
+def test_the_file_read_check_catches_a_path_read(tmp_path: Path) -> None:
+    """The purity check itself: a module that reads a file through pathlib fails it."""
+    bad = tmp_path / "bad.py"
+    bad.write_text("from pathlib import Path\n\ndef f(p):\n    return Path(p).read_text()\n")
+    with pytest.raises(AssertionError, match="touches files"):
+        _assert_pure(bad, tmp_path)
+

@@ -38,7 +38,7 @@ def test_unknown_section_rejected(tmp_path: Path) -> None:
         ("[grid]\nresolution_m = -1\n", "resolution_m"),
         ("[detect]\nconnectivity = 6\n", "connectivity"),
         ("[match]\niou_threshold = 0\n", "iou_threshold"),
-        ("[source]\nkind = 'ftp'\n", "source.kind"),
+        ("[source]\nkind = 'ftp'\n", r"\[source\] kind"),
         ("[grid\n", "not valid TOML"),
     ],
 )

@@ -13,18 +13,15 @@ from common import assert_rfc7946
 
 from geo.cli import main
 from geo.config import load_config
-from geo.demo import write_demo
-from geo.demo_report import compare_to_truth
 from geo.pipeline import run_aoi
 
 
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    root = tmp_path_factory.mktemp("demo")
-    files = write_demo(root / "inputs")
-    summary = run_aoi(load_config(files.config), root / "run")
-    return {"root": root, "files": files, "summary": summary,
-            "cmp": compare_to_truth(Path(summary["run_dir"]), files.truth)}
+def _lean(config_path: Path) -> Any:
+    """The demo config without the report and rasters: for tests that compare tables only."""
+    import dataclasses
+
+    c = load_config(config_path)
+    return dataclasses.replace(c, output=dataclasses.replace(c.output, report=False))
 
 
 def test_growing_hall_area_within_5pct(demo_run: dict[str, Any]) -> None:
@@ -106,7 +103,7 @@ def test_interrupted_run_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     import geo.pipeline as pipeline
     from geo.sources import open_source
 
-    config = load_config(demo_run["files"].config)
+    config = _lean(demo_run["files"].config)
     holder: dict[str, _Interrupting] = {}
 
     def fake_open(cfg: Any, offline: bool = False) -> _Interrupting:
@@ -133,9 +130,19 @@ def test_interrupted_run_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def test_overwrite_replaces_only_when_complete(tmp_path: Path, demo_run: dict[str, Any]) -> None:
+    import shutil
+
+    from geo.errors import RunDirError
+
     config = load_config(demo_run["files"].config)
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "old.txt").write_text("x")
+    with pytest.raises(RunDirError, match="not a factorywatch run directory"):
+        run_aoi(config, foreign, overwrite=True)  # a folder factorywatch did not make
+    assert (foreign / "old.txt").read_text() == "x"
     out = tmp_path / "run"
-    out.mkdir()
+    shutil.copytree(demo_run["summary"]["run_dir"], out)  # a run of ours (it has the marker)
     (out / "old.txt").write_text("x")
     summary = run_aoi(config, out, overwrite=True)
     assert not (out / "old.txt").exists()
@@ -144,7 +151,7 @@ def test_overwrite_replaces_only_when_complete(tmp_path: Path, demo_run: dict[st
 
 def test_dask_workers_give_the_same_result(tmp_path: Path, demo_run: dict[str, Any]) -> None:
     """--workers 2 runs the per-date and per-pair stages on a local Dask distributed cluster."""
-    config = load_config(demo_run["files"].config)
+    config = _lean(demo_run["files"].config)
     summary = run_aoi(config, tmp_path / "run", workers=2)
     m = json.loads((Path(summary["run_dir"]) / "run.json").read_text())
     assert m["workers"] == 2

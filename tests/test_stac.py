@@ -288,8 +288,8 @@ def test_offline_lists_what_is_missing(stac: StacServer, tmp_path: Path) -> None
     with pytest.raises(CacheMissError) as err:
         off.read(off.search(AOI, START, END)[0], _grid())
     msg = str(err.value)
-    # 7 of this scene (6 bands + SCL) and 4 of each other date (the bright-roof check)
-    assert "15 windows" in msg and "S2A_52SCG_20230410_0_L2A/blue@" in msg
+    # every window the run needs: 7 per selected scene (6 bands + SCL), grouped by scene
+    assert "21 windows of 3 scenes" in msg and "S2A_52SCG_20230410_0_L2A/blue@" in msg
     assert "\n" not in msg
     assert stac.n_requests == n
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import sys
 import traceback
@@ -12,12 +13,59 @@ from typing import Any, TypeVar
 
 import click
 
-from geo.errors import FactoryWatchError
+from geo.errors import FactoryWatchError, one_line
 
-__all__ = ["configure_logging", "handles_errors", "progress_factory", "verbosity_options"]
+__all__ = [
+    "FiniteFloat",
+    "ProjectedEpsg",
+    "configure_logging",
+    "handles_errors",
+    "progress_factory",
+    "verbosity_options",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
+
+
+class FiniteFloat(click.FloatRange):
+    """A ``FloatRange`` that also refuses ``nan`` and ``inf`` (usage error, exit 2)."""
+
+    name = "finite float"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        rv = click.FloatRange.convert(self, value, param, ctx)
+        if not math.isfinite(rv):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return rv
+
+
+class ProjectedEpsg(click.types.IntParamType):
+    """An EPSG code of a projected CRS in metres (usage error, exit 2, otherwise)."""
+
+    name = "epsg"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        from pyproj import CRS
+        from pyproj.exceptions import CRSError
+
+        code = click.types.IntParamType.convert(self, value, param, ctx)
+        try:
+            crs = CRS.from_epsg(code)
+        except CRSError:
+            self.fail(f"{value!r} is not a known EPSG code; pass a projected one such as a "
+                      "UTM zone (326xx north, 327xx south).", param, ctx)
+        if not crs.is_projected or crs.axis_info[0].unit_name not in ("metre", "meter"):
+            self.fail(f"EPSG:{code} is not a projected CRS in metres; pass a UTM zone.",
+                      param, ctx)
+        return code
+
+
+def _shorten(text: str, width: int = 300) -> str:
+    """Collapse whitespace and cut at a word boundary (never mid-word)."""
+    return one_line(text, width)
 
 
 def configure_logging(verbose: int, quiet: int) -> None:
@@ -71,7 +119,7 @@ def handles_errors(f: F) -> F:
             if verbose:
                 traceback.print_exc(file=sys.stderr)
                 raise SystemExit(1) from None
-            line = " ".join(str(err).split())[:300]
+            line = _shorten(str(err))
             click.echo(
                 f"Error: unexpected {type(err).__name__}: {line} (run again with -v for the "
                 "traceback and report it)",

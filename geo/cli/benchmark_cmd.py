@@ -6,7 +6,13 @@ import json
 
 import click
 
-from geo.cli._common import configure_logging, handles_errors, progress_factory, verbosity_options
+from geo.cli._common import (
+    FiniteFloat,
+    configure_logging,
+    handles_errors,
+    progress_factory,
+    verbosity_options,
+)
 
 __all__ = ["benchmark_cmd"]
 
@@ -18,11 +24,11 @@ _METHODS = ("imad", "cva", "index-diff", "pcc", "rgb-objects", "learned", "auto"
 @click.option("--method", "-m", type=click.Choice(_METHODS), default="auto", show_default=True,
               help="Change-detection method.")
 @click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON on stdout.")
-@click.option("--res-m", type=float, default=0.5, show_default=True,
+@click.option("--res-m", type=FiniteFloat(min=0, min_open=True), default=0.5, show_default=True,
               help="Pixel size for images without a projected CRS (LEVIR-CD: 0.5 m).")
-@click.option("--min-area-m2", type=float, default=20.0, show_default=True,
+@click.option("--min-area-m2", type=FiniteFloat(min=0), default=20.0, show_default=True,
               help="Drop change objects smaller than this.")
-@click.option("--threshold", type=float, default=None,
+@click.option("--threshold", type=FiniteFloat(), default=None,
               help="Method threshold; default: the method's automatic rule.")
 @verbosity_options
 @handles_errors

@@ -15,7 +15,13 @@ from typing import Any
 
 import click
 
-from geo.cli._common import configure_logging, handles_errors, verbosity_options
+from geo.cli._common import (
+    FiniteFloat,
+    ProjectedEpsg,
+    configure_logging,
+    handles_errors,
+    verbosity_options,
+)
 
 __all__ = ["CLAIM_EXIT_CODES", "claim_cmd", "measure_cmd", "plan_cmd"]
 
@@ -40,7 +46,7 @@ _NOT_VISIBLE = ("output", "production", "capacity")
                    "(the same building then).")
 @click.option("--relation", required=True, type=click.Choice(_RELATIONS),
               help="subject/reference RELATION factor; '~' = about (±10%).")
-@click.option("--factor", required=True, type=click.FloatRange(min=0, min_open=True),
+@click.option("--factor", required=True, type=FiniteFloat(min=0, min_open=True),
               help="The claimed factor: 'twice' = 2.")
 @click.option("--date", default=None, help="Date of the subject's footprint [default: last].")
 @click.option("--quantity", type=click.Choice(_QUANTITIES), default="area", show_default=True,
@@ -112,14 +118,15 @@ def _aoi_name_from(path: Path) -> str:
 @click.option("--date", "dates", multiple=True,
               help="Date YYYY-MM-DD of each file, in order (repeat once per file) when neither "
                    "a date field nor dated file names exist.")
-@click.option("--digitising-sd-m", type=click.FloatRange(min=0), default=1.0, show_default=True,
+@click.option("--digitising-sd-m", type=FiniteFloat(min=0), default=1.0, show_default=True,
               help="1-sigma outline position error of the digitising, metres.")
 @click.option("--aoi-name", default=None, help="Name used in ids [default: from the file name].")
-@click.option("--epsg", type=int, default=None,
+@click.option("--epsg", type=ProjectedEpsg(), default=None,
               help="Projected EPSG code to measure in [default: local UTM zone].")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="AOI TOML whose [match] and [measure] settings to use.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing run directory.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing run directory (only one factorywatch made).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout.")
 @verbosity_options
 @handles_errors
@@ -140,6 +147,7 @@ def measure_cmd(footprints: tuple[Path, ...], run_dir: Path | None, date_field: 
     configure_logging(verbose, quiet)
     from geo.config import RunConfig, load_config
     from geo.pipeline import run_vector
+    from geo.rundir import safe_name
     from geo.vector import read_footprints
 
     config = load_config(config_path) if config_path is not None else RunConfig()
@@ -150,7 +158,7 @@ def measure_cmd(footprints: tuple[Path, ...], run_dir: Path | None, date_field: 
     gdf = read_footprints(list(footprints), aoi_name=name, date_field=date_field,
                           dates=list(dates) or None, digitising_sd_m=digitising_sd_m,
                           epsg=epsg if epsg is not None else config.aoi.measure_epsg)
-    out = run_dir or Path("runs") / name
+    out = run_dir or Path("runs") / safe_name(name)
     summary = run_vector(gdf, out, aoi_name=name, config=config, overwrite=overwrite,
                          source_paths=[str(p) for p in footprints])
     if as_json:
@@ -163,9 +171,9 @@ def measure_cmd(footprints: tuple[Path, ...], run_dir: Path | None, date_field: 
 
 @click.command("plan")
 @click.argument("aoi_config", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--building-area-m2", required=True, type=click.FloatRange(min=0, min_open=True),
+@click.option("--building-area-m2", required=True, type=FiniteFloat(min=0, min_open=True),
               help="Area of the building to be measured, m².")
-@click.option("--aspect-ratio", type=click.FloatRange(min=1), default=2.0, show_default=True,
+@click.option("--aspect-ratio", type=FiniteFloat(min=1), default=2.0, show_default=True,
               help="Length / width of the building.")
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON on stdout.")
 @verbosity_options

@@ -31,10 +31,11 @@ def report_cmd(run_dir: Path, as_json: bool, verbose: int, quiet: int) -> None:
     """
     configure_logging(verbose, quiet)
     from geo.export.report import write_report  # lazy: keeps --help fast
+    from geo.rundir import RunDir
 
     index = write_report(run_dir)
     if as_json:
-        figures = sorted(p.name for p in index.parent.glob("*.png"))
+        figures = sorted(p.name for p in RunDir(run_dir).report_dir.glob("*.png"))
         click.echo(json.dumps({"report": str(index), "figures": figures}, sort_keys=True))
     else:
         click.echo(str(index))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,8 @@ def _echo_json(obj: Any) -> None:
 @click.argument("aoi_config", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", "run_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="Run directory [default: runs/<aoi name>].")
-@click.option("--overwrite", is_flag=True, help="Replace an existing run directory.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing run directory (only one factorywatch made).")
 @click.option("--offline", is_flag=True, help="Remote imagery from the cache only.")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Read and align dates in parallel on a local Dask cluster of N processes.")
@@ -41,9 +41,10 @@ def run_cmd(aoi_config: Path, run_dir: Path | None, overwrite: bool, offline: bo
     configure_logging(verbose, quiet)
     from geo.config import load_config
     from geo.pipeline import run_aoi
+    from geo.rundir import safe_name
 
     config = load_config(aoi_config)
-    out = run_dir or Path("runs") / config.aoi.name
+    out = run_dir or Path("runs") / safe_name(config.aoi.name)
     summary = run_aoi(config, out, overwrite=overwrite, offline=offline,
                       progress=progress_factory(quiet), workers=workers)
     if as_json:
@@ -84,7 +85,8 @@ def validate_cmd(aoi_config: Path, as_json: bool, verbose: int, quiet: int) -> N
 @click.command("demo")
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path),
                 default=Path("factorywatch-demo"))
-@click.option("--overwrite", is_flag=True, help="Replace an existing demo folder.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace the inputs/ and run/ an earlier demo wrote in FOLDER.")
 @click.option("--json", "as_json", is_flag=True, help="Print measured vs truth as JSON.")
 @verbosity_options
 @handles_errors
@@ -102,18 +104,13 @@ def demo_cmd(folder: Path, overwrite: bool, as_json: bool, verbose: int, quiet: 
     from geo.config import load_config
     from geo.demo import write_demo
     from geo.demo_report import compare_to_truth, format_comparison
-    from geo.errors import OutputExistsError
     from geo.pipeline import run_aoi
+    from geo.rundir import prepare_demo_folder
 
-    folder = folder.resolve()
-    if folder.exists() and any(folder.iterdir()):
-        if not overwrite:
-            raise OutputExistsError(
-                f"{folder}: demo folder exists; pass --overwrite or choose another folder")
-        shutil.rmtree(folder)
-    files = write_demo(folder / "inputs")
+    inputs, run = prepare_demo_folder(folder, overwrite=overwrite)
+    files = write_demo(inputs.root)
     config = load_config(files.config)
-    summary = run_aoi(config, folder / "run", overwrite=True, progress=progress_factory(quiet))
+    summary = run_aoi(config, run.root, overwrite=overwrite, progress=progress_factory(quiet))
     result = compare_to_truth(Path(summary["run_dir"]), files.truth)
     if as_json:
         _echo_json({"summary": summary, "comparison": result})

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +21,7 @@ import pandas as pd
 import pyogrio
 from pyproj import CRS
 
+from geo._atomic import atomic_path
 from geo.errors import CrsMismatchError
 from geo.export.qml import FILE_MODE, LAYERS, qml_for
 
@@ -127,12 +126,8 @@ def write_gpkg(
     path = Path(path)
     crs = _check_crs(layers)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.gpkg", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    tmp.unlink()  # let GDAL create the database itself
     styled: list[tuple[str, str]] = []
-    try:
+    with atomic_path(path, mode=FILE_MODE) as tmp:  # GDAL creates the database itself
         for name, df in layers.items():
             frame = _tabular(df, name)
             spatial = isinstance(frame, gpd.GeoDataFrame) and frame.geometry.name in frame.columns
@@ -154,12 +149,6 @@ def write_gpkg(
         if styled:
             pyogrio.write_dataframe(_styles_frame(styled), tmp, layer=STYLES_TABLE,
                                     driver="GPKG", append=tmp.exists())
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        for p in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm"), Path(f"{tmp}-journal")):
-            p.unlink(missing_ok=True)
-        raise
     log.info("gpkg: %s (%s) with %d stored styles in %s", path.name, ", ".join(layers),
              len(styled), crs or "no CRS")
     return path

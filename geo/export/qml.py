@@ -20,7 +20,7 @@ from string import Template
 from typing import Literal, get_args
 from xml.sax.saxutils import escape, quoteattr
 
-from geo.export.geojson import atomic_write_text
+from geo._atomic import FILE_MODE, atomic_write_text
 from geo.types import EVENTS, STATUSES
 
 __all__ = [
@@ -48,8 +48,6 @@ OTHER_LABEL = "other"
 
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
 
-FILE_MODE = 0o644
-"""Permissions of every file the exporters publish (``mkstemp`` would leave 0600)."""
 
 # Colours per vocabulary value (RGB). A value missing here (the vocabulary grew) still gets a
 # category, drawn in _FALLBACK_RGB, so the style always covers the whole vocabulary.

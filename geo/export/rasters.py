@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ import rasterio.shutil
 from numpy.typing import NDArray
 from rasterio.io import MemoryFile
 
+from geo._atomic import atomic_path
 from geo.errors import CrsMismatchError
 from geo.export.qml import FILE_MODE, RASTER_KINDS, RasterKind, write_raster_qml
 from geo.grid import Grid
@@ -69,6 +68,37 @@ def display_ranges(
     return out
 
 
+def _bands_on_grid(data: NDArray[Any], grid: Grid, path: Path,
+                   band_names: Sequence[str] | None) -> NDArray[Any]:
+    """``data`` as ``(band, rows, cols)`` on ``grid`` (bool as uint8), or a clear error."""
+    arr = np.asarray(data)
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3 or arr.shape[1:] != tuple(grid.shape):
+        raise CrsMismatchError(
+            f"{path.name}: array shape {np.shape(data)} is not on the grid {grid.shape}; "
+            "resample onto the AOI grid first"
+        )
+    if arr.dtype == np.bool_:
+        arr = arr.astype("uint8")
+    if band_names is not None and len(band_names) != arr.shape[0]:
+        raise ValueError(f"{path.name}: {len(band_names)} band names for {arr.shape[0]} bands")
+    return arr
+
+
+def _cog_options(kind: RasterKind, n_ovr: int) -> dict[str, Any]:
+    """GDAL COG creation options: deflate + predictor, tiles, overviews by kind."""
+    options: dict[str, Any] = {
+        "COMPRESS": "DEFLATE", "PREDICTOR": "YES", "BLOCKSIZE": BLOCKSIZE,
+        "OVERVIEW_RESAMPLING": _RESAMPLING[kind], "BIGTIFF": "IF_SAFER",
+    }
+    if n_ovr:
+        options["OVERVIEW_COUNT"] = n_ovr
+    else:
+        options["OVERVIEWS"] = "NONE"
+    return options
+
+
 def write_cog(
     data: NDArray[Any],
     grid: Grid,
@@ -113,25 +143,11 @@ def write_cog(
     """
     if kind not in RASTER_KINDS:
         raise ValueError(f"unknown raster kind {kind!r}; use one of {', '.join(RASTER_KINDS)}")
-    arr = np.asarray(data)
-    if arr.ndim == 2:
-        arr = arr[None]
-    if arr.ndim != 3 or arr.shape[1:] != tuple(grid.shape):
-        raise CrsMismatchError(
-            f"{Path(path).name}: array shape {np.shape(data)} is not on the grid {grid.shape}; "
-            "resample onto the AOI grid first"
-        )
-    if arr.dtype == np.bool_:
-        arr = arr.astype("uint8")
-    if band_names is not None and len(band_names) != arr.shape[0]:
-        raise ValueError(
-            f"{Path(path).name}: {len(band_names)} band names for {arr.shape[0]} bands"
-        )
+    arr = _bands_on_grid(data, grid, Path(path), band_names)
     if nodata is None and np.issubdtype(arr.dtype, np.floating) and np.isnan(arr).any():
         nodata = float("nan")
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     profile: dict[str, Any] = {
         "driver": "GTiff", "width": arr.shape[2], "height": arr.shape[1], "count": arr.shape[0],
         "dtype": arr.dtype.name, "crs": grid.crs, "transform": grid.transform,
@@ -139,34 +155,18 @@ def write_cog(
     if nodata is not None:
         profile["nodata"] = nodata
     n_ovr = overview_count(grid.shape)
-    options: dict[str, Any] = {
-        "COMPRESS": "DEFLATE", "PREDICTOR": "YES", "BLOCKSIZE": BLOCKSIZE,
-        "OVERVIEW_RESAMPLING": _RESAMPLING[kind], "BIGTIFF": "IF_SAFER",
-    }
-    if n_ovr:
-        options["OVERVIEW_COUNT"] = n_ovr
-    else:
-        options["OVERVIEWS"] = "NONE"
+    options = _cog_options(kind, n_ovr)
 
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.tif", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        with MemoryFile() as mem:
-            with mem.open(**profile) as ds:
-                ds.write(arr)
-                if band_names:
-                    for i, name in enumerate(band_names, 1):
-                        ds.set_band_description(i, name)
-                all_tags = {"FACTORYWATCH_KIND": kind, **(tags or {})}
-                ds.update_tags(**{k: str(v) for k, v in all_tags.items()})
-            with mem.open() as src:
-                rasterio.shutil.copy(src, tmp, driver="COG", **options)
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path, mode=FILE_MODE, need_bytes=arr.nbytes) as tmp, MemoryFile() as mem:
+        with mem.open(**profile) as ds:
+            ds.write(arr)
+            if band_names:
+                for i, name in enumerate(band_names, 1):
+                    ds.set_band_description(i, name)
+            all_tags = {"FACTORYWATCH_KIND": kind, **(tags or {})}
+            ds.update_tags(**{k: str(v) for k, v in all_tags.items()})
+        with mem.open() as src:
+            rasterio.shutil.copy(src, tmp, driver="COG", **options)
     ranges = display_ranges(arr, nodata) if kind == "scene" else None
     write_raster_qml(kind, path.with_suffix(".qml"), band_names=band_names, value_ranges=ranges)
     log.debug("cog: %s %s %s, %d overview level(s)", path.name, kind, arr.shape, n_ovr)

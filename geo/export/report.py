@@ -16,9 +16,6 @@ import itertools
 import json
 import logging
 import math
-import os
-import shutil
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,13 +31,17 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from numpy.typing import NDArray
 from pyproj import Transformer
+from rasterio.errors import RasterioError
 from shapely.geometry import Polygon, box, shape
 from shapely.geometry.base import BaseGeometry
 
 from geo import __version__
+from geo._atomic import atomic_dir
 from geo.errors import SourceError
 from geo.export.qml import category_colour
+from geo.export.run_schema import check_run_json
 from geo.grid import Grid
+from geo.rundir import RunDir
 
 __all__ = ["REPORT_DIR", "write_report"]
 
@@ -48,7 +49,7 @@ log = logging.getLogger(__name__)
 MAX_FINDINGS = 20
 """At most this many finding sentences in the summary; the sites table has them all."""
 
-REPORT_DIR = "report"
+REPORT_DIR = RunDir(Path()).report_dir.name
 """Folder of the report inside a run directory."""
 
 _TEMPLATE = Path(__file__).resolve().parent / "templates" / "report.html"
@@ -110,7 +111,8 @@ def _read_vector(path: Path, crs: str | None, notes: list[str]) -> gpd.GeoDataFr
 
 
 def _load(run_dir: Path) -> _Run:
-    run_json = run_dir / "run.json"
+    rd = RunDir(run_dir)
+    run_json = rd.run_json
     if not run_dir.is_dir():
         raise SourceError(f"run directory {run_dir} does not exist; pass a folder written by "
                           "'factorywatch run' or 'factorywatch demo'")
@@ -123,28 +125,29 @@ def _load(run_dir: Path) -> _Run:
         raise SourceError(f"{run_json} is not valid JSON ({err}); rerun the pipeline") from None
     if not isinstance(run, dict):
         raise SourceError(f"{run_json} is not a JSON object; rerun the pipeline")
+    check_run_json(run, run_json)
     notes: list[str] = []
     grid: Grid | None = None
-    if (run_dir / "grid.json").exists():
+    if rd.grid_json.exists():
         try:
-            grid = Grid.from_dict(json.loads((run_dir / "grid.json").read_text()))
+            grid = Grid.from_dict(json.loads(rd.grid_json.read_text()))
         except (KeyError, ValueError, TypeError) as err:
             notes.append(f"grid.json could not be read ({err}).")
-    scenes = {p.stem: p for p in sorted((run_dir / "scenes").glob("*.tif"))}
-    masks = {p.stem: p for p in sorted((run_dir / "masks").glob("*.tif"))}
+    scenes, masks = rd.scenes(), rd.masks()
     if grid is None and scenes:
-        with rasterio.open(next(iter(scenes.values()))) as ds:
-            if ds.crs is not None:
-                grid = Grid(crs=f"EPSG:{ds.crs.to_epsg()}", transform=ds.transform,
-                            shape=(ds.height, ds.width))
-    probs: dict[tuple[str, str], Path] = {}
-    for p in sorted((run_dir / "change").glob("*_prob.tif")):
-        parts = p.stem.removesuffix("_prob").split("_")
-        if len(parts) == 2:
-            probs[(parts[0], parts[1])] = p
+        first = next(iter(scenes.values()))
+        try:
+            with rasterio.open(first) as ds:
+                if ds.crs is not None:
+                    grid = Grid(crs=f"EPSG:{ds.crs.to_epsg()}", transform=ds.transform,
+                                shape=(ds.height, ds.width))
+        except RasterioError as err:
+            raise SourceError(f"{first}: cannot open this raster of the run ({err}); rerun "
+                              "the pipeline into a new -o") from None
+    probs = rd.change_probs()
     crs = grid.crs if grid is not None else None
-    footprints = _read_vector(run_dir / "footprints.geojson", crs, notes)
-    sites = _read_vector(run_dir / "sites.geojson", crs, notes)
+    footprints = _read_vector(rd.layer("footprints"), crs, notes)
+    sites = _read_vector(rd.layer("sites"), crs, notes)
     if (footprints is not None and sites is not None and "status" not in footprints.columns
             and {"site_id", "status"} <= set(sites.columns) and "site_id" in footprints.columns):
         status = dict(zip(sites["site_id"], sites["status"], strict=False))
@@ -153,7 +156,7 @@ def _load(run_dir: Path) -> _Run:
         run_dir=run_dir, run=run, grid=grid,
         footprints=footprints,
         sites=sites,
-        changes=_read_vector(run_dir / "changes.geojson", crs, notes),
+        changes=_read_vector(rd.layer("changes"), crs, notes),
         scenes=scenes, masks=masks, probs=probs, notes=notes,
     )
 
@@ -183,7 +186,7 @@ def _aoi_label(run: Mapping[str, Any]) -> str | None:
 
 def _display_name(run_dir: Path) -> str:
     """The run directory's name as the user will see it (the pipeline builds in ``.partial``)."""
-    return run_dir.resolve().name.removesuffix(".partial")
+    return RunDir(run_dir.resolve()).name
 
 def _e(x: object) -> str:
     return html.escape("" if x is None else str(x))
@@ -262,14 +265,19 @@ def _records(df: pd.DataFrame | None) -> list[dict[str, Any]]:
 def _read_small(path: Path) -> tuple[NDArray[np.float64], NDArray[np.bool_], list[str],
                                       tuple[float, float, float, float]]:
     """Bands (float64), valid mask, band names and extent (left, right, bottom, top)."""
-    with rasterio.open(path) as ds:
-        scale = max(1, math.ceil(max(ds.height, ds.width) / _MAX_PX))
-        shape = (max(1, ds.height // scale), max(1, ds.width // scale))
-        data = ds.read(out_shape=(ds.count, *shape), masked=True).astype("float64")
-        valid: NDArray[np.bool_] = np.asarray(~np.ma.getmaskarray(data).any(axis=0))
-        arr: NDArray[np.float64] = np.asarray(np.ma.filled(data, np.nan), dtype="float64")
-        names = [str(d or "").lower() for d in ds.descriptions]
-        b = ds.bounds
+    try:
+        with rasterio.open(path) as ds:
+            scale = max(1, math.ceil(max(ds.height, ds.width) / _MAX_PX))
+            shape = (max(1, ds.height // scale), max(1, ds.width // scale))
+            data = ds.read(out_shape=(ds.count, *shape), masked=True).astype("float64")
+            names = [str(d or "").lower() for d in ds.descriptions]
+            b = ds.bounds
+    except RasterioError as err:
+        raise SourceError(f"{path}: cannot read this raster of the run "
+                          f"({' '.join(str(err).split())}); it may be truncated: rerun the "
+                          "pipeline into a new -o") from None
+    valid: NDArray[np.bool_] = np.asarray(~np.ma.getmaskarray(data).any(axis=0))
+    arr: NDArray[np.float64] = np.asarray(np.ma.filled(data, np.nan), dtype="float64")
     return arr, valid, names, (float(b.left), float(b.right), float(b.bottom), float(b.top))
 
 
@@ -801,17 +809,22 @@ def _provenance(r: _Run) -> str:
 # --------------------------------------------------------------------------------------------
 # entry point
 # --------------------------------------------------------------------------------------------
-def _replace_dir(src: Path, dst: Path) -> None:
-    """Move a finished folder into place; the old one is removed only afterwards."""
-    old = None
-    if dst.exists():
-        old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(dst, old)
-    os.replace(src, dst)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+def _pairs_html(r: _Run, folder: Path) -> list[str]:
+    """One before/after/change figure (written into ``folder``) and caption per date pair."""
+    pairs_html = []
+    for d0, d1 in _pairs(r):
+        name = _pair_figure(r, d0, d1, folder)
+        if name is None:
+            r.notes.append(f"scene missing for {d0} or {d1}: no before/after figure.")
+            continue
+        missing = "" if (d0, d1) in r.probs else (
+            f" There is no change probability map change/{_e(d0)}_{_e(d1)}_prob.tif in this "
+            "run (no probability map), so the third panel shows the later scene only.")
+        pairs_html.append(f"<h3>{_e(d0)} → {_e(d1)}</h3>" + _figure(
+            name, f"Before ({_e(d0)}), after ({_e(d1)}) and change probability. Outline "
+            f"colours: footprint status / change event as in the QGIS styles.{missing}",
+            f"before/after/change {d0} to {d1}"))
+    return pairs_html
 
 
 def write_report(run_dir: str | Path) -> Path:
@@ -843,23 +856,10 @@ def write_report(run_dir: str | Path) -> Path:
     with ``"synthetic": true`` in ``run.json`` says SYNTHETIC at the top of the page.
     """
     run_dir = Path(run_dir)
+    rd = RunDir(run_dir)
     r = _load(run_dir)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{REPORT_DIR}.", suffix=".partial", dir=run_dir))
-    try:
-        tmp.chmod(0o755)  # mkdtemp makes it private; a report folder is meant to be shared
-        pairs_html = []
-        for d0, d1 in _pairs(r):
-            name = _pair_figure(r, d0, d1, tmp)
-            if name is None:
-                r.notes.append(f"scene missing for {d0} or {d1}: no before/after figure.")
-                continue
-            missing = "" if (d0, d1) in r.probs else (
-                f" There is no change probability map change/{_e(d0)}_{_e(d1)}_prob.tif in this "
-                "run (no probability map), so the third panel shows the later scene only.")
-            pairs_html.append(f"<h3>{_e(d0)} → {_e(d1)}</h3>" + _figure(
-                name, f"Before ({_e(d0)}), after ({_e(d1)}) and change probability. Outline "
-                f"colours: footprint status / change event as in the QGIS styles.{missing}",
-                f"before/after/change {d0} to {d1}"))
+    with atomic_dir(rd.report_dir) as tmp:
+        pairs_html = _pairs_html(r, tmp)
         if not pairs_html:
             pairs_html.append(
                 "<p>This run has no imagery: its footprints were read from a file "
@@ -898,11 +898,7 @@ def write_report(run_dir: str | Path) -> Path:
                       f"{_display_name(run_dir)}")
             + (" · <b>SYNTHETIC</b>" if synthetic else ""),
         )
-        (tmp / "index.html").write_text(html_text, encoding="utf-8")
-        _replace_dir(tmp, run_dir / REPORT_DIR)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    out = run_dir / REPORT_DIR / "index.html"
-    log.info("report: %s (%d figures)", out, len(list((run_dir / REPORT_DIR).glob("*.png"))))
+        (tmp / rd.report_index.name).write_text(html_text, encoding="utf-8")
+    out = rd.report_index
+    log.info("report: %s (%d figures)", out, len(list(rd.report_dir.glob("*.png"))))
     return out

@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import time
 import zipfile
 from collections.abc import Iterator
@@ -34,6 +33,7 @@ from typing import IO, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from geo._atomic import atomic_open as _atomic_open
 from geo.grid import Grid
 
 __all__ = [
@@ -103,18 +103,8 @@ def atomic_write(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
     On any exception (including KeyboardInterrupt) the temporary file is removed and ``path``
     is left untouched.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with _atomic_open(path, mode, fsync=True) as f:
+        yield f
 
 
 @dataclass

@@ -12,13 +12,18 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from geo.errors import NetworkError, NoImageryError, SourceError
+from geo.errors import NetworkError, NoImageryError, SourceError, one_line
 
 __all__ = [
+    "RETRY_STATUS",
     "RetryPolicy",
+    "api_retry",
     "call_with_retries",
+    "clear_vsicurl_cache",
+    "gdal_retry_env",
+    "http_status",
     "install_log_redaction",
     "is_retryable",
     "redact",
@@ -122,9 +127,116 @@ class RetryPolicy:
         return float(min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1)))
 
 
+RETRY_STATUS: tuple[int, ...] = (408, 429, 500, 502, 503, 504)
+"""HTTP status codes worth retrying (for pystac-client's urllib3 ``Retry`` and GDAL)."""
+
+
+def api_retry(policy: RetryPolicy) -> Any:
+    """A urllib3 ``Retry`` for pystac-client's ``StacApiIO`` (every API call: root, search pages).
+
+    Retries connection errors, read errors and :data:`RETRY_STATUS` answers on GET and POST,
+    with exponential backoff (``policy.backoff_s`` doubling, at most ``policy.max_backoff_s``)
+    and the server's ``Retry-After`` header honoured. After the last retry the last answer is
+    returned (``raise_on_status=False``), so that pystac-client reports its HTTP status.
+    """
+    from urllib3.util.retry import Retry
+
+    return Retry(
+        total=policy.max_retries, connect=policy.max_retries, read=policy.max_retries,
+        status=policy.max_retries, other=policy.max_retries,
+        backoff_factor=policy.backoff_s, backoff_max=policy.max_backoff_s,
+        status_forcelist=RETRY_STATUS, allowed_methods=frozenset({"GET", "POST", "HEAD"}),
+        respect_retry_after_header=True, raise_on_status=False,
+    )
+
+
+def gdal_retry_env(policy: RetryPolicy) -> dict[str, str]:
+    """GDAL's own HTTP retry settings for ``/vsicurl/`` reads, from ``policy``.
+
+    GDAL (>= 3.10 for ``GDAL_HTTP_RETRY_CODES``) retries inside one open or one block read, so
+    a transient 5xx or a dropped connection costs a re-request of that range only.
+
+    Examples
+    --------
+    >>> gdal_retry_env(RetryPolicy(max_retries=3, backoff_s=0.5))["GDAL_HTTP_MAX_RETRY"]
+    '3'
+    """
+    return {"GDAL_HTTP_MAX_RETRY": str(policy.max_retries),
+            "GDAL_HTTP_RETRY_DELAY": f"{policy.backoff_s:g}",
+            "GDAL_HTTP_RETRY_CODES": ",".join(str(c) for c in RETRY_STATUS)}
+
+
+def clear_vsicurl_cache(url: str) -> bool:
+    """Forget what GDAL's ``/vsicurl/`` cache holds for ``url`` (file size, blocks, failures).
+
+    GDAL remembers a failed first answer for a URL (e.g. "does not exist" after a dropped
+    connection), so a retry of ours would otherwise send no request at all. Calls
+    ``VSICurlPartialClearCache`` in the GDAL library that rasterio loaded (through ctypes,
+    there are no Python bindings for it in rasterio). Returns False if that is not possible.
+    """
+    lib = _gdal_lib()
+    if lib is None:
+        return False
+    prefix = url if url.startswith("/vsi") else f"/vsicurl/{url}"
+    lib.VSICurlPartialClearCache(prefix.encode())
+    return True
+
+
+_GDAL_LIB: list[Any] = []
+
+
+def _gdal_lib() -> Any:
+    if _GDAL_LIB:
+        return _GDAL_LIB[0]
+    import ctypes
+    import glob
+    import os
+
+    import rasterio
+
+    base = os.path.dirname(rasterio.__file__)
+    found = sorted(glob.glob(os.path.join(base, os.pardir, "rasterio.libs", "libgdal*")))
+    lib: Any = None
+    for cand in [*found, "libgdal.so"]:
+        try:
+            lib = ctypes.CDLL(cand)
+            lib.VSICurlPartialClearCache.argtypes = [ctypes.c_char_p]
+            lib.VSICurlPartialClearCache.restype = None
+            break
+        except (OSError, AttributeError):
+            lib = None
+    _GDAL_LIB.append(lib)
+    return lib
+
+
+_STATUS_CTX_RE = re.compile(
+    r"(?i)\b(?:HTTP(?:/\d(?:\.\d)?)?(?:\s+(?:response|error|status))?(?:\s+code)?\s*[:=]?\s*"
+    r"|status(?:\s+code)?\s*[:=]?\s*)(?P<code>[1-5]\d\d)\b"
+)
+
+
+def http_status(err: BaseException | str) -> int | None:
+    """The HTTP status code an error carries (attribute, or "HTTP response code: 409" text).
+
+    Examples
+    --------
+    >>> http_status("HTTP response code: 409")
+    409
+    >>> http_status("CURL error: Connection reset by peer") is None
+    True
+    """
+    if not isinstance(err, str):
+        for obj in (getattr(err, "response", None), err):
+            code = getattr(obj, "status_code", None)
+            if isinstance(code, int):
+                return code
+    m = _STATUS_CTX_RE.search(str(err))
+    return int(m.group("code")) if m else None
+
+
 _PERMANENT = re.compile(
-    r"(?i)\b(400|401|403|404|405|410|422)\b|not recognized as|not a supported|does not exist|"
-    r"no such file"
+    r"(?i)\b(400|401|403|404|405|409|410|422)\b|not recognized as|not a supported|"
+    r"does not exist|no such file"
 )
 
 
@@ -133,11 +245,9 @@ def is_retryable(err: BaseException) -> bool:
 
     HTTP 4xx (other than 408/429), "not found" and "not a raster" are permanent.
     """
-    if isinstance(err, NoImageryError):
+    if isinstance(err, (NoImageryError, NetworkError)):  # NetworkError: retries are spent
         return False
-    status = getattr(getattr(err, "response", None), "status_code", None)
-    if status is None:
-        status = getattr(err, "status_code", None)
+    status = http_status(err)
     if isinstance(status, int):
         return status >= 500 or status in (408, 429)
     text = str(err)
@@ -151,6 +261,7 @@ def call_with_retries(
     policy: RetryPolicy,
     retry_on: tuple[type[BaseException], ...] = (OSError,),
     sleep: Callable[[float], None] = time.sleep,
+    before_retry: Callable[[], object] | None = None,
 ) -> T:
     """Call ``fn`` until it succeeds, retrying transient failures with exponential backoff.
 
@@ -166,6 +277,8 @@ def call_with_retries(
         Exceptions that may be transient; :func:`is_retryable` then decides.
     sleep : callable
         Injected for tests.
+    before_retry : callable, optional
+        Called before each retry (e.g. to clear GDAL's cache of the failed URL).
 
     Returns
     -------
@@ -197,11 +310,17 @@ def call_with_retries(
             log.warning("%s: %s; retry %d/%d in %.1f s", redact(what), _one_line(err), attempt,
                         policy.max_retries, delay)
             sleep(delay)
+            if before_retry is not None:
+                before_retry()
 
 
 def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split()) or type(err).__name__
-    return redact(text)[:240]
+    text = redact(" ".join(str(err).split()) or type(err).__name__)
+    if len(text) <= 400:
+        return text
+    code = http_status(text)
+    head = f"HTTP {code}: " if code is not None and f"HTTP {code}" not in text[:400] else ""
+    return head + one_line(text, 400)
 
 
 class _RedactFilter(logging.Filter):

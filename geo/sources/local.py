@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
+import os
 import re
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import rasterio
 from rasterio.errors import RasterioError
 
 from geo.aoi import Aoi
-from geo.errors import NoImageryError, SourceError
+from geo.errors import NoImageryError, SourceError, one_line
 from geo.geoarray import GeoArray
 from geo.grid import Grid
 from geo.reading import GDAL_ENV, read_to_grid
@@ -85,6 +89,58 @@ def file_sha256(path: str | Path, *, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def _header(p: Path) -> tuple[dict[str, Any], str]:
+    """Header facts (no pixels) and the acquisition date of one file."""
+    try:
+        p.name.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(p).decode("utf-8", "backslashreplace")
+        raise SourceError(
+            f"{shown}: file name is not valid UTF-8; rename it (e.g. with only ASCII letters, "
+            "digits and YYYY-MM-DD)"
+        ) from None
+    try:
+        with rasterio.Env(**GDAL_ENV), rasterio.open(p) as src:
+            tags = src.tags()
+            crs = src.crs
+            meta: dict[str, Any] = {
+                "crs": str(crs) if crs else None, "width": src.width, "height": src.height,
+                "count": sum(c.name != "alpha" for c in src.colorinterp) or src.count,
+                "res": list(src.res), "dtype": src.dtypes[0]}
+    except RasterioError as err:
+        msg = one_line(err, 160)
+        raise SourceError(
+            f"{p}: cannot open as a GeoTIFF ({msg}); replace or re-export the file"
+        ) from None
+    if crs is None:
+        raise SourceError(
+            f"{p}: raster has no CRS; georeference it (e.g. gdal_translate -a_srs EPSG:xxxx)"
+        )
+    date = date_from_tags(tags) or date_from_name(p.name)
+    if date is None:
+        raise SourceError(
+            f"{p}: no acquisition date; put YYYY-MM-DD in the file name or set TIFFTAG_DATETIME"
+        )
+    return meta, date
+
+
+def _check_band_counts(scenes: list[Scene]) -> None:
+    """Refuse a date whose band count differs from the others' (the most common count).
+
+    A 1-band or 16-band file among RGB dates would be compared band by band with the
+    others; factorywatch fails and names it rather than skip a date silently.
+    """
+    counts = Counter(int(s.properties["count"]) for s in scenes)
+    if len(counts) < 2:
+        return
+    usual, _ = counts.most_common(1)[0]
+    odd = next(s for s in scenes if s.properties["count"] != usual)
+    raise SourceError(
+        f"{odd.href}: {odd.properties['count']} band(s), but the other dates have {usual}; "
+        "every date must have the same bands: re-export it or move it out of the folder"
+    )
+
+
 class LocalGeoTiffSource:
     """Imagery from a folder of GeoTIFFs/COGs, one file per date.
 
@@ -97,13 +153,17 @@ class LocalGeoTiffSource:
         self.bands = tuple(bands)
         """Band roles from ``[source] bands`` (empty: from the files, or guessed)."""
 
-    def search(self, aoi: Aoi, start: str | None = None, end: str | None = None) -> list[Scene]:
+    def search(self, aoi: Aoi, start: str | None = None, end: str | None = None, *,
+               checksums: bool = True) -> list[Scene]:
         """List the GeoTIFFs in the folder, dated, sorted by date.
+
+        Only headers are read; ``checksums=False`` (``validate``) skips hashing the files.
 
         Raises
         ------
         SourceError
-            The folder is missing, or a file is unreadable or undated.
+            The folder is missing, or a file is unreadable, undated, has a name that is
+            not UTF-8, or has a different number of bands from the other dates.
         NoImageryError
             The folder holds no GeoTIFF in the date range.
         """
@@ -117,29 +177,7 @@ class LocalGeoTiffSource:
         scenes: list[Scene] = []
         seen: dict[str, str] = {}
         for p in files:
-            try:
-                with rasterio.Env(**GDAL_ENV), rasterio.open(p) as src:
-                    tags = src.tags()
-                    crs = src.crs
-                    meta = {"crs": str(crs) if crs else None, "width": src.width,
-                            "height": src.height, "count": src.count,
-                            "res": list(src.res), "dtype": src.dtypes[0]}
-            except RasterioError as err:
-                msg = str(err).splitlines()[0][:160]
-                raise SourceError(
-                    f"{p}: cannot open as a GeoTIFF ({msg}); replace or re-export the file"
-                ) from None
-            if crs is None:
-                raise SourceError(
-                    f"{p}: raster has no CRS; georeference it "
-                    "(e.g. gdal_translate -a_srs EPSG:xxxx)"
-                )
-            date = date_from_tags(tags) or date_from_name(p.name)
-            if date is None:
-                raise SourceError(
-                    f"{p}: no acquisition date; put YYYY-MM-DD in the file name or set "
-                    "TIFFTAG_DATETIME"
-                )
+            meta, date = _header(p)
             if date in seen:
                 raise SourceError(
                     f"{p}: same date {date} as {seen[date]}; keep one file per date"
@@ -148,7 +186,14 @@ class LocalGeoTiffSource:
             if (start and date < start) or (end and date > end):
                 continue
             scenes.append(Scene(id=p.name, date=date, href=str(p.resolve()),
-                                properties={**meta, "sha256": file_sha256(p)}))
+                                properties={**meta,
+                                            "sha256": file_sha256(p) if checksums else ""}))
+        _check_band_counts(scenes)
+        today = dt.date.today().isoformat()
+        for s in scenes:
+            if s.date > today:
+                log.warning("%s: acquisition date %s is in the future; check its "
+                            "TIFFTAG_DATETIME or the date in its name", s.href, s.date)
         if not scenes:
             raise NoImageryError(f"{self.folder}: no GeoTIFF between {start} and {end}")
         return sorted(scenes, key=lambda s: s.date)

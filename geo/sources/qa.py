@@ -17,7 +17,9 @@ clear dates while their brightness hardly changes: a cloud moves between dates, 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -26,7 +28,10 @@ __all__ = [
     "LANDSAT_QA_BITS",
     "SCL_CLASSES",
     "SceneQa",
+    "boa_offset_evidence",
     "bright_stable_mask",
+    "false_cloud_roof_mask",
+    "footprint_cloud_share",
     "landsat_qa_masks",
     "persistent_cloud_mask",
     "qa_fractions",
@@ -304,3 +309,163 @@ def persistent_cloud_mask(
         return np.zeros(c.shape[1:], dtype=bool)
     n = c[clear].sum(axis=0)
     return np.asarray((n >= min_dates) & (n >= min_frac * n_clear), dtype=bool)
+
+
+def false_cloud_roof_mask(
+    refl: NDArray[np.floating],
+    masked: NDArray[np.bool_],
+    refl_other: NDArray[np.floating],
+    clear_other: NDArray[np.bool_],
+    *,
+    footprint: NDArray[np.bool_] | None = None,
+    min_brightness: float = 0.2,
+    max_band_diff: float = 0.05,
+    min_region_share: float = 0.8,
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """Pixels masked as cloud on *one* date that are a bright roof seen clear on other dates.
+
+    A pixel has roof evidence when, on at least one other date (before or after), it is clear,
+    bright (mean visible reflectance >= ``min_brightness``) and spectrally like this date (every
+    band within ``max_band_diff``), and it sits on ``footprint`` (default: the evidence itself,
+    i.e. a surface seen bright and clear elsewhere in time). A cloud is brighter and flatter
+    than the roof under it and moves between dates; a false cloud on a roof looks exactly like
+    the roof on its clear dates. Connected masked regions (8-connected) are rescued only when at
+    least ``min_region_share`` of their pixels have roof evidence, and then only those pixels:
+    a real cloud that also covers a roof keeps the rest of its region masked.
+
+    Parameters
+    ----------
+    refl : array (bands, rows, cols)
+        Visible reflectance of this date.
+    masked : bool array (rows, cols)
+        Masked as cloud on this date (with data present).
+    refl_other : array (dates, bands, rows, cols)
+        The same bands on the other dates.
+    clear_other : bool array (dates, rows, cols)
+        Clear (valid) on each other date.
+
+    Returns
+    -------
+    (rescue, evidence_dates)
+        ``rescue`` (rows, cols) and, per other date, whether it gave evidence for a rescued
+        pixel (dates,).
+
+    Examples
+    --------
+    >>> r = np.full((3, 4, 4), 0.05); r[:, :2, :2] = 0.34
+    >>> m = np.zeros((4, 4), bool); m[:2, :2] = True
+    >>> rescue, used = false_cloud_roof_mask(r, m, r[None], np.ones((1, 4, 4), bool))
+    >>> int(rescue.sum()), used.tolist()
+    (4, [True])
+    >>> cloud = r.copy(); cloud[:, :2, :2] = 0.7     # a real cloud over the same roof
+    >>> int(false_cloud_roof_mask(cloud, m, r[None], np.ones((1, 4, 4), bool))[0].sum())
+    0
+    """
+    from scipy import ndimage
+
+    here = np.asarray(refl, dtype=np.float64)
+    other = np.asarray(refl_other, dtype=np.float64)
+    clear = np.asarray(clear_other, dtype=bool)
+    m = np.asarray(masked, dtype=bool)
+    bright_here = np.nanmean(here, axis=0) >= min_brightness
+    alike = np.all(np.abs(other - here[None]) <= max_band_diff, axis=1)
+    bright_other = np.nanmean(other, axis=1) >= min_brightness
+    per_date = clear & bright_other & alike & (m & bright_here)[None]
+    evidence = per_date.any(axis=0)
+    if footprint is not None:
+        evidence &= np.asarray(footprint, dtype=bool)
+    labels, n = ndimage.label(m, structure=np.ones((3, 3), dtype=bool))
+    rescue = np.zeros(m.shape, dtype=bool)
+    if n:
+        size = np.bincount(labels.ravel(), minlength=n + 1)
+        good = np.bincount(labels.ravel(), weights=evidence.ravel(), minlength=n + 1)
+        ok = good >= min_region_share * np.maximum(size, 1)
+        ok[0] = False
+        rescue = ok[labels] & evidence
+    used = (per_date & rescue[None]).reshape(per_date.shape[0], -1).any(axis=1)
+    return rescue, used
+
+
+_DN_OFFSET = 1000.0
+
+
+def boa_offset_evidence(
+    visible_dn: Sequence[NDArray[np.floating]], valid: NDArray[np.bool_], *,
+    min_px: int = 100,
+) -> dict[str, float | int | str | None]:
+    """What the pixels say about Sentinel-2's +1000 DN offset (``BOA_ADD_OFFSET``), both ways.
+
+    With the offset in the data, ``DN = 10000 * reflectance + 1000``: no valid visible DN is
+    below 1000, and the darkest surfaces (vegetation in red, water) sit just above 1000. With the
+    offset removed, dark surfaces give DNs below 1000. The verdict:
+
+    - ``"removed"``: more than 1 % of valid visible DNs are below 1000;
+    - ``"present"``: none is below 1000, and the darkest 1 % (per-pixel minimum over the visible
+      bands) is below 1600: the darkest surfaces would be darker than 0.06 once the offset is
+      subtracted, as blue or red over vegetation, water and roads are in almost every scene;
+      were the offset gone, 1 % of the pixels would sit in 0.10..0.16 with none below 0.10;
+    - ``"undecidable"``: fewer than ``min_px`` valid pixels, or too bright to tell.
+
+    Returns
+    -------
+    dict
+        ``verdict``, ``frac_below_1000``, ``dark_p01_dn`` and ``n_px`` (the evidence).
+
+    Examples
+    --------
+    >>> dn = [np.full((20, 20), v) for v in (1400.0, 1600.0, 1300.0)]
+    >>> boa_offset_evidence(dn, np.ones((20, 20), bool))["verdict"]
+    'present'
+    >>> boa_offset_evidence([d - 1000 for d in dn], np.ones((20, 20), bool))["verdict"]
+    'removed'
+    """
+    ok = np.asarray(valid, dtype=bool)
+    stack = np.stack([np.asarray(d, dtype=np.float64) for d in visible_dn])
+    ok = ok & np.all(stack > 0, axis=0)
+    n = int(ok.sum())
+    if n < min_px:
+        return {"verdict": "undecidable", "frac_below_1000": None, "dark_p01_dn": None,
+                "n_px": n}
+    low = np.any(stack < _DN_OFFSET, axis=0) & ok
+    frac = float(low.sum() / n)
+    p01 = float(np.percentile(stack.min(axis=0)[ok], 1))
+    if frac > 0.01:
+        verdict = "removed"
+    elif frac == 0.0 and p01 < _DN_OFFSET + 600:
+        verdict = "present"
+    else:
+        verdict = "undecidable"
+    return {"verdict": verdict, "frac_below_1000": round(frac, 4), "dark_p01_dn": round(p01, 1),
+            "n_px": n}
+
+
+def footprint_cloud_share(
+    site_ids: Sequence[str], dates: Sequence[str], geoms: Sequence[Any],
+    valid_by_date: Mapping[str, Any],
+) -> NDArray[np.float64]:
+    """Per footprint row: the share of its building that is masked (cloud, shadow, no data).
+
+    The building is the union of every footprint of its site (all dates), so a hall half under
+    a cloud on one date shows that half as masked although its detected footprint stops at the
+    cloud edge. NaN where the date has no valid-area geometry.
+
+    Examples
+    --------
+    >>> from shapely.geometry import box
+    >>> footprint_cloud_share(["a", "a"], ["d1", "d2"], [box(0, 0, 10, 10), box(0, 0, 5, 10)],
+    ...                       {"d1": box(0, 0, 100, 100), "d2": box(0, 0, 5, 100)}).tolist()
+    [0.0, 0.5]
+    """
+    import shapely
+
+    by_site: dict[str, list[Any]] = {}
+    for sid, g in zip(site_ids, geoms, strict=True):
+        by_site.setdefault(str(sid), []).append(g)
+    union = {k: shapely.union_all(v) for k, v in by_site.items()}
+    out = np.full(len(site_ids), np.nan)
+    for i, (sid, d) in enumerate(zip(site_ids, dates, strict=True)):
+        u, v = union[str(sid)], valid_by_date.get(str(d))
+        if v is None or u.area <= 0:
+            continue
+        out[i] = round(1.0 - float(shapely.intersection(u, v).area) / float(u.area), 4)
+    return out

@@ -42,26 +42,33 @@ from shapely.geometry import mapping
 
 from geo.aoi import Aoi
 from geo.config import RunConfig
-from geo.errors import CacheMissError, ConfigError, NoImageryError, SourceError
+from geo.errors import CacheMissError, ConfigError, NetworkError, NoImageryError, SourceError
 from geo.geoarray import GeoArray
 from geo.grid import Grid, grid_for_aoi, to_crs
 from geo.reading import read_to_grid
 from geo.sources.base import Scene
 from geo.sources.cache import WindowCache, default_cache_dir, grid_hash, query_hash
 from geo.sources.http import (
+    RETRY_STATUS,
     RetryPolicy,
+    api_retry,
     call_with_retries,
+    clear_vsicurl_cache,
+    gdal_retry_env,
     install_log_redaction,
     redact,
     strip_query,
 )
 from geo.sources.qa import (
+    boa_offset_evidence,
     bright_stable_mask,
+    false_cloud_roof_mask,
     landsat_qa_masks,
     persistent_cloud_mask,
     qa_fractions,
     scl_masks,
 )
+from geo.sources.signing import AssetSigner, resolve_sign
 
 __all__ = [
     "BANDS",
@@ -84,7 +91,10 @@ PRESETS: dict[str, str] = {
 """Named STAC APIs; ``[source] api`` may also be any STAC API URL."""
 
 BANDS: tuple[str, ...] = ("blue", "green", "red", "nir", "swir16", "swir22")
-"""Band roles that :meth:`StacSource.read` returns, in this order."""
+"""Band roles that :meth:`StacSource.read` returns, in this order (those the item has)."""
+REQUIRED_BANDS: tuple[str, ...] = ("blue", "green", "red", "nir")
+"""Bands every detection method and the QA checks need (red + nir for built-up indices, the
+visible bands for the BOA-offset and bright-roof checks); swir16/swir22 are optional."""
 
 _ASSET_KEYS: dict[str, dict[str, tuple[str, ...]]] = {
     "sentinel-2": {
@@ -224,13 +234,31 @@ def _num(v: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
-def scene_from_item(item: dict[str, Any], *, api: str = "") -> Scene:
+def _epsg(item: dict[str, Any], asset_keys: dict[str, str]) -> int | None:
+    """EPSG code from ``proj:epsg`` or ``proj:code`` (item, else the red band's asset)."""
+    places = [item.get("properties", {})]
+    if "red" in asset_keys:
+        places.append(item.get("assets", {}).get(asset_keys["red"], {}))
+    for p in places:
+        if p.get("proj:epsg") is not None:
+            return int(p["proj:epsg"])
+        m = re.fullmatch(r"(?i)EPSG:(\d+)", str(p.get("proj:code") or ""))
+        if m:
+            return int(m.group(1))
+    return None
+
+
+def scene_from_item(item: dict[str, Any], *, api: str = "",
+                    required: Sequence[str] = REQUIRED_BANDS) -> Scene:
     """Build a :class:`Scene` (unsigned hrefs, provenance in ``properties``) from a STAC item.
+
+    Bands in ``required`` and the classification layer must have an asset; other bands of
+    :data:`BANDS` are optional (``properties["missing_assets"]`` lists the absent ones).
 
     Raises
     ------
     SourceError
-        If the item lacks a datetime or one of the needed band assets.
+        If the item lacks a datetime, the classification layer or a required band asset.
     """
     props: dict[str, Any] = item.get("properties", {})
     iid = str(item.get("id", ""))
@@ -246,11 +274,11 @@ def scene_from_item(item: dict[str, Any], *, api: str = "") -> Scene:
             continue
         keys[role] = k
         assets[role] = strip_query(str(item["assets"][k]["href"]))
-    missing = [r for r in (*BANDS, "qa") if r not in assets]
+    missing = [r for r in (*required, "qa") if r not in assets]
     if missing:
         raise SourceError(
-            f"STAC item {iid}: no asset for {', '.join(missing)}; pick a Sentinel-2 L2A or "
-            "Landsat C2 L2 collection in [source] collections"
+            f"STAC item {iid}: no asset for {', '.join(missing)} (needed); pick a Sentinel-2 "
+            "L2A or Landsat C2 L2 collection in [source] collections"
         )
     sun_el = _num(props.get("view:sun_elevation"))
     if sun_el is None and _num(props.get("s2:mean_solar_zenith")) is not None:
@@ -273,8 +301,9 @@ def scene_from_item(item: dict[str, Any], *, api: str = "") -> Scene:
         "view_azimuth_deg": _num(props.get("view:azimuth")),
         "view_off_nadir_deg": _num(props.get("view:off_nadir")),
         "scene_cloud_cover_pct": _num(props.get("eo:cloud_cover")),
-        "epsg": props.get("proj:epsg"),
+        "epsg": _epsg(item, keys),
         "asset_keys": keys,
+        "missing_assets": [r for r in BANDS if r not in assets],
         "stac_api": redact(api),
         **reflectance_params(item),
     }
@@ -321,8 +350,11 @@ def select_scenes(
 ) -> list[Scene]:
     """Choose the best scene per period; mark every candidate's fate in its properties.
 
-    Each scene must carry ``aoi_cloud_frac`` and ``valid_frac``. A scene is dropped when its
-    AOI cloud fraction is above ``max_cloud_frac`` (``reject_reason="cloud"``), its valid
+    Each scene must carry ``aoi_cloud_frac`` and ``valid_frac``; where it also carries
+    ``buildings_cloud_frac`` / ``buildings_valid_frac`` (the buildings being measured, or the
+    AOI without its buffer), those decide instead: a partly cloudy date whose buildings are
+    clear is kept (``kept_partly_cloudy = True``). A scene is dropped when its cloud fraction
+    is above ``max_cloud_frac`` (``reject_reason="cloud"``), its valid
     fraction is below ``min_valid_frac`` (``"low_valid"``), it repeats an acquisition already
     kept (same platform and UTC day: overlapping tiles or reprocessed items,
     ``"duplicate_of:<id>"``), or a better scene exists in its period
@@ -340,11 +372,16 @@ def select_scenes(
         s.properties["period"] = period_key(s.date, period)
     ok: list[Scene] = []
     for s in scenes:
-        if float(s.properties.get("aoi_cloud_frac", 1.0)) > max_cloud_frac:
-            s.properties["reject_reason"] = "cloud"
-        elif float(s.properties.get("valid_frac", 0.0)) < min_valid_frac:
-            s.properties["reject_reason"] = "low_valid"
+        p = s.properties
+        cloud = float(p.get("buildings_cloud_frac", p.get("aoi_cloud_frac", 1.0)))
+        valid = float(p.get("buildings_valid_frac", p.get("valid_frac", 0.0)))
+        p["kept_partly_cloudy"] = False
+        if cloud > max_cloud_frac:
+            p["reject_reason"] = "cloud"
+        elif valid < min_valid_frac:
+            p["reject_reason"] = "low_valid"
         else:
+            p["kept_partly_cloudy"] = float(p.get("aoi_cloud_frac", 0.0)) > max_cloud_frac
             ok.append(s)
     best_of_acq: dict[tuple[str, str], Scene] = {}
     for s in sorted(ok, key=_rank):
@@ -410,8 +447,17 @@ class StacSource:
     offline : bool
         Use the cache only; raise :class:`CacheMissError` listing what is missing.
     signer : callable, optional
-        ``href -> signed href``, applied just before a read (Planetary Computer); signed hrefs
-        are never stored. Default: ``planetary_computer.sign`` for Planetary Computer URLs.
+        ``href -> signed href``, applied just before a read; signed hrefs are never stored.
+        Overrides ``sign``.
+    sign : {"auto", "none", "planetary-computer", "sas-token"}
+        How asset hrefs are signed (see :mod:`geo.sources.signing`); ``auto`` signs for
+        Planetary Computer's API URL only.
+    sign_token_url : str
+        Token endpoint for ``sign="sas-token"``, with ``{collection}``.
+    buildings : shapely geometry, optional
+        The buildings being measured (EPSG:4326, e.g. footprint priors); default the AOI
+        polygon without its buffer. A date is kept when these are clear enough, even if the
+        buffer is cloudy (``buildings_cloud_frac``).
     search_ttl_h : float
         Reuse a cached search result younger than this (hours) instead of asking the API.
     max_workers : int
@@ -433,6 +479,9 @@ class StacSource:
         signer: Callable[[str], str] | None = None,
         search_ttl_h: float = 24.0,
         max_workers: int = 8,
+        sign: str = "auto",
+        sign_token_url: str = "",
+        buildings: Any = None,
     ) -> None:
         self.api_url = PRESETS.get(api, api).rstrip("/")
         if not self.api_url.startswith(("http://", "https://")):
@@ -452,6 +501,9 @@ class StacSource:
         self.max_workers = max(1, int(max_workers))
         self.is_planetary_computer = "planetarycomputer.microsoft.com" in self.api_url
         self._signer = signer
+        self.signer = AssetSigner(resolve_sign(sign, self.api_url, sign_token_url),
+                                  token_url=sign_token_url, policy=self.policy)
+        self.buildings = buildings
         self._selected: list[Scene] = []
         self._bright: dict[str, NDArray[np.bool_]] = {}
         install_log_redaction()
@@ -465,18 +517,15 @@ class StacSource:
             max_cloud_frac=s.max_cloud_frac, min_valid_frac=s.min_valid_frac,
             aoi_buffer_m=s.aoi_buffer_m,
             policy=RetryPolicy(max_retries=s.max_retries, timeout_s=s.timeout_s),
-            offline=offline, search_ttl_h=s.search_ttl_h,
+            offline=offline, search_ttl_h=s.search_ttl_h, sign=s.sign,
+            sign_token_url=s.sign_token_url,
         )
 
     # --- signing ----------------------------------------------------------------------------
-    def _sign(self, href: str) -> str:
+    def _sign(self, href: str, collection: str) -> str:
         if self._signer is not None:
             return self._signer(href)
-        if self.is_planetary_computer:
-            import planetary_computer
-
-            return str(planetary_computer.sign(href))
-        return href
+        return self.signer.sign(href, collection)
 
     # --- search -----------------------------------------------------------------------------
     def _query(self, aoi: Aoi, start: str | None, end: str | None) -> dict[str, Any]:
@@ -520,27 +569,49 @@ class StacSource:
         return items
 
     def _search_online(self, query: dict[str, Any]) -> list[dict[str, Any]]:
+        from pystac.errors import STACError
         from pystac_client import Client
+        from pystac_client.exceptions import APIError
         from pystac_client.stac_api_io import StacApiIO
 
-        modifier = None
-        if self.is_planetary_computer:
-            import planetary_computer
+        # every API call (root, conformance, search pages) is retried by urllib3 inside
+        # pystac-client's StacApiIO: backoff, Retry-After honoured. Hrefs are stored unsigned,
+        # so the search does not sign them (signing happens before each read).
 
-            modifier = planetary_computer.sign_inplace
-        # retries are ours (call_with_retries), not urllib3's: one policy, one set of log lines
-        io = StacApiIO(timeout=self.policy.timeout_s, max_retries=0)
-        client = Client.open(self.api_url, modifier=modifier, stac_io=io)
-        search = client.search(collections=list(self.collections),
-                               intersects=query["intersects"], datetime=query["datetime"],
-                               limit=100)
+        io = StacApiIO(timeout=self.policy.timeout_s, max_retries=api_retry(self.policy))
         out: list[dict[str, Any]] = []
-        for it in search.items_as_dicts():
-            for a in it.get("assets", {}).values():
-                if "href" in a:
-                    a["href"] = strip_query(str(a["href"]))
-            out.append(it)
+        try:
+            client = Client.open(self.api_url, stac_io=io)
+            search = client.search(collections=list(self.collections),
+                                   intersects=query["intersects"], datetime=query["datetime"],
+                                   limit=100)
+            for it in search.items_as_dicts():
+                for a in it.get("assets", {}).values():
+                    if "href" in a:
+                        a["href"] = strip_query(str(a["href"]))
+                out.append(it)
+        except (APIError, STACError) as err:
+            # pystac resolves the root link lazily and wraps that request's APIError in a
+            # STACError ("does not resolve to a STAC object"): judge the request's own error
+            cause = err if isinstance(err, APIError) else err.__cause__
+            raise self._api_error(cause if isinstance(cause, APIError) else err) from None
         return out
+
+    def _api_error(self, err: BaseException) -> BaseException:
+        """What a pystac-client error means once urllib3's retries are spent (or not)."""
+        status = getattr(err, "status_code", None)
+        text = " ".join(str(err).split())
+        url = redact(self.api_url)
+        n = self.policy.max_retries + 1
+        if (status is None and "Max retries exceeded" in text) or status in RETRY_STATUS:
+            what = f"HTTP {status}" if status else redact(text)[:200]
+            return NetworkError(f"STAC search {url}: failed after {n} attempts ({what}); check "
+                                "the network and the API URL, or run with --offline to use "
+                                "the cache")
+        if isinstance(status, int):
+            return SourceError(f"STAC search {url}: HTTP {status} ({redact(text)[:200]}); check "
+                               "[source] api and collections")
+        return err  # e.g. an answer cut off mid-body: retried by call_with_retries
 
     def candidates(self, aoi: Aoi, start: str | None = None,
                    end: str | None = None) -> list[Scene]:
@@ -549,30 +620,32 @@ class StacSource:
         ``properties`` gains ``aoi_cloud_frac``, ``valid_frac``, ``nodata_frac``,
         ``aoi_snow_frac``, ``selected`` and ``reject_reason``.
         """
-        items = self.search_items(aoi, start, end)
-        scenes: list[Scene] = []
-        for it in items:
-            try:
-                scenes.append(scene_from_item(it, api=self.api_url))
-            except SourceError as err:
-                log.warning("%s; skipped", err)
-        grids: dict[str, tuple[Grid, NDArray[np.bool_]]] = {}
+        scenes = self._usable_scenes(self.search_items(aoi, start, end))
+        grids: dict[str, tuple[Grid, NDArray[np.bool_], NDArray[np.bool_]]] = {}
         ordered = sorted(scenes, key=lambda s: (s.date, s.id))
         for s in ordered:
             mission = str(s.properties["mission"])
             if mission not in grids:
                 grids[mission] = self._qa_grid(aoi, mission)
+        if self.offline:
+            self._raise_if_missing({s.id: self.missing_windows(s, grids[str(
+                s.properties["mission"])][0], ["qa"]) for s in ordered})
 
         qa_arrays: dict[str, _Window] = {}
 
         def measure(s: Scene) -> None:
             mission = str(s.properties["mission"])
-            grid, inside = grids[mission]
+            grid, inside, on_buildings = grids[mission]
             w = self._window(s, "qa", grid, Resampling.nearest)
             qa_arrays[s.id] = w
             kind = "qa_pixel" if mission == "landsat" else "scl"
             q = qa_fractions(w.data, kind=kind, inside=inside, read_valid=w.valid)
             s.properties.update(q.to_dict())
+            qb = qa_fractions(w.data, kind=kind, inside=on_buildings, read_valid=w.valid)
+            s.properties["buildings_cloud_frac"] = round(qb.aoi_cloud_frac, 4)
+            s.properties["buildings_valid_frac"] = round(qb.valid_frac, 4)
+            s.properties["buildings_region"] = ("buildings" if self.buildings is not None
+                                                else "aoi (no buffer)")
             s.properties["qa_res_m"] = grid.res_m
             s.properties["aoi_buffer_m"] = self.aoi_buffer_m
 
@@ -583,16 +656,51 @@ class StacSource:
         else:
             for s in ordered:
                 measure(s)
-        for mission, (_, inside) in grids.items():
+        for mission, (_, inside, on_buildings) in grids.items():
             group = [s for s in ordered if s.properties["mission"] == mission]
-            self._discount_persistent_cloud(group, qa_arrays, mission, inside)
+            self._discount_persistent_cloud(group, qa_arrays, mission, inside, on_buildings)
         select_scenes(scenes, period=self.period, max_cloud_frac=self.max_cloud_frac,
                       min_valid_frac=self.min_valid_frac)
         return sorted(scenes, key=lambda s: (s.date, s.id))
 
+    def _usable_scenes(self, items: list[dict[str, Any]]) -> list[Scene]:
+        """Scenes of the items that have every needed asset; says once per item what is not."""
+        scenes: list[Scene] = []
+        refused: list[str] = []
+        for it in items:
+            try:
+                s = scene_from_item(it, api=self.api_url)
+            except SourceError as err:
+                log.warning("%s; skipped", err)
+                refused.append(str(err))
+                continue
+            if s.properties["missing_assets"]:
+                log.info("STAC item %s has no asset for %s (optional; read without it)", s.id,
+                         ", ".join(s.properties["missing_assets"]))
+            scenes.append(s)
+        if items and not scenes:
+            raise NoImageryError(
+                f"{len(items)} STAC items matched but none is usable: {refused[0]}"
+                + (f" (and {len(refused) - 1} more)" if len(refused) > 1 else "")
+            )
+        return scenes
+
+    def _raise_if_missing(self, missing: dict[str, list[str]]) -> None:
+        """Offline: one CacheMissError listing every missing window, grouped by scene."""
+        missing = {k: v for k, v in missing.items() if v}
+        if not missing:
+            return
+        n = sum(len(v) for v in missing.values())
+        groups = "; ".join(f"{sid}: {', '.join(sorted(set(v)))}" for sid, v in missing.items())
+        raise CacheMissError(
+            f"offline: {n} windows of {len(missing)} scenes are not cached in {self.cache.root} "
+            f"({groups}); run once online (without --offline) to fill them"
+        )
+
     @staticmethod
     def _discount_persistent_cloud(group: list[Scene], qa: dict[str, _Window], mission: str,
-                                   inside: NDArray[np.bool_]) -> None:
+                                   inside: NDArray[np.bool_],
+                                   on_buildings: NDArray[np.bool_]) -> None:
         """Recount cloud without pixels that are 'cloud' on most clear dates (bright roofs)."""
         if len(group) < _BRIGHT_MIN_DATES:
             return
@@ -612,6 +720,10 @@ class StacSource:
             q = qa_fractions(w.data, kind=kind, inside=inside, read_valid=w.valid,
                              ignore_cloud=persistent)
             s.properties.update(q.to_dict())
+            qb = qa_fractions(w.data, kind=kind, inside=on_buildings, read_valid=w.valid,
+                              ignore_cloud=persistent)
+            s.properties["buildings_cloud_frac"] = round(qb.aoi_cloud_frac, 4)
+            s.properties["buildings_valid_frac"] = round(qb.valid_frac, 4)
             s.properties["aoi_cloud_frac_raw"] = raw
             s.properties["n_persistent_cloud_px"] = n
         log.info("qa: %d QA pixels are 'cloud' on most clear dates (bright roofs?); not counted "
@@ -646,14 +758,17 @@ class StacSource:
                  self.period)
         return chosen
 
-    def _qa_grid(self, aoi: Aoi, mission: str) -> tuple[Grid, NDArray[np.bool_]]:
+    def _qa_grid(self, aoi: Aoi,
+                 mission: str) -> tuple[Grid, NDArray[np.bool_], NDArray[np.bool_]]:
+        """QA grid; pixels inside the AOI + buffer; pixels on the buildings (or the bare AOI)."""
         grid = grid_for_aoi(aoi.geometry, _QA_RES_M[mission], buffer_m=self.aoi_buffer_m)
-        poly = to_crs(aoi.geometry, "EPSG:4326", grid.crs)
-        if self.aoi_buffer_m:
-            poly = poly.buffer(self.aoi_buffer_m)
-        inside = geometry_mask([mapping(poly)], out_shape=grid.shape, transform=grid.transform,
-                               invert=True, all_touched=True)
-        return grid, np.asarray(inside, dtype=bool)
+        aoi_poly = to_crs(aoi.geometry, "EPSG:4326", grid.crs)
+        poly = aoi_poly.buffer(self.aoi_buffer_m) if self.aoi_buffer_m else aoi_poly
+        b = aoi_poly if self.buildings is None else to_crs(self.buildings, "EPSG:4326", grid.crs)
+        masks = [np.asarray(geometry_mask([mapping(g)], out_shape=grid.shape,
+                                          transform=grid.transform, invert=True,
+                                          all_touched=True), dtype=bool) for g in (poly, b)]
+        return grid, masks[0], masks[1]
 
     # --- windows ----------------------------------------------------------------------------
     def _key(self, scene: Scene, role: str) -> tuple[str, str, str]:
@@ -686,14 +801,15 @@ class StacSource:
         href = scene.assets[role]
 
         def attempt() -> GeoArray:
-            path = gdal_href(self._sign(href))
-            with _gdal_env(self.policy, href):
-                return read_to_grid(path, grid, date=scene.date, source_id=scene.id, bands=[1],
-                                    roles=[role], resampling=resampling)
+            path = gdal_href(self._sign(href, col))
+            return read_to_grid(path, grid, date=scene.date, source_id=scene.id, bands=[1],
+                                roles=[role], resampling=resampling,
+                                env=_gdal_env(self.policy, href))
 
         try:
             ga = call_with_retries(attempt, what=f"read {iid} {asset} ({href})",
-                                   policy=self.policy, retry_on=(SourceError, OSError))
+                                   policy=self.policy, retry_on=(SourceError, OSError),
+                                   before_retry=lambda: clear_vsicurl_cache(gdal_href(href)))
             data, valid = ga.data[0], ga.valid
         except NoImageryError:
             data = np.zeros(grid.shape, np.float32)
@@ -714,18 +830,10 @@ class StacSource:
             A COG could not be read after retries.
         """
         roles = [r for r in BANDS if r in scene.assets]
-        if self.offline:
-            missing = self.missing_windows(scene, grid, [*roles, "qa"])
-            if len(self._selected) >= _BRIGHT_MIN_DATES:  # the roof check reads every date
-                for other in self._selected:
-                    if other.id != scene.id:
-                        missing += self.missing_windows(other, grid,
-                                                        ["blue", "green", "red", "qa"])
-            if missing:
-                raise CacheMissError(
-                    f"offline: {len(missing)} windows needed for scene {scene.id} are not cached "
-                    f"in {self.cache.root}: {', '.join(missing)}; run once online to fill them"
-                )
+        if self.offline:  # list every window the run needs, not only this scene's first
+            others = [o for o in self._selected if o.id != scene.id]
+            self._raise_if_missing({o.id: self.missing_windows(
+                o, grid, [r for r in (*BANDS, "qa") if r in o.assets]) for o in [scene, *others]})
         scale = float(scene.properties.get("reflectance_scale", 1.0 / _S2_QUANTIFICATION))
         offset = self._offset_for(scene, grid)
         data = np.empty((len(roles), *grid.shape), np.float32)
@@ -745,6 +853,7 @@ class StacSource:
             n_lifted = int(lift.sum())
             valid |= lift
         scene.properties["n_bright_stable_px"] = n_lifted
+        valid |= self._false_cloud_rescue(scene, grid, masks.cloud & bands_ok & qa.valid & ~valid)
         scene.properties["boa_offset_applied"] = str(
             scene.properties.get("boa_offset_applied_by")).startswith(("factorywatch", "provider"))
         data[:, ~valid] = 0.0
@@ -752,23 +861,79 @@ class StacSource:
                         source_id=scene.id, kind="multispectral")
 
     def _offset_for(self, scene: Scene, grid: Grid) -> float:
-        """The reflectance offset to use, after checking the pixels against the metadata."""
+        """The reflectance offset to use, after checking the pixels against the metadata.
+
+        Both ways: an item that says the +1000 DN offset is in the data while the pixels have
+        none (Earth Search mislabels, earth-search#66/#71), and one that says it was removed
+        while the pixels still carry it. The evidence is kept in ``boa_offset_check``.
+        """
         p = scene.properties
         offset = float(p.get("reflectance_offset", 0.0))
-        if p.get("mission") == "landsat" or p.get("boa_offset_applied_by") != "factorywatch":
+        by = p.get("boa_offset_applied_by")
+        if p.get("mission") == "landsat" or by not in ("factorywatch", "provider"):
             return offset
         vis = [self._window(scene, r, grid, Resampling.bilinear) for r in ("blue", "green", "red")]
         ok = vis[0].valid & vis[1].valid & vis[2].valid
-        frac = boa_offset_contradiction([w.data for w in vis], ok)
-        p["boa_offset_check_frac"] = round(frac, 4)
-        if frac <= _BOA_CONTRADICTION_FRAC:
-            return offset
-        log.warning("%s: %.1f %% of visible DNs are below 1000 although the metadata says the "
-                    "BOA offset is still in the data; treating the pixels as already harmonised",
-                    scene.id, 100 * frac)
-        p["boa_offset_applied_by"] = "provider (inferred from the pixels)"
-        p["reflectance_offset"] = 0.0
-        return 0.0
+        ev = boa_offset_evidence([w.data for w in vis], ok)
+        p["boa_offset_check"] = ev
+        p["boa_offset_check_frac"] = ev["frac_below_1000"]
+        if by == "factorywatch" and ev["verdict"] == "removed":
+            log.warning("%s: %.1f %% of visible DNs are below 1000 although the metadata says the "
+                        "BOA offset is still in the data; treating the pixels as already "
+                        "harmonised", scene.id, 100 * float(ev["frac_below_1000"] or 0.0))
+            p["boa_offset_applied_by"] = "provider (inferred from the pixels)"
+            p["reflectance_offset"] = 0.0
+        elif by == "provider" and ev["verdict"] == "present":
+            log.warning("%s: no visible DN is below 1000 and the darkest 1 %% sit at %s although "
+                        "the metadata says the BOA offset was removed; subtracting it",
+                        scene.id, ev["dark_p01_dn"])
+            p["boa_offset_applied_by"] = "factorywatch (inferred from the pixels)"
+            p["reflectance_offset"] = _S2_BOA_ADD_OFFSET / _S2_QUANTIFICATION
+            p["boa_add_offset"] = _S2_BOA_ADD_OFFSET
+        elif ev["verdict"] == "undecidable":
+            log.info("%s: the pixels cannot confirm the BOA-offset metadata (%s); kept",
+                     scene.id, ev)
+        return float(p["reflectance_offset"])
+
+    def _visible(self, s: Scene, grid: Grid) -> tuple[NDArray[np.float64], NDArray[np.bool_],
+                                                      NDArray[np.bool_], NDArray[np.bool_]]:
+        """Visible reflectance (3, rows, cols) of ``s``; data, clear and cloud-labelled masks."""
+        scale = float(s.properties.get("reflectance_scale", 1e-4))
+        offset = self._offset_for(s, grid)
+        vis = [self._window(s, r, grid, Resampling.bilinear) for r in ("blue", "green", "red")]
+        qa = self._window(s, "qa", grid, Resampling.nearest)
+        m = (landsat_qa_masks(qa.data) if s.properties.get("mission") == "landsat"
+             else scl_masks(qa.data))
+        ok = vis[0].valid & vis[1].valid & vis[2].valid & qa.valid
+        refl = np.stack([w.data for w in vis]).astype(np.float64) * scale + offset
+        return refl, ok, ok & m.valid, ok & m.cloud
+
+    def _false_cloud_rescue(self, scene: Scene, grid: Grid,
+                            masked: NDArray[np.bool_]) -> NDArray[np.bool_]:
+        """Cloud-masked pixels of ``scene`` that are a roof seen clear on other selected dates."""
+        none = np.zeros(grid.shape, dtype=bool)
+        others = [o for o in self._selected if o.id != scene.id]
+        scene.properties["n_false_cloud_roof_px"] = 0
+        if not masked.any() or not others:
+            return none
+        refl = self._visible(scene, grid)[0]
+        got = [self._visible(o, grid) for o in others]
+        foot = None
+        if self.buildings is not None:
+            b = to_crs(self.buildings, "EPSG:4326", grid.crs)
+            foot = geometry_mask([mapping(b)], out_shape=grid.shape, transform=grid.transform,
+                                 invert=True)
+        rescue, used = false_cloud_roof_mask(refl, masked, np.stack([g[0] for g in got]),
+                                             np.stack([g[2] for g in got]), footprint=foot)
+        n = int(rescue.sum())
+        scene.properties["n_false_cloud_roof_px"] = n
+        scene.properties["false_cloud_roof_evidence"] = [
+            o.date for o, u in zip(others, used, strict=True) if u]
+        if n:
+            log.info("%s: %d pixels masked as cloud on this date only are a roof seen clear on "
+                     "%s; kept valid", scene.id, n, ", ".join(
+                         scene.properties["false_cloud_roof_evidence"]))
+        return rescue
 
     def _bright_stable(self, grid: Grid) -> NDArray[np.bool_] | None:
         """Pixels masked as cloud on several selected dates that are bright and stable."""
@@ -780,16 +945,9 @@ class StacSource:
         bright = []
         masked = []
         for s in self._selected:
-            scale = float(s.properties.get("reflectance_scale", 1e-4))
-            offset = self._offset_for(s, grid)
-            vis = [self._window(s, r, grid, Resampling.bilinear) for r in ("blue", "green", "red")]
-            qa = self._window(s, "qa", grid, Resampling.nearest)
-            m = (landsat_qa_masks(qa.data) if s.properties.get("mission") == "landsat"
-                 else scl_masks(qa.data))
-            ok = vis[0].valid & vis[1].valid & vis[2].valid & qa.valid
-            b = np.mean([w.data for w in vis], axis=0) * scale + offset
-            bright.append(np.where(ok, b, np.nan))
-            masked.append(m.cloud & ok)
+            refl, ok, _, cloud = self._visible(s, grid)
+            bright.append(np.where(ok, refl.mean(axis=0), np.nan))
+            masked.append(cloud)
         mask = bright_stable_mask(np.stack(bright), np.stack(masked),
                                   np.ones(len(self._selected), bool),
                                   min_dates=_BRIGHT_MIN_DATES)
@@ -811,17 +969,18 @@ def _round_coords(obj: Any, nd: int = 7) -> Any:
 
 
 def _retryable_types() -> tuple[type[BaseException], ...]:
+    from pystac.errors import STACError
     from pystac_client.exceptions import APIError
 
-    return (OSError, APIError)
+    return (OSError, APIError, STACError)
 
 
-def _gdal_env(policy: RetryPolicy, href: str) -> Any:
-    import rasterio
-
+def _gdal_env(policy: RetryPolicy, href: str) -> dict[str, Any]:
+    """GDAL options of one remote read: timeouts and GDAL's own HTTP retries from ``policy``."""
     t = max(1, math.ceil(policy.timeout_s))
-    opts: dict[str, str] = {"GDAL_HTTP_TIMEOUT": str(t),
-                            "GDAL_HTTP_CONNECTTIMEOUT": str(min(t, 10))}
+    opts: dict[str, Any] = {"GDAL_HTTP_TIMEOUT": str(t),
+                            "GDAL_HTTP_CONNECTTIMEOUT": str(min(t, 10)),
+                            **gdal_retry_env(policy)}
     if href.startswith("s3://"):
         opts["AWS_REQUEST_PAYER"] = "requester"  # e.g. s3://usgs-landsat (AWS credentials needed)
-    return rasterio.Env(**opts)
+    return opts
