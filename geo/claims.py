@@ -16,8 +16,12 @@ rel.   supported                    contradicted
 ====== ============================ =============================
 
 Otherwise the claim is ``undecidable`` (the interval straddles the factor): finer imagery or a
-better outline is needed. ``~`` ("about F times") uses the band ``F / (1 + t)`` to
-``F × (1 + t)`` with ``t = MeasureParams.about_tolerance`` (default 0.10, i.e. ±10%).
+better outline is needed. It is also ``undecidable``, whatever the interval, when either
+footprint is a built-up region, has an unstable outline or is occluded (the reasons are in
+``ClaimResult.reasons`` and the sentence), or covers fewer than :data:`SMALL_PX` pixels;
+regions are never picked as a neighbour.
+``~`` ("about F times") uses the band ``F / (1 + t)`` to ``F × (1 + t)`` with
+``t = MeasureParams.about_tolerance`` (default 0.10, i.e. ±10%).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import pandas as pd
 from geo.config import MeasureParams
 from geo.errors import FactoryWatchError
 from geo.measure import footprint_errors, format_ratio, neighbour_of, pair_seed, ratio_interval
+from geo.plausibility import claim_blockers, is_region
 
 __all__ = ["RELATIONS", "SMALL_PX", "ClaimError", "ClaimResult", "Relation", "Verdict",
            "check_claim", "claim_phrase", "verdict_for"]
@@ -78,6 +83,9 @@ class ClaimResult:
     """Date of the subject's footprint used."""
     reference_date: str = ""
     """Date of the reference footprint used."""
+    reasons: tuple[str, ...] = ()
+    """Why the verdict is ``undecidable`` whatever the interval says: a built-up region, an
+    unstable outline or an occluded footprint (:func:`geo.plausibility.claim_blockers`)."""
 
 
 def verdict_for(relation: str, factor: float, lo: float, hi: float, *,
@@ -125,6 +133,17 @@ def claim_phrase(relation: str, factor: float) -> str:
 
 def _fmt(x: float) -> str:
     return format_ratio(x)
+
+
+def _blockers(pair: pd.DataFrame, res: np.ndarray, *, same_site: bool) -> list[str]:
+    """Reasons no confident verdict may be given: gates, occlusion, too few pixels."""
+    out = [*claim_blockers(pair.iloc[0]), *([] if same_site else claim_blockers(pair.iloc[1]))]
+    a = pair["area_m2"].to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        px = np.where(res > 0, a / np.where(res > 0, res, 1.0) ** 2, np.inf)
+    if float(np.min(px)) < SMALL_PX:
+        out.append(f"an outline has fewer than {SMALL_PX} pixels, too few for a trusted interval")
+    return out
 
 
 def check_claim(
@@ -195,7 +214,7 @@ def check_claim(
     s_row = int(np.flatnonzero((sid == subject) & (fdate == s_date))[0])
 
     if reference == "neighbour":
-        others = np.flatnonzero((fdate == s_date) & (sid != subject))
+        others = np.flatnonzero((fdate == s_date) & (sid != subject) & ~is_region(fp))
         j = neighbour_of(fp.geometry.iloc[s_row], fp.iloc[others], rule=params.neighbour,
                          max_distance_m=params.neighbour_max_distance_m)
         if j is None:
@@ -238,16 +257,16 @@ def check_claim(
     e, low, high = float(est[0]), float(lo[0]), float(hi[0])
     verdict = verdict_for(relation, factor, low, high, about_tolerance=params.about_tolerance)
     res = pair["res_m"].fillna(0).to_numpy(float) if "res_m" in pair.columns else np.zeros(2)
+    blockers = _blockers(pair, res, same_site=r_row == s_row)
     shown: str = verdict
-    if verdict == "undecidable":
+    if blockers:
+        verdict = "undecidable"
+        shown = "undecidable: " + "; ".join(dict.fromkeys(blockers))
+    elif verdict == "undecidable":
         shown = ("undecidable at this resolution" if float(np.max(res)) > 0 else
                  "undecidable at this digitising accuracy")
     sentence = (f"{subject} {claim_phrase(relation, factor)} {ref_phrase}: {shown} "
                 f"({_fmt(e)}x, 95% interval {_fmt(low)}–{_fmt(high)})")
-    occluded = pair["occluded"].fillna(False).astype(bool).to_numpy() if (
-        "occluded" in pair.columns) else np.zeros(2, bool)
-    if occluded.any():
-        sentence += "; note: an outline touches cloud, nodata or the image edge (lower bound)"
     with np.errstate(divide="ignore", invalid="ignore"):
         n_px = np.where(res > 0, a / np.where(res > 0, res, 1.0) ** 2, np.inf)
     if float(np.min(n_px)) < SMALL_PX:
@@ -258,4 +277,5 @@ def check_claim(
         verdict=verdict, estimate=e, lo=low, hi=high, subject_id=subject,
         reference_id=str(sid[r_row]), relation=relation, factor=float(factor),
         sentence=sentence, subject_date=str(fdate[s_row]), reference_date=str(fdate[r_row]),
+        reasons=tuple(dict.fromkeys(blockers)),
     )

@@ -38,6 +38,7 @@ from pyproj import CRS
 from pyproj.exceptions import CRSError
 
 from geo.errors import ConfigError
+from geo.types import BAND_ROLES
 
 __all__ = [
     "AoiParams",
@@ -55,7 +56,8 @@ __all__ = [
 
 SourceKind = Literal["local", "stac", "synthetic"]
 DetectMethod = Literal[
-    "auto", "builtup", "rgb-objects", "imad", "cva", "index-diff", "pcc", "learned"
+    "auto", "builtup", "rgb-objects", "contrast-objects", "imad", "cva", "index-diff", "pcc",
+    "learned",
 ]
 OnExcess = Literal["warn", "fail"]
 NeighbourRule = Literal["nearest", "largest-adjacent"]
@@ -150,6 +152,10 @@ class SourceConfig:
     """HTTP timeout per request, in seconds."""
     search_ttl_h: NonNeg = 24.0
     """Reuse a cached STAC search younger than this many hours (offline: any age)."""
+    bands: tuple[str, ...] = ()
+    """Role of each band of local GeoTIFFs, in file order (``["swir16", "nir", "red",
+    "green"]``); one of :data:`geo.types.BAND_ROLES` or ``"other"`` each. Empty: from the
+    files' band descriptions, else guessed (with a run warning)."""
     sign: str = "auto"
     """How STAC asset hrefs are signed: ``planetary-computer``, ``none``, ``sas-token`` (a
     PC-style token endpoint, ``sign_token_url``) or ``auto`` (Planetary Computer's URL only)."""
@@ -158,6 +164,10 @@ class SourceConfig:
     ``https://host/api/sas/v1/token/{collection}``."""
 
     def __post_init__(self) -> None:
+        bad = [b for b in self.bands if b not in (*BAND_ROLES, "other")]
+        if bad:
+            raise ConfigError(f"source.bands: {bad[0]!r} is not a band role; use one of "
+                              f"{', '.join(BAND_ROLES)} or 'other'")
         _check_in("source.kind", self.kind, get_args(SourceKind))
         _check_in("source.period", self.period, get_args(Period))
         if not 0 <= self.max_cloud_frac <= 1:
@@ -234,10 +244,25 @@ class DetectParams:
     """Largest building expected, metres: sets the tile halo. A larger one is still exact
     (its tile is redone with a wider halo), only slower."""
 
+    max_building_m2: float = 100_000.0
+    """A footprint larger than this is a ``built-up region``, not a building: no ratios, no
+    claim verdicts (see geo/plausibility.py)."""
+    max_aoi_frac: float = 0.5
+    """A footprint covering more than this fraction of the valid AOI is a built-up region."""
+    min_solidity: float = 0.5
+    """A footprint filling less than this fraction of its convex hull is a built-up region."""
+    max_outline_spread: float = 0.35
+    """An outline whose area moves by more than this fraction between the two detection
+    thresholds is flagged ``outline_unstable`` (claims on it are undecidable)."""
+
     def __post_init__(self) -> None:
         if self.tile_px != 0 and self.tile_px < 256:
             raise ConfigError(f"detect.tile_px={self.tile_px} must be 0 (no tiling) or >= 256")
         _check_pos("detect.tile_max_building_m", self.tile_max_building_m)
+        _check_pos("detect.max_building_m2", self.max_building_m2)
+        for name in ("max_aoi_frac", "min_solidity", "max_outline_spread"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"detect.{name}={getattr(self, name)!r} must be in [0, 1]")
         _check_in("detect.method", self.method, get_args(DetectMethod))
         _check_in("detect.change_method", self.change_method, get_args(DetectMethod))
         _check_in("detect.connectivity", self.connectivity, (4, 8))

@@ -4,6 +4,10 @@ Per-date building masks (:func:`building_mask`):
 
 - ``builtup`` (multispectral with NIR): a built-up index (NDBI - NDVI when
   SWIR is present, else brightness-weighted -NDVI), Otsu threshold.
+- ``contrast-objects`` (any imagery at 2.5 m and coarser, the 3-30 m default): roofs that rise
+  above their immediate surroundings with a sharp, rectangular edge (:mod:`geo.roofs`), so
+  that halls separate from the yards, gravel, fields and clearings around them; outlines
+  redrawn at the roof/background midpoint.
 - ``rgb-objects`` (RGB or panchromatic VHR, 0.3-2 m): bright, homogeneous,
   non-vegetated, non-shadow objects; narrow objects (roads) are removed with an
   opening whose radius follows the grid resolution, and edges are then restored
@@ -74,9 +78,12 @@ but does not transfer (WHU-CD 0.02, demo 0.00). 10 m multispectral: ``rgb-object
 
 AUTO_BUILDING: dict[str, str] = {"multispectral": "builtup", "rgb": "rgb-objects",
                                  "pan": "rgb-objects"}
-"""``auto`` building-mask method per imagery kind."""
+"""``auto`` building-mask method per imagery kind on grids finer than
+:data:`CONTRAST_MIN_RES_M`."""
+CONTRAST_MIN_RES_M = 2.5
+"""``auto`` uses ``contrast-objects`` on grids this coarse or coarser, whatever the kind."""
 
-_BUILDING_METHODS = ("builtup", "rgb-objects")
+_BUILDING_METHODS = ("builtup", "rgb-objects", "contrast-objects")
 _BUILTUP_T_RANGE = {"swir": (-0.4, 0.2), "nir": (-0.3, 0.0)}
 """Allowed range of the automatic threshold on NDBI - NDVI (swir) or -NDVI (nir only)."""
 
@@ -312,7 +319,9 @@ def building_method(ga: GeoArray, params: DetectParams) -> str:
     method: str = params.method
     if method not in _BUILDING_METHODS:
         method = AUTO_BUILDING.get(ga.kind, "rgb-objects")
-        if ga.kind == "multispectral" and not ga.has("nir", "red"):
+        if ga.grid.res_m >= CONTRAST_MIN_RES_M:
+            method = "contrast-objects"
+        elif ga.kind == "multispectral" and not ga.has("nir", "red"):
             method = "rgb-objects"
     if method == "builtup" and not ga.has("nir", "red"):
         raise ValueError(f"method 'builtup' needs nir and red bands; {ga.source_id} has "
@@ -386,6 +395,8 @@ def building_mask(ga: GeoArray, params: DetectParams, *,
         the building class mean further in), for boundary ambiguity.
     """
     method = thresholds.method if thresholds is not None else building_method(ga, params)
+    if method == "contrast-objects":
+        return _contrast_objects_mask(ga, params)
     v = ga.valid
     score, veg = building_score(ga, method)
     thr = thresholds if thresholds is not None else thresholds_from_scores(
@@ -412,6 +423,38 @@ def building_mask(ga: GeoArray, params: DetectParams, *,
         log.info("building mask of %s is empty (method %s, threshold %.3g)",
                  ga.source_id or ga.date, method, t)
     return BuildingMask(mask=mask, score=score, alt_mask=alt, method=method, threshold=t)
+
+
+def _contrast_objects_mask(ga: GeoArray, params: DetectParams) -> BuildingMask:
+    """Local-contrast roofs (:func:`geo.roofs.roof_candidates`), outlines at the midpoint.
+
+    ``alt_mask`` redraws the same objects at 70% of the way from background to roof.
+    """
+    from geo.roofs import RoofParams, roof_candidates
+
+    v = ga.valid
+    rgb = _visible(ga)
+    bright = rgb.mean(0).astype(np.float32)
+    if ga.has("nir", "red"):
+        nir, red = ga.band("nir"), ga.band("red")
+        green = ((nir - red) / np.maximum(nir + red, 1e-6)).astype(np.float32)
+        rp = RoofParams()
+    else:
+        green = _exg(rgb)
+        rp = RoofParams(max_ndvi=0.08)
+    cand, score = roof_candidates(bright, green, v, rp)
+    res_m, area = ga.grid.res_m, ga.grid.pixel_area_m2
+    mask = _refine_edges(cand, bright, v, frac=0.5)
+    alt = _refine_edges(cand, bright, v, frac=0.7)
+    mask = cleanup_mask(mask, res_m=res_m, pixel_area_m2=area, params=params, valid=v,
+                        radius_px=0)
+    alt = cleanup_mask(alt, res_m=res_m, pixel_area_m2=area, params=params, valid=v,
+                       radius_px=0)
+    if not mask.any():
+        log.info("building mask of %s is empty (method contrast-objects)",
+                 ga.source_id or ga.date)
+    return BuildingMask(mask=mask, score=np.where(v, score, 0.0).astype(np.float32),
+                        alt_mask=alt, method="contrast-objects", threshold=rp.h)
 
 
 def _building_radius(params: DetectParams, res_m: float, method: str) -> int:
@@ -645,7 +688,7 @@ def change_map(a: GeoArray, b: GeoArray, *, params: DetectParams,
         Unknown method, or grids/bands that differ.
     """
     m = method or params.change_method
-    if m in ("auto", "builtup"):
+    if m in ("auto", "builtup", "contrast-objects"):
         m = AUTO_CHANGE.get(a.kind, "cva")
     if m not in METHODS:
         raise ValueError(f"unknown change method {m!r}; use one of {', '.join(METHODS)}")

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 FOOTPRINT_COLUMNS = (
     "footprint_id", "date", "area_m2", "perimeter_m", "n_px", "res_m", "boundary_sd_m",
-    "coreg_residual_m", "area_alt_m2", "occluded", "edge_corr_len_m",
+    "coreg_residual_m", "area_alt_m2", "occluded", "edge_corr_len_m", "alt_parts",
 )
 
 
@@ -70,6 +70,30 @@ def empty_footprints(crs: str) -> gpd.GeoDataFrame:
     """An empty footprints table with the documented columns."""
     df = pd.DataFrame({c: pd.Series(dtype="object") for c in FOOTPRINT_COLUMNS})
     return gpd.GeoDataFrame(df, geometry=gpd.GeoSeries([], crs=crs), crs=crs)
+
+
+def _alt_overlap(lab: NDArray[np.int32], k: int, alt_mask: NDArray[np.bool_] | None, conn: int,
+                 px_area: float, min_area_m2: float) -> tuple[NDArray[np.float64],
+                                                              NDArray[np.int64]]:
+    """Area of the alternative components overlapping each footprint, and how many of them.
+
+    Only alternative parts of at least ``max(min_area_m2, 4 px)`` count as parts (a
+    stricter threshold that splits a footprint in two says its outline is unstable).
+    """
+    alt_area = np.full(k + 1, np.nan)
+    parts = np.zeros(k + 1, dtype=np.int64)
+    if alt_mask is None:
+        return alt_area, parts
+    alab, an = label(alt_mask, connectivity=conn, return_num=True)
+    acnt = np.bincount(alab.ravel(), minlength=an + 1)
+    pairs = np.unique(np.stack([lab.ravel(), alab.ravel()]), axis=1)
+    pairs = pairs[:, (pairs[0] > 0) & (pairs[1] > 0)]
+    alt_area[:] = 0.0
+    big = acnt * px_area >= max(min_area_m2, 4 * px_area)
+    for comp, acomp in pairs.T:
+        alt_area[comp] += acnt[acomp] * px_area
+        parts[comp] += int(big[acomp])
+    return alt_area, parts
 
 
 def polygonize(
@@ -154,15 +178,7 @@ def polygonize(
     for geom, value in features.shapes(lab, mask=lab > 0, transform=grid.transform,
                                        connectivity=connectivity):
         geoms.setdefault(int(value), []).append(shape(geom))
-    alt_area = np.full(k + 1, np.nan)
-    if alt_mask is not None:
-        alab, an = label(alt_mask, connectivity=conn, return_num=True)
-        acnt = np.bincount(alab.ravel(), minlength=an + 1)
-        pairs = np.unique(np.stack([lab.ravel(), alab.ravel()]), axis=1)
-        pairs = pairs[:, (pairs[0] > 0) & (pairs[1] > 0)]
-        alt_area[:] = 0.0
-        for comp, acomp in pairs.T:
-            alt_area[comp] += acnt[acomp] * px_area
+    alt_area, alt_parts = _alt_overlap(lab, k, alt_mask, conn, px_area, min_area_m2)
     touching = np.zeros(k + 1, dtype=bool)
     edge = np.zeros(grid.shape, dtype=bool)
     edge[0, :] = edge[-1, :] = edge[:, 0] = edge[:, -1] = True
@@ -186,6 +202,7 @@ def polygonize(
             "area_alt_m2": float(alt_area[comp]),
             "occluded": bool(touching[comp]),
             "edge_corr_len_m": edge_corr_len_m(geom, grid.res_m),
+            "alt_parts": int(alt_parts[comp]),
             "geometry": geom,
         })
     log.debug("footprints: %s → %d polygons", date, k)

@@ -9,7 +9,7 @@ from numpy.typing import NDArray
 
 from geo.grid import Grid
 
-__all__ = ["GeoArray", "roles_for_bands"]
+__all__ = ["GeoArray", "band_roles", "roles_for_bands"]
 
 _S2 = {
     "b01": "coastal", "b02": "blue", "b03": "green", "b04": "red", "b05": "rededge1",
@@ -39,6 +39,40 @@ def _role(name: str) -> str | None:
     return _LANDSAT.get(n)
 
 
+def band_roles(descriptions: list[str | None], colorinterp: list[str]
+               ) -> tuple[tuple[str, ...], bool]:
+    """Band roles from descriptions / colour interpretation, and whether they were guessed.
+
+    Roles are *guessed* when no band says what it is: 3 or 4 unnamed bands are taken as
+    red, green, blue (, nir) and one unnamed band as panchromatic. A guess can be wrong (a
+    Landsat SWIR1/NIR/Red/Green file is not RGBN): callers warn, and ``[source] bands``
+    overrides it.
+
+    Examples
+    --------
+    >>> band_roles(["B02", "B03", "B04", "B08"], ["gray"] * 4)
+    (('blue', 'green', 'red', 'nir'), False)
+    >>> band_roles([None] * 4, ["undefined"] * 4)
+    (('red', 'green', 'blue', 'nir'), True)
+    """
+    n = len(descriptions)
+    out: list[str] = []
+    for i, (d, ci) in enumerate(zip(descriptions, colorinterp, strict=True)):
+        r = _role(d) if d else None
+        if r is None and ci in ("red", "green", "blue", "alpha"):
+            r = ci
+        out.append(r or f"b{i + 1}")
+    guessed = False
+    if all(o.startswith("b") and o[1:].isdigit() for o in out):
+        if n in (3, 4):
+            out = ["red", "green", "blue", "nir" if n == 4 else ""][:n]
+            guessed = True
+        elif n == 1:
+            out = ["pan"]
+            guessed = not (colorinterp and colorinterp[0] == "gray")
+    return tuple(out), guessed
+
+
 def roles_for_bands(descriptions: list[str | None], colorinterp: list[str]) -> tuple[str, ...]:
     """Map band descriptions (or colour interpretation) to band roles.
 
@@ -52,7 +86,8 @@ def roles_for_bands(descriptions: list[str | None], colorinterp: list[str]) -> t
     Returns
     -------
     tuple of str
-        One role per band; unknown bands are ``"b<i>"``.
+        One role per band; unknown bands are ``"b<i>"``. See :func:`band_roles` for whether
+        the roles were guessed.
 
     Examples
     --------
@@ -65,21 +100,7 @@ def roles_for_bands(descriptions: list[str | None], colorinterp: list[str]) -> t
     >>> roles_for_bands([None], ["gray"])
     ('pan',)
     """
-    n = len(descriptions)
-    out: list[str] = []
-    for i, (d, ci) in enumerate(zip(descriptions, colorinterp, strict=True)):
-        r = _role(d) if d else None
-        if r is None and ci in ("red", "green", "blue", "alpha"):
-            r = ci
-        if r is None and ci == "gray" and n == 1:
-            r = "pan"
-        out.append(r or f"b{i + 1}")
-    if all(o.startswith("b") and o[1:].isdigit() for o in out):
-        if n in (3, 4):
-            out = ["red", "green", "blue", "nir" if n == 4 else ""][:n]
-        elif n == 1:
-            out = ["pan"]
-    return tuple(out)
+    return band_roles(descriptions, colorinterp)[0]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,6 +122,8 @@ class GeoArray:
     """Scene id or file name."""
     kind: str = "multispectral"
     """``multispectral`` (has nir) or ``rgb`` (visible only) or ``pan``."""
+    roles_guessed: bool = False
+    """True when the band roles were guessed (unnamed bands), not read or configured."""
 
     def __post_init__(self) -> None:
         if self.data.ndim != 3 or self.data.shape[1:] != self.grid.shape:

@@ -54,6 +54,7 @@ from numpy.typing import ArrayLike, NDArray
 from geo.config import MeasureParams
 from geo.errors import FactoryWatchError
 from geo.match import Tracks
+from geo.plausibility import BUILDING, REGION, is_region
 
 __all__ = [
     "COREG_AREA_FACTOR",
@@ -118,13 +119,18 @@ def area_errors(
     area_alt_m2: ArrayLike | None = None,
     area_reg_m2: ArrayLike | None = None,
     edge_corr_len_m: ArrayLike | None = None,
+    area_adj_spread_m2: ArrayLike | None = None,
 ) -> AreaErrors:
     """Split each area's 1-sigma error into its independent and date-common parts (m²).
 
     Parameters are as for :func:`area_sd_m2`; all broadcast to the shape of ``area_m2``.
     ``edge_corr_len_m`` (optional, per footprint) replaces the default correlation length of
     the outline error: an edge parallel to the pixel grid quantises coherently along its
-    whole length (see :func:`geo.footprints.edge_corr_len_m`).
+    whole length (see :func:`geo.footprints.edge_corr_len_m`). ``area_adj_spread_m2``
+    (optional) is the largest area difference to the same site on an adjacent unchanged date
+    (:func:`geo.plausibility.adjacent_spread`): detection scatter between dates, counted as an
+    independent error of ``spread / √2`` (the sd of one of two equally noisy areas), in
+    quadrature with the rest only where it exceeds them.
     """
     a = np.atleast_1d(np.asarray(area_m2, dtype=np.float64))
     n = a.shape[0]
@@ -150,8 +156,13 @@ def area_errors(
     # correction); matters only for buildings a few pixels across
     corners = 4.0 * CORNER_LOSS_SIGMA2 * (PSF_SIGMA_PX * res) ** 2
     common = np.sqrt(ambiguity**2 + coreg_term**2 + corners**2)
+    independent = np.hypot(outline, regular)
+    adj = np.nan_to_num(_arr(area_adj_spread_m2, n, 0.0), nan=0.0) / math.sqrt(2.0)
+    # the scatter between dates already contains the modelled outline error: add only the
+    # excess over the modelled total
+    excess = np.sqrt(np.maximum(adj**2 - independent**2 - common**2, 0.0))
     return AreaErrors(
-        independent=np.asarray(np.hypot(outline, regular), dtype=np.float64),
+        independent=np.asarray(np.hypot(independent, excess), dtype=np.float64),
         common=np.asarray(common, dtype=np.float64),
     )
 
@@ -227,6 +238,7 @@ def footprint_errors(footprints: pd.DataFrame) -> AreaErrors:
         coreg_residual_m=col("coreg_residual_m", 0.0),
         area_alt_m2=col("area_alt_m2", np.nan), area_reg_m2=col("area_reg_m2", np.nan),
         edge_corr_len_m=col("edge_corr_len_m", np.nan),
+        area_adj_spread_m2=col("area_adj_spread_m2", 0.0),
     )
 
 
@@ -563,7 +575,8 @@ def measure_sites(tracks: Tracks, params: MeasureParams) -> Tracks:
     fid = (fp["footprint_id"].astype(str).to_numpy() if "footprint_id" in fp.columns
            else np.asarray([str(i) for i in range(len(fp))], dtype=object))
 
-    multi = first_rows != last_rows
+    region = is_region(fp)
+    multi = (first_rows != last_rows) & ~region[last_rows] & ~region[first_rows]
     if multi.any():
         lr, fr = last_rows[multi], first_rows[multi]
         g, glo, ghi = _pair_intervals(area, err, lr, fr, fid, corr=0.0, params=params)
@@ -571,7 +584,7 @@ def measure_sites(tracks: Tracks, params: MeasureParams) -> Tracks:
         out["growth_ratio_lo"][multi], out["growth_ratio_hi"][multi] = glo, ghi
 
     site_last = sites["last_seen_date"].astype(str).to_numpy()
-    _neighbours_and_shares(out, fp, err, area, last_rows, site_last, fid, params)
+    _neighbours_and_shares(out, fp, err, area, last_rows, site_last, fid, params, region)
 
     site_ids = sites["site_id"].astype(str).to_numpy()
     for i_site in range(n):
@@ -580,22 +593,26 @@ def measure_sites(tracks: Tracks, params: MeasureParams) -> Tracks:
         )
     for c, v in out.items():
         sites[c] = v
-    return Tracks(footprints=fp, sites=sites, events=tracks.events)
+    return Tracks(footprints=fp, sites=_site_flags(sites, fp, last_rows), events=tracks.events)
 
 
 def _neighbours_and_shares(
     out: dict[str, Any], fp: gpd.GeoDataFrame, err: AreaErrors, area: NDArray[np.float64],
     last_rows: NDArray[np.intp], site_last: NDArray[Any], fid: NDArray[Any],
-    params: MeasureParams,
+    params: MeasureParams, region: NDArray[np.bool_],
 ) -> None:
-    """Fill the neighbour and share columns of ``out``, per last-sighting date."""
+    """Fill the neighbour and share columns of ``out``, per last-sighting date.
+
+    Built-up regions (``region``) are neither measured against a neighbour, nor anyone's
+    neighbour, nor part of the shares.
+    """
     fp_sid = fp["site_id"].astype(str).to_numpy()
     fp_date = fp["date"].astype(str).to_numpy()
     ind, com = err.independent, err.common
     geoms = np.asarray(fp.geometry.values, dtype=object)
     for day in sorted(set(site_last)):
-        on_date = np.flatnonzero(fp_date == day)
-        here = np.flatnonzero(site_last == day)
+        on_date = np.flatnonzero((fp_date == day) & ~region)
+        here = np.flatnonzero((site_last == day) & ~region[last_rows])
         pos = np.full(len(fp), -1, dtype=np.intp)
         pos[on_date] = np.arange(len(on_date))
         kq, jn = _neighbours(geoms[on_date], area[on_date], fp_sid[on_date],
@@ -613,6 +630,29 @@ def _neighbours_and_shares(
         i = pos[last_rows[here]]
         out["site_share_frac"][here] = sh[i]
         out["site_share_frac_lo"][here], out["site_share_frac_hi"][here] = shlo[i], shhi[i]
+
+
+def _site_flags(sites: gpd.GeoDataFrame, fp: gpd.GeoDataFrame,
+                last_rows: NDArray[np.intp]) -> gpd.GeoDataFrame:
+    """Carry the last sighting's kind and outline stability to the sites; say so in words."""
+    last = fp.iloc[last_rows]
+    kind = (last["footprint_kind"].astype(str).to_numpy() if "footprint_kind" in last.columns
+            else np.full(len(sites), BUILDING, dtype=object))
+    unstable = (last["outline_unstable"].fillna(False).astype(bool).to_numpy()
+                if "outline_unstable" in last.columns else np.zeros(len(sites), bool))
+    sites["site_kind"] = kind
+    sites["outline_unstable"] = unstable
+    sentence = sites["sentence"].to_numpy(dtype=object).copy()
+    reason = (last["gate_reason"].fillna("").astype(str).to_numpy()
+              if "gate_reason" in last.columns else np.full(len(sites), "", dtype=object))
+    for i in range(len(sites)):
+        if kind[i] == REGION:
+            sentence[i] = (f"{sites['site_id'].iloc[i]} is a built-up region, not a building "
+                           f"({reason[i]}): no ratios")
+        elif unstable[i]:
+            sentence[i] += "; caution: unstable outline (claims on it are undecidable)"
+    sites["sentence"] = sentence
+    return sites
 
 
 def _share_interval(

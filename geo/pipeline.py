@@ -47,6 +47,7 @@ from geo.export.tables import write_csv
 from geo.footprints import empty_footprints, polygonize
 from geo.geoarray import GeoArray
 from geo.grid import Grid, to_crs
+from geo.plausibility import adjacent_spread, gate_footprints, gate_warnings
 from geo.preflight import preflight
 from geo.provenance import git_commit, versions
 from geo.reading import read_to_grid
@@ -342,6 +343,8 @@ def detect_date(meta: dict[str, Any], grid: Grid, config: RunConfig, partial: Ru
     if needs_tiles(grid, config):  # large grid: tile by tile, from windows of the scene COG
         fp, mask_u8, valid, upd = detect_date_tiled(meta, grid, config, partial, aoi_name)
         _write_raster(mask_u8[None], grid, partial.mask(d), kind="mask", nodata=255)
+        fp = gate_footprints(fp, valid_area_m2=float(valid.sum()) * grid.pixel_area_m2,
+                             params=config.detect)  # the same plausibility gates as untiled
         return fp, _valid_geometry(valid, grid), upd
     ga = _load_scene(partial.scene(d), grid, meta)
     vmask = read_to_grid(str(partial.valid_mask(d)), grid, date=d,
@@ -354,6 +357,8 @@ def detect_date(meta: dict[str, Any], grid: Grid, config: RunConfig, partial: Ru
                     min_area_m2=config.detect.min_area_m2,
                     connectivity=config.detect.connectivity, alt_mask=bm.alt_mask,
                     invalid=~ga.valid, coreg_residual_m=float(meta.get("residual_m", 0.0)))
+    fp = gate_footprints(fp, valid_area_m2=float(ga.valid.sum()) * grid.pixel_area_m2,
+                         params=config.detect)
     return fp, _valid_geometry(ga.valid, grid), {"detect_method": bm.method,
                                                  "detect_threshold": float(bm.threshold)}
 
@@ -399,6 +404,11 @@ def prepare_date(scene: Scene, source: Any, grid: Grid, config: RunConfig, parti
                             "kind": ga.kind, "valid_frac": round(ga.valid_frac, 4),
                             "scene": {"id": scene.id, "date": scene.date,
                                       "properties": scene.properties}}
+    if ga.roles_guessed:
+        msg = (f"{scene.id}: band roles guessed as {', '.join(ga.bands)} (the file does not name "
+               "its bands); if wrong, set [source] bands = [...] in the config, one role per band")
+        log.warning(msg)
+        notes.append(msg)
     if ga.valid_frac < MIN_VALID_FRAC:
         msg = (f"{scene.id}: only {ga.valid_frac:.0%} of the AOI is valid (cloud, nodata or "
                "outside the image); date skipped")
@@ -523,6 +533,12 @@ def _carry_columns(tracks: Any, dates: list[str]) -> Any:
     if "name" in fp.columns:
         sites = sites.assign(name=sites["site_id"].map(site_names(fp)))
     return dataclasses.replace(tracks, footprints=fp, sites=sites)
+def _scatter_and_warn(tracks: Any, config: RunConfig, run_warnings: list[str]) -> Any:
+    """Imagery runs: outline scatter between unchanged dates, and the gates' run warnings."""
+    fp = gpd.GeoDataFrame(adjacent_spread(tracks.footprints, tracks.events),
+                          geometry="geometry", crs=tracks.footprints.crs)
+    run_warnings.extend(gate_warnings(fp, config.detect))
+    return dataclasses.replace(tracks, footprints=fp)
 
 
 def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoDataFrame,
@@ -538,6 +554,8 @@ def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoD
     with stage("track+measure") as rec:
         tracks = track_footprints(footprints, dates=dates, aoi_name=aoi.name, params=config.match,
                                   valid_by_date=valid_by_date)
+        if grid is not None:
+            tracks = _scatter_and_warn(tracks, config, run_warnings)
         tracks = measure_sites(tracks, config.measure)
         rec.update(n_sites=len(tracks.sites), n_events=len(tracks.events))
     tracks = _carry_columns(tracks, dates)

@@ -21,7 +21,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 
 from geo.errors import NoImageryError, SourceError, one_line
-from geo.geoarray import GeoArray, roles_for_bands
+from geo.geoarray import GeoArray, band_roles
 from geo.grid import Grid
 
 __all__ = ["GDAL_ENV", "check_overlap", "read_band_to_grid", "read_to_grid", "remote_error"]
@@ -205,9 +205,7 @@ def read_to_grid(
             ci = [c.name for c in src.colorinterp]
             if bands is None:
                 bands = [i + 1 for i in range(src.count) if ci[i] != "alpha"] or [1]
-            if roles is None:
-                all_roles = roles_for_bands(list(src.descriptions), ci)
-                roles = [all_roles[b - 1] for b in bands]
+            roles, guessed = _roles(src, ci, bands, roles, name)
             data, masks = _warp_read(src, grid, list(bands), resampling, href, name)
     arr = np.ma.getdata(data).astype(np.float32, copy=False)
     valid = np.all(masks > 0, axis=0) & ~np.any(np.ma.getmaskarray(data), axis=0)
@@ -217,7 +215,21 @@ def read_to_grid(
     arr[:, ~valid] = 0.0
     kind = "multispectral" if "nir" in roles else ("pan" if len(roles) == 1 else "rgb")
     return GeoArray(data=arr, valid=valid, grid=grid, date=date, bands=tuple(roles),
-                    source_id=source_id or href, kind=kind)
+                    source_id=source_id or href, kind=kind, roles_guessed=guessed)
+
+
+def _roles(src: Any, ci: list[str], bands: Sequence[int], roles: Sequence[str] | None,
+           name: str) -> tuple[list[str], bool]:
+    """Roles of the bands read: given (``other`` -> ``b<i>``), described, or guessed."""
+    if roles is None:
+        all_roles, guessed = band_roles(list(src.descriptions), ci)
+        return [all_roles[b - 1] for b in bands], guessed
+    if len(roles) != len(bands):
+        raise SourceError(
+            f"{name}: has {len(bands)} band(s) but {len(roles)} role(s) were given "
+            f"({', '.join(roles)}); set [source] bands to one role per band, in file order")
+    out = [f"b{b}" if r == "other" else r for r, b in zip(roles, bands, strict=True)]
+    return out, False
 
 
 def read_band_to_grid(

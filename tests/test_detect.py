@@ -81,9 +81,13 @@ def test_rgb_building_mask_finds_halls_not_road(rgb: tuple) -> None:
 
 def test_builtup_mask_on_multispectral() -> None:
     _, b, truth = ms_pair()
-    bm = building_mask(b, DetectParams(min_area_m2=300.0))
+    bm = building_mask(b, DetectParams(method="builtup", min_area_m2=300.0))
     assert bm.method == "builtup"
     assert f1(bm.mask, truth) >= 0.9
+    # at 10 m, auto is the local-contrast detector; a bright block on fields is a dome too
+    auto = building_mask(b, DetectParams(min_area_m2=300.0))
+    assert auto.method == "contrast-objects"
+    assert f1(auto.mask, truth) >= 0.9
 
 
 def test_building_mask_respects_valid(rgb: tuple) -> None:

@@ -195,7 +195,7 @@ def test_real_sentinel2_oscd_bercy(tmp_path: Path) -> None:
     summary = run_aoi(cfg, tmp_path / "run")
     m = json.loads((Path(summary["run_dir"]) / "run.json").read_text())
     assert m["grid"]["crs"] == "EPSG:32631" and m["grid"]["res_m"] == 10.0
-    assert [c["detect_method"] for c in m["coregistration"]] == ["builtup", "builtup"]
+    assert [c["detect_method"] for c in m["coregistration"]] == ["contrast-objects"] * 2
     assert m["coregistration"][1]["residual_m"] < 5.0  # same S2 tile: well aligned
     sites = gpd.read_file(Path(summary["run_dir"]) / "sites.geojson")
     assert len(sites) > 10 and (sites["area_m2_lo"] <= sites["area_m2"]).all()

@@ -1,7 +1,8 @@
 """``factorywatch claim``, ``measure`` and ``plan``.
 
-Exit codes of ``claim`` (for scripts): 0 supported, 3 contradicted, 4 undecidable at this
-resolution, 1 runtime error (bad run directory, unknown site, ...), 2 usage error.
+Exit codes of ``claim`` (for scripts): 0 supported, 3 contradicted, 4 undecidable (at this
+resolution, or because a footprint is a built-up region, has an unstable outline or is occluded:
+the sentence says which), 1 runtime error (bad run directory, unknown site, ...), 2 usage error.
 """
 
 from __future__ import annotations

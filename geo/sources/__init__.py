@@ -16,7 +16,7 @@ def open_source(config: RunConfig, *, offline: bool = False) -> ImagerySource:
     if src.kind in ("local", "synthetic"):
         if not src.path:
             raise ConfigError(f"{config.config_path}: [source] path is required for kind = 'local'")
-        return LocalGeoTiffSource(src.path)
+        return LocalGeoTiffSource(src.path, bands=src.bands)
     if src.kind == "stac":
         from geo.sources.stac import StacSource
 

@@ -148,8 +148,10 @@ class LocalGeoTiffSource:
     ...) or from ``YYYY-MM-DD`` / ``YYYYMMDD`` in the file name.
     """
 
-    def __init__(self, folder: str | Path) -> None:
+    def __init__(self, folder: str | Path, *, bands: tuple[str, ...] = ()) -> None:
         self.folder = Path(folder)
+        self.bands = tuple(bands)
+        """Band roles from ``[source] bands`` (empty: from the files, or guessed)."""
 
     def search(self, aoi: Aoi, start: str | None = None, end: str | None = None, *,
                checksums: bool = True) -> list[Scene]:
@@ -198,4 +200,5 @@ class LocalGeoTiffSource:
 
     def read(self, scene: Scene, grid: Grid) -> GeoArray:
         """Read one scene onto the AOI grid (windowed, any CRS)."""
-        return read_to_grid(scene.href, grid, date=scene.date, source_id=scene.id)
+        return read_to_grid(scene.href, grid, date=scene.date, source_id=scene.id,
+                            roles=self.bands or None)
