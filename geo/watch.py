@@ -428,6 +428,25 @@ def _own_dir(d: RunDir, what: str) -> None:
     d.write_marker()
 
 
+def _check_store_key(store: RunDir, config: RunConfig) -> None:
+    """A store holds dates processed with one config: refuse to mix in another one.
+
+    Only ``[output]`` may change between watch runs (it is not part of the key).
+    """
+    key = _config_hash(config)
+    try:
+        old = _read_json(store.state).get("key")
+    except (OSError, ValueError):
+        old = None
+    if old is None:
+        _write_json(store.state, {"key": key})
+    elif old != key:
+        raise ConfigError(
+            f"{config.config_path}: the config changed since {store.root} was built (only "
+            "[output] may change between watch runs), so its stored dates would mix two "
+            "configs; watch into another -o, or remove that store to reprocess every date")
+
+
 def _plan(config: RunConfig, wd: RunDir, offline: bool) -> _Plan:
     aoi = read_aoi(config.aoi.geometry, name=config.aoi.name)
     problems = validate_aoi(aoi)
@@ -440,6 +459,7 @@ def _plan(config: RunConfig, wd: RunDir, offline: bool) -> _Plan:
     site = wd.root / safe_name(config.aoi.name)
     store = RunDir(site / "store")
     _own_dir(store, "-o")
+    _check_store_key(store, config)
     sweep_temps(store.root)
     store.checkpoints.mkdir(exist_ok=True)
     records = [_read_json(p) for p in store.date_records().values()]
@@ -467,11 +487,12 @@ def _needs_publish(plan: _Plan) -> bool:
 
 def _submit_dates(plans: list[_Plan], ex: _Executor) -> None:
     """Submit every new date: the reference dates of fresh AOIs first, then the others."""
+    todo = {p.name: list(p.new) for p in plans}
     refs: dict[str, Any] = {}
     for p in plans:
         ref = next((r for r in p.records if r.get("reference")), None)
-        if ref is None and p.new:
-            first = p.new.pop(0)
+        if ref is None and todo[p.name]:
+            first = todo[p.name].pop(0)
             refs[p.name] = (first, ex.submit(date_task, first, p.source, p.grid, p.config,
                                              p.store, None, p.aoi.name,
                                              label=f"{p.name}: date {first.date} (reference)"))
@@ -479,12 +500,13 @@ def _submit_dates(plans: list[_Plan], ex: _Executor) -> None:
             refs[p.name] = (None, ref)
     for p in plans:
         first, ref = refs[p.name]
+        rest = todo[p.name]
         if first is not None:
             p.futures[first.date] = ref
             try:
                 ref = ref.result()
-                while ref.get("skipped") and p.new:  # the reference date was unusable: next
-                    nxt = p.new.pop(0)
+                while ref.get("skipped") and rest:  # the reference date was unusable: next
+                    nxt = rest.pop(0)
                     fut = ex.submit(date_task, nxt, p.source, p.grid, p.config, p.store, None,
                                     p.aoi.name, label=f"{p.name}: date {nxt.date} (reference)")
                     p.futures[nxt.date] = fut
@@ -492,7 +514,7 @@ def _submit_dates(plans: list[_Plan], ex: _Executor) -> None:
             except Exception as err:
                 _fail(p, err)
                 continue
-        for s in p.new:
+        for s in rest:
             p.futures[s.date] = ex.submit(date_task, s, p.source, p.grid, p.config, p.store, ref,
                                           p.aoi.name, label=f"{p.name}: date {s.date}")
 
@@ -537,6 +559,8 @@ def _building_events(plan: _Plan, new_dates: list[str]) -> gpd.GeoDataFrame | No
     if not new_dates or not layer.exists():
         return None
     ch = gpd.read_file(layer, datetime_as_string=True)
+    if not len(ch) or "date_to" not in ch.columns:
+        return None
     ch = ch[ch["date_to"].astype(str).isin(new_dates) & ch["event"].isin(BUILDING_EVENTS)]
     return ch.assign(aoi=plan.aoi.name) if len(ch) else None
 
@@ -767,32 +791,41 @@ def watch(watchlist: Watchlist, watch_dir: str | Path, *, scheduler: str | None 
 
 def _summarise(watchlist: Watchlist, wd: RunDir, plans: list[_Plan], previous: dict[str, Any],
                errors: list[str]) -> WatchResult:
+    """Events since the previous watch run: on run dates that its state did not list yet.
+
+    Counting against the previous *state* (written last) rather than against the dates
+    processed now means a watch that stopped after publishing loses no event: the next watch
+    reports it.
+    """
     events: list[dict[str, Any]] = []
     changes: list[gpd.GeoDataFrame] = []
     rows: list[dict[str, Any]] = []
+    prev_aois = previous.get("aois", {})
     for p in plans:
-        new_dates = [d for d, f in p.futures.items() if d not in ("changes", "publish")]
-        ok = not p.error
-        ch = _building_events(p, sorted(new_dates)) if ok and "publish" in p.futures else None
-        evs = [_event_record(r, p) for r in ch.itertuples()] if ch is not None else []
-        if ch is not None:
-            changes.append(ch)
-        events += evs
+        new_dates = sorted(d for d in p.futures if d not in ("changes", "publish"))
+        before = prev_aois.get(p.aoi.name, {}).get("dates", [])
         dates: list[str] = []
         n_sites: Any = ""
         if p.run.is_ours():
             run = _read_json(p.run.run_json)
             dates, n_sites = list(run.get("dates", [])), run.get("n_sites", "")
-        rows.append({"aoi": p.aoi.name, "name": p.name, "dates": dates, "n_sites": n_sites,
-                     "new_dates": sorted(new_dates) if ok else [], "n_events": len(evs),
-                     "status": "error" if not ok else "updated" if "publish" in p.futures
-                     else "unchanged", "run_dir": str(p.run.root),
+        ch = None if p.error else _building_events(p, [d for d in dates if d not in before])
+        evs = [_event_record(r, p) for r in ch.itertuples()] if ch is not None else []
+        if ch is not None:
+            changes.append(ch)
+        events += evs
+        rows.append({"aoi": p.aoi.name, "name": p.name, "dates": before if p.error else dates,
+                     "n_sites": n_sites, "new_dates": [] if p.error else new_dates,
+                     "n_events": len(evs), "status": "error" if p.error else "updated"
+                     if "publish" in p.futures else "unchanged", "run_dir": str(p.run.root),
                      "report_exists": p.run.report_index.exists(),
                      "synthetic": bool(p.aoi.properties.get("synthetic"))})
     claim_events, claim_state = _claim_outcomes(
-        watchlist.claims, {p.aoi.name: p for p in plans}, previous.get("claims", {}))
+        watchlist.claims, {p.aoi.name: p for p in plans if not p.error},
+        previous.get("claims", {}))
     events += claim_events
     state = {"claims": {**previous.get("claims", {}), **claim_state},
-             "aois": {r["aoi"]: {"dates": r["dates"], "status": r["status"]} for r in rows}}
+             "aois": {**prev_aois, **{r["aoi"]: {"dates": r["dates"], "status": r["status"]}
+                                      for r in rows}}}
     outputs = _write_outputs(wd, plans, changes, rows, len(events), state)
     return WatchResult(events=events, aois=rows, errors=errors, outputs=outputs)

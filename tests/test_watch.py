@@ -297,3 +297,17 @@ def test_watch_refuses_a_folder_it_did_not_make(tmp_path: Path) -> None:
         from geo.watch import watch
 
         watch(load_watchlist(wl), mine, workers=0)
+
+
+def test_a_changed_config_is_not_mixed_into_the_store(tmp_path: Path) -> None:
+    wl = write_series(tmp_path, n_aois=1, n_dates=1)
+    r = CliRunner().invoke(main, ["watch", str(wl), "-o", str(tmp_path / "w"), "--workers", "0",
+                                  "-q"])
+    assert r.exit_code == EXIT_CHANGED, r.output  # one date: only the claim's first outcome
+    assert [e["type"] for e in map(json.loads, r.stdout.splitlines())] == ["claim"]
+    toml = tmp_path / "sites" / "site_a.toml"
+    toml.write_text(toml.read_text().replace("max_residual_m = 1.0", "max_residual_m = 2.0"))
+    r = CliRunner().invoke(main, ["watch", str(wl), "-o", str(tmp_path / "w"), "--workers", "0",
+                                  "-q"])
+    assert r.exit_code == 1 and "the config changed since" in r.output
+    assert str(toml) in r.output
