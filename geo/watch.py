@@ -342,19 +342,26 @@ def _resolve(x: Any) -> Any:
 
 
 class _Executor:
-    """Submits stage tasks to a Dask client (with retries), or runs them here (``client=None``)."""
+    """Submits stage tasks to a Dask client (with retries), or runs them here (no client).
 
-    def __init__(self, client: Any, retries: int, describe: str) -> None:
-        self.client, self.retries, self.describe = client, retries, describe
+    ``connect`` makes the client on the first submit, so that a watch with nothing to do
+    starts no local cluster.
+    """
+
+    def __init__(self, connect: Callable[[], Any] | None, retries: int, describe: str) -> None:
+        self.connect, self.retries, self.describe = connect, retries, describe
+        self.client: Any = None
         self.labels: dict[Any, str] = {}
 
     def submit(self, fn: Callable[..., Any], *args: Any, label: str) -> Any:
-        if self.client is None:
+        if self.connect is None:
             try:
                 fut: Any = _Done(fn(*[_resolve(a) for a in args]))
             except Exception as err:
                 fut = _Done(error=err)
         else:
+            if self.client is None:
+                self.client = self.connect()
             fut = self.client.submit(fn, *args, retries=self.retries, pure=False,
                                      key=f"{fn.__name__}-{uuid.uuid4().hex}")
         self.labels[fut] = label
@@ -371,6 +378,11 @@ class _Executor:
 
 @contextlib.contextmanager
 def _executor(scheduler: str | None, workers: int, retries: int) -> Iterator[_Executor]:
+    """Run tasks in-process (``workers=0``), on an existing scheduler or on a local cluster.
+
+    An existing scheduler is connected at once (an unreachable one fails before anything is
+    written); a local cluster is started on first use.
+    """
     if not scheduler and workers == 0:
         yield _Executor(None, retries, "in-process")
         return
@@ -384,15 +396,20 @@ def _executor(scheduler: str | None, workers: int, retries: int) -> Iterator[_Ex
                 raise FactoryWatchError(
                     f"cannot reach the Dask scheduler at {scheduler} ({err}); start it with "
                     "'dask scheduler' or drop --scheduler for a local cluster") from None
-            describe = f"scheduler {scheduler}"
-        else:
+            log.info("dask: scheduler %s", scheduler)
+            ex = _Executor(lambda: client, retries, f"scheduler {scheduler}")
+            ex.client = client
+            yield ex
+            return
+
+        def local() -> Any:
             cluster = stack.enter_context(LocalCluster(
                 n_workers=workers, threads_per_worker=1, processes=True,
                 dashboard_address=None))
-            client = stack.enter_context(Client(cluster))
-            describe = f"local cluster of {workers} processes"
-        log.info("dask: %s", describe)
-        yield _Executor(client, retries, describe)
+            log.info("dask: local cluster of %d processes", workers)
+            return stack.enter_context(Client(cluster))
+
+        yield _Executor(local, retries, f"local cluster of {workers} processes")
 
 
 # --- planning and running one watch ----------------------------------------------------------
@@ -688,7 +705,8 @@ def _write_outputs(wd: RunDir, plans: list[_Plan], changes: list[gpd.GeoDataFram
 
 
 # --- the watch run ---------------------------------------------------------------------------
-def _prepare_watch_dir(watch_dir: str | Path, inputs: Sequence[str]) -> RunDir:
+def _check_watch_dir(watch_dir: str | Path, inputs: Sequence[str]) -> RunDir:
+    """The watch folder, refused before anything is written if it is not ours to write."""
     wd = RunDir(Path(os.path.abspath(Path(watch_dir).expanduser())))
     if wd.root.is_symlink():
         raise RunDirError(f"{wd.root} is a symbolic link; pass the real folder as -o")
@@ -700,9 +718,6 @@ def _prepare_watch_dir(watch_dir: str | Path, inputs: Sequence[str]) -> RunDir:
         if real == wd.root.resolve() or wd.root.resolve() in real.parents:
             raise RunDirError(f"{wd.root} contains an input of the watchlist ({real}); "
                               "choose another -o")
-    wd.root.mkdir(parents=True, exist_ok=True)
-    if not wd.marker.exists():
-        wd.write_marker()
     return wd
 
 
@@ -758,35 +773,38 @@ def watch(watchlist: Watchlist, watch_dir: str | Path, *, scheduler: str | None 
     """
     t0 = time.perf_counter()
     inputs = [p for c in watchlist.configs for p in _config_inputs(c)] + [str(watchlist.path)]
-    wd = _prepare_watch_dir(watch_dir, inputs)
-    lock = FileLock(str(wd.lock), timeout=0, is_singleton=False)
-    try:
-        lock.acquire()
-    except Timeout:
-        raise RunDirInUseError(f"{wd.root}: another factorywatch watch is running here (lock "
-                               f"{wd.lock}); wait for it or choose another -o") from None
-    try:
+    wd = _check_watch_dir(watch_dir, inputs)
+    with _executor(scheduler, workers, retries) as ex:
+        wd.root.mkdir(parents=True, exist_ok=True)
+        if not wd.marker.exists():
+            wd.write_marker()
+        lock = FileLock(str(wd.lock), timeout=0, is_singleton=False)
         try:
-            previous = _read_json(wd.root / STATE_NAME)
-        except (OSError, ValueError):
-            previous = {}
-        plans, errors = [], []
-        for cfg in watchlist.configs:
+            lock.acquire()
+        except Timeout:
+            raise RunDirInUseError(f"{wd.root}: another factorywatch watch is running here "
+                                   f"(lock {wd.lock}); wait for it or choose another -o") from None
+        try:
             try:
-                plans.append(_plan(cfg, wd, offline))
-            except FactoryWatchError as err:
-                errors.append(f"{cfg.config_path}: {' '.join(str(err).split())}")
-        with _executor(scheduler, workers, retries) as ex:
+                previous = _read_json(wd.root / STATE_NAME)
+            except (OSError, ValueError):
+                previous = {}
+            plans, errors = [], []
+            for cfg in watchlist.configs:
+                try:
+                    plans.append(_plan(cfg, wd, offline))
+                except FactoryWatchError as err:
+                    errors.append(f"{cfg.config_path}: {' '.join(str(err).split())}")
             _submit_dates(plans, ex)
             _submit_rest([p for p in plans if not p.error], ex)
             _gather(plans, ex, reporter)
-        errors += [p.error for p in plans if p.error]
-        result = _summarise(watchlist, wd, plans, previous, errors)
-        log.info("watch: %d AOI(s), %d event(s), %d error(s) in %.1f s", len(plans),
-                 len(result.events), len(errors), time.perf_counter() - t0)
-        return result
-    finally:
-        lock.release()
+            errors += [p.error for p in plans if p.error]
+            result = _summarise(watchlist, wd, plans, previous, errors)
+        finally:
+            lock.release()
+    log.info("watch: %d AOI(s), %d event(s), %d error(s) in %.1f s", len(plans),
+             len(result.events), len(errors), time.perf_counter() - t0)
+    return result
 
 
 def _summarise(watchlist: Watchlist, wd: RunDir, plans: list[_Plan], previous: dict[str, Any],

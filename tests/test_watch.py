@@ -311,3 +311,24 @@ def test_a_changed_config_is_not_mixed_into_the_store(tmp_path: Path) -> None:
                                   "-q"])
     assert r.exit_code == 1 and "the config changed since" in r.output
     assert str(toml) in r.output
+
+
+def test_a_failing_aoi_is_named_and_the_others_still_update(tmp_path: Path) -> None:
+    wl = write_series(tmp_path, n_aois=2, n_dates=1)
+    (tmp_path / "imagery" / "site_b" / f"synthetic_{DATES[0]}.tif").write_bytes(b"not a tiff")
+    r = CliRunner().invoke(main, ["watch", str(wl), "-o", str(tmp_path / "w"), "--workers", "0",
+                                  "-q"])
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("Error:")]
+    assert len(errors) == 1 and str(tmp_path / "sites" / "site_b.toml") in errors[0]
+    assert "cannot open as a GeoTIFF" in errors[0]
+    assert RunDir(tmp_path / "w" / "site_a" / "run").is_ours()
+    assert not (tmp_path / "w" / "site_b" / "run").exists()
+
+
+def test_an_unreachable_scheduler_fails_before_anything_is_written(tmp_path: Path) -> None:
+    wl = write_series(tmp_path, n_aois=1, n_dates=1)
+    r = CliRunner().invoke(main, ["watch", str(wl), "-o", str(tmp_path / "w"), "--scheduler",
+                                  f"tcp://127.0.0.1:{_free_port()}"])
+    assert r.exit_code == 1 and "cannot reach the Dask scheduler" in r.output
+    assert not (tmp_path / "w").exists()
