@@ -25,7 +25,7 @@ Layout of a watch folder (``-o WATCH_DIR``)::
     watch_state.json                          claim outcomes and dates of the last watch run
 
 Each watch run searches every AOI's source, processes only the dates newer than the last
-date in the AOI's store (read, co-register, normalise, detect: one task per date), the
+date of the AOI's published run (read, co-register, normalise, detect: one task per date), the
 change map of each new consecutive pair, then tracks, measures and publishes the AOI's run
 from the stored per-date footprints (cheap: no pixels are read for the old dates). An AOI
 without new dates is left alone and nothing of it is read. Tasks run on a Dask distributed
@@ -479,27 +479,36 @@ def _plan(config: RunConfig, wd: RunDir, offline: bool) -> _Plan:
     _check_store_key(store, config)
     sweep_temps(store.root)
     store.checkpoints.mkdir(exist_ok=True)
-    records = [_read_json(p) for p in store.date_records().values()]
-    last = max((str(r["date"]) for r in records), default="")
+    run = RunDir(site / "run")
+    # "processed" = published: a date stored by a watch that then failed is redone from its
+    # record (no pixels read), so a failure in the middle of a series loses no date
+    last = max(_published_dates(run), default="")
+    stored = {d: _read_json(p) for d, p in store.date_records().items()}
+    records = [r for d, r in stored.items() if d <= last]
     new = [s for s in scenes if s.date > last]
-    ignored = [s.id for s in scenes if s.date <= last and not store.date_record(s.date).exists()]
+    ignored = [s.id for s in scenes if s.date <= last and s.date not in stored]
     if ignored:
         log.warning("%s: %d scene(s) dated before the last watched date %s are ignored (%s); "
                     "run 'factorywatch run' for a full reprocessing", aoi.name, len(ignored),
                     last, ", ".join(ignored[:3]))
-    return _Plan(config, aoi, grid, source, store, RunDir(site / "run"), records, new, ignored)
+    return _Plan(config, aoi, grid, source, store, run, records, new, ignored)
+
+
+def _published_dates(run: RunDir) -> list[str]:
+    """Dates of the published run (none if there is no finished run of ours)."""
+    if not run.is_ours():
+        return []
+    try:
+        return [str(d) for d in _read_json(run.run_json).get("dates", [])]
+    except (OSError, ValueError):
+        return []
 
 
 def _needs_publish(plan: _Plan) -> bool:
     if plan.new:
         return True
-    if not plan.run.is_ours():
-        return bool(plan.records)
-    try:
-        done = _read_json(plan.run.run_json).get("dates", [])
-    except (OSError, ValueError):
-        return True
-    return sorted(done) != sorted(str(r["date"]) for r in plan.records if not r.get("skipped"))
+    usable = sorted(str(r["date"]) for r in plan.records if not r.get("skipped"))
+    return bool(usable) and sorted(_published_dates(plan.run)) != usable
 
 
 def _submit_dates(plans: list[_Plan], ex: _Executor) -> None:

@@ -332,3 +332,34 @@ def test_an_unreachable_scheduler_fails_before_anything_is_written(tmp_path: Pat
                                   f"tcp://127.0.0.1:{_free_port()}"])
     assert r.exit_code == 1 and "cannot reach the Dask scheduler" in r.output
     assert not (tmp_path / "w").exists()
+
+
+def test_a_date_that_failed_is_redone_next_time_and_done_dates_are_not_reread(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fault injection: reading the second date fails once (a transient source error)."""
+    from geo.errors import SourceError
+    from geo.sources.local import LocalGeoTiffSource
+
+    wl = write_series(tmp_path, n_aois=1, n_dates=3)
+    real_read = LocalGeoTiffSource.read
+    reads: list[str] = []
+    broken = {"synthetic_scene_b.tif"}
+
+    def read(self: LocalGeoTiffSource, scene: Any, grid: Any) -> Any:
+        reads.append(scene.id)
+        if scene.id in broken:
+            raise SourceError(f"{scene.href}: read failed (injected); try again")
+        return real_read(self, scene, grid)
+
+    monkeypatch.setattr(LocalGeoTiffSource, "read", read)
+    args = ["watch", str(wl), "-o", str(tmp_path / "w"), "--workers", "0", "-q"]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 1 and "read failed (injected)" in r.output
+    assert not (tmp_path / "w" / "site_a" / "run").exists()
+    broken.clear()
+    reads.clear()
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == EXIT_CHANGED, r.output
+    assert reads == ["synthetic_scene_b.tif"]  # the stored dates are not read again
+    run = json.loads(RunDir(tmp_path / "w" / "site_a" / "run").run_json.read_text())
+    assert run["dates"] == list(DATES[:3])
