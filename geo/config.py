@@ -52,6 +52,7 @@ __all__ = [
     "SourceConfig",
     "config_to_dict",
     "load_config",
+    "resolve_defaults",
 ]
 
 SourceKind = Literal["local", "stac", "synthetic"]
@@ -454,13 +455,39 @@ def _build(section: str, cls: type[Any], raw: object, path: Path) -> Any:
         raise ConfigError(f"{path}: {_first_error(err, section, values)}") from None
 
 
-def load_config(path: str | Path) -> RunConfig:
+def resolve_defaults(raw: object, path: str | Path) -> dict[str, dict[str, Any]]:
+    """Check shared default sections (a watchlist's ``[defaults]``) and resolve their paths.
+
+    Returns the sections with relative paths made absolute against ``path``'s folder, ready
+    for ``load_config(..., defaults=...)``. Raises :class:`ConfigError` naming ``path`` for
+    an unknown section or key or a bad value.
+    """
+    p = Path(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{p}: [defaults] must be a table of config sections")
+    unknown = sorted(set(raw) - set(_SECTIONS))
+    if unknown:
+        raise ConfigError(f"{p}: unknown section [defaults.{unknown[0]}]; valid sections are "
+                          f"{', '.join(_SECTIONS)}")
+    out: dict[str, dict[str, Any]] = {}
+    for name, sec in raw.items():
+        _build(name, _SECTIONS[name], sec, p)  # validates keys and values
+        out[name] = {k: (str((p.parent / Path(str(v)).expanduser()).resolve())
+                         if (name, k) in _PATH_KEYS and v else v) for k, v in sec.items()}
+    return out
+
+
+def load_config(path: str | Path, *,
+                defaults: dict[str, dict[str, Any]] | None = None) -> RunConfig:
     """Read a per-AOI TOML config.
 
     Parameters
     ----------
     path : str or Path
         The TOML file. Relative paths inside it are resolved against its folder.
+    defaults : dict, optional
+        Sections merged under the file's own (its keys win), from
+        :func:`resolve_defaults`: a watchlist's shared settings.
 
     Returns
     -------
@@ -484,6 +511,9 @@ def load_config(path: str | Path) -> RunConfig:
         raise ConfigError(
             f"{p}: unknown section [{unknown[0]}]; valid sections are {', '.join(_SECTIONS)}"
         )
+    for name, sec in (defaults or {}).items():
+        own = raw.get(name, {})
+        raw[name] = {**sec, **own} if isinstance(own, dict) else own
     parts = {name: _build(name, cls, raw.get(name, {}), p) for name, cls in _SECTIONS.items()}
     aoi: AoiParams = parts["aoi"]
     if not aoi.name:

@@ -189,6 +189,24 @@ class RunDir:
         """``change/<d0>_<d1>_mask.tif``."""
         return self.change_dir / f"{d0}_{d1}_mask.tif"
 
+    # --- a watch store (geo/watch.py): per-date records kept between watch runs -------------
+    def date_record(self, date: str) -> Path:
+        """``.checkpoints/date_<date>.json``: a watched date's metadata, detection included."""
+        return self.checkpoints / f"date_{date}.json"
+
+    def footprints_checkpoint(self, date: str) -> Path:
+        """``.checkpoints/footprints_<date>.pkl``: a watched date's footprints (exact)."""
+        return self.checkpoints / f"footprints_{date}.pkl"
+
+    def change_record(self, d0: str, d1: str) -> Path:
+        """``.checkpoints/change_<d0>_<d1>.json``: a change map's metadata."""
+        return self.checkpoints / f"change_{d0}_{d1}.json"
+
+    def date_records(self) -> dict[str, Path]:
+        """Date → date record, for the watched dates present."""
+        return {p.stem.removeprefix("date_"): p
+                for p in sorted(self.checkpoints.glob("date_*.json"))}
+
     def scenes(self) -> dict[str, Path]:
         """Date → scene COG, for the scenes present."""
         return {p.stem: p for p in sorted(self.scenes_dir.glob("*.tif"))}

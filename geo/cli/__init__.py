@@ -5,7 +5,7 @@ Commands live in their own modules and are imported lazily, so that
 
 Exit codes: 0 success; 1 runtime failure (any :class:`geo.errors.FactoryWatchError`,
 one line on stderr, traceback only with ``-v``); 2 usage error. ``claim`` and
-``validate`` document their own codes.
+``validate`` document their own codes; ``watch`` exits 10 when something changed.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ _COMMANDS: dict[str, str] = {
     "plan": "geo.cli.measure_cmd",
     "benchmark": "geo.cli.benchmark_cmd",
     "report": "geo.cli.report_cmd",
+    "watch": "geo.cli.watch_cmd",
 }
 
 
