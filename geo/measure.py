@@ -220,13 +220,21 @@ def footprint_errors(footprints: pd.DataFrame) -> AreaErrors:
         perim = footprints.geometry.length.to_numpy(dtype=float)
     else:
         raise FactoryWatchError("footprints lack perimeter_m; build them with geo.footprints")
-    return area_errors(
+    err = area_errors(
         col("area_m2", np.nan), perim, res_m=col("res_m", 0.0),
         boundary_sd_m=col("boundary_sd_m", np.nan),
         coreg_residual_m=col("coreg_residual_m", 0.0),
         area_alt_m2=col("area_alt_m2", np.nan), area_reg_m2=col("area_reg_m2", np.nan),
         edge_corr_len_m=col("edge_corr_len_m", np.nan),
     )
+    # guided fits (geo.guided) carry their own area sd from the fit; blur and shifts are
+    # fitted, so no date-common part is added
+    fit_sd = col("area_fit_sd_m2", np.nan)
+    fitted = np.isfinite(fit_sd)
+    if fitted.any():
+        err = AreaErrors(independent=np.where(fitted, fit_sd, err.independent),
+                         common=np.where(fitted, 0.0, err.common))
+    return err
 
 
 def area_interval(

@@ -338,6 +338,11 @@ def _run_stages(config: RunConfig, aoi: Aoi, grid: Grid, source: Any, scenes: li
                           else empty_footprints(grid.crs))
             footprints = gpd.GeoDataFrame(footprints, geometry="geometry", crs=grid.crs)
             rec["n_footprints"] = len(footprints)
+        if config.buildings.priors:  # guided mode: the named priors replace the detections
+            from geo.guided_stage import guided_stage
+
+            with stage("guided") as rec:
+                footprints = guided_stage(metas, grid, config, partial, aoi.name, rec)
         # --- pixel change maps between consecutive dates ---------------------------------------
         with stage("change") as rec:
             change_meta = runner.map(change_pair, list(itertools.pairwise(metas)), "change maps",
@@ -517,6 +522,11 @@ def changes_from_events(events: pd.DataFrame, footprints: gpd.GeoDataFrame) -> g
     return gpd.GeoDataFrame(rows, geometry="geometry", crs=crs)
 
 
+def _buildings_table(partial: Path) -> pd.DataFrame | None:
+    path = partial / "buildings.csv"
+    return pd.read_csv(path, dtype={"date": str}) if path.exists() else None
+
+
 def _csv_text(df: pd.DataFrame) -> str:
     buf = io.StringIO()
     df.to_csv(buf, index=False, quoting=csv.QUOTE_MINIMAL, float_format="%.6g")
@@ -533,8 +543,14 @@ def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoD
     from geo.measure import measure_sites
 
     with stage("track+measure") as rec:
-        tracks = track_footprints(footprints, dates=dates, aoi_name=aoi.name, params=config.match,
-                                  valid_by_date=valid_by_date)
+        if "prior_id" in footprints.columns:  # guided mode: sites keyed by prior
+            from geo.guided import track_guided
+
+            tracks = track_guided(footprints, dates=dates, aoi_name=aoi.name,
+                                  params=config.match, table=_buildings_table(partial))
+        else:
+            tracks = track_footprints(footprints, dates=dates, aoi_name=aoi.name,
+                                      params=config.match, valid_by_date=valid_by_date)
         tracks = measure_sites(tracks, config.measure)
         rec.update(n_sites=len(tracks.sites), n_events=len(tracks.events))
     # each footprint carries its site's status, so that the footprint layer styles by status too
@@ -562,6 +578,8 @@ def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoD
             outputs["gpkg"] = str(write_gpkg(
                 {"footprints": tracks.footprints, "sites": tracks.sites, "changes": changes,
                  "events": tracks.events}, partial / "results.gpkg"))
+        if (partial / "buildings.csv").exists():
+            outputs["buildings"] = str(partial / "buildings.csv")
         rec["n_files"] = len(outputs)
     manifest = {
         "factorywatch": __version__,

@@ -33,7 +33,8 @@ _NOT_VISIBLE = ("output", "production", "capacity")
 
 @click.command("claim")
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--subject", required=True, help="Site id of the building the claim is about.")
+@click.option("--subject", required=True,
+              help="Site id, building name or short id of the building the claim is about.")
 @click.option("--reference", required=True,
               help="A site id, 'neighbour', 'earlier' (its first sighting) or a date YYYY-MM-DD "
                    "(the same building then).")
@@ -79,6 +80,9 @@ def claim_cmd(run_dir: Path, subject: str, reference: str, relation: str, factor
             click.echo(text)
         click.get_current_context().exit(4)
     sites, fps, measure = read_run_tables(run_dir)
+    from geo.guided import resolve_site  # names and short ids of guided buildings
+
+    subject, reference = resolve_site(sites, subject), resolve_site(sites, reference)
     names = {f.name for f in dataclasses.fields(MeasureParams)}
     params = MeasureParams(**{k: v for k, v in measure.items() if k in names})
     res = check_claim(sites, fps, subject=subject, reference=reference, relation=relation,
