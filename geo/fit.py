@@ -27,10 +27,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import least_squares
 from scipy.special import erf
 
 __all__ = ["Rect", "RectFit", "fit_rectangle", "rect_corners", "rect_image"]
@@ -111,27 +111,48 @@ def rect_corners(rect: Rect) -> NDArray[np.float64]:
     return np.array([(rect.cx + u * c - v * s, rect.cy + u * s + v * c) for u, v in pts])
 
 
+def _rect_stack(cx: NDArray[np.float64], cy: NDArray[np.float64], w: float, length: float,
+                angle: float, psf_px: float, xx: NDArray[np.float64],
+                yy: NDArray[np.float64]) -> NDArray[np.float64]:
+    """:func:`rect_image` for several centres at once: shape ``(len(cx), *xx.shape)``."""
+    s = math.sqrt(max(psf_px, 1e-3) ** 2 + _BOX_VAR) * _SQRT2
+    c, si = math.cos(angle), math.sin(angle)
+    dx = xx[None] - cx[:, None, None]
+    dy = yy[None] - cy[:, None, None]
+    u = dx * c + dy * si
+    v = -dx * si + dy * c
+    pu = erf((u + w / 2) / s) - erf((u - w / 2) / s)
+    pv = erf((v + length / 2) / s) - erf((v - length / 2) / s)
+    return np.asarray(0.25 * pu * pv, dtype=np.float64)
+
+
 class _Problem:
-    """Variable-projection residuals for one window over several dates."""
+    """Variable-projection residuals for one window over several dates (vectorised)."""
 
     def __init__(self, images: Sequence[NDArray[np.floating]], masks: Sequence[NDArray[np.bool_]],
                  fit_shifts: bool) -> None:
         h, w = masks[0].shape
         yy, xx = np.mgrid[0:h, 0:w].astype(np.float64) + 0.5
         self.xx, self.yy = xx, yy
-        self.masks = [np.asarray(m, bool) for m in masks]
         self.n_dates = len(images)
         self.fit_shifts = fit_shifts and self.n_dates > 1
-        xs, ys = (xx - w / 2) / max(w, 1), (yy - h / 2) / max(h, 1)
-        self.y: list[NDArray[np.float64]] = []
-        self.q: list[NDArray[np.float64]] = []
-        for img, m in zip(images, self.masks, strict=True):
-            vals = np.asarray(img, np.float64)[:, m]
-            bg = np.stack([np.ones(int(m.sum())), xs[m], ys[m]], axis=1)
-            q, _ = np.linalg.qr(bg)
-            self.q.append(q)
-            self.y.append(vals - (vals @ q) @ q.T)  # background projected out
-        self.weights = [np.ones((v.shape[0], 1)) for v in self.y]
+        m = np.stack([np.asarray(k, bool) for k in masks]).reshape(self.n_dates, -1)
+        self.m = m.astype(np.float64)  # (D, N)
+        self.n_used = int(m.sum())
+        xs = ((xx - w / 2) / max(w, 1)).ravel()
+        ys = ((yy - h / 2) / max(h, 1)).ravel()
+        bg = np.stack([np.ones_like(xs), xs, ys], axis=1)  # (N, 3)
+        qs = []
+        for d in range(self.n_dates):
+            q = np.zeros_like(bg)
+            q[m[d]], _ = np.linalg.qr(bg[m[d]])
+            qs.append(q)
+        self.q = np.stack(qs)  # (D, N, 3), zero rows where masked
+        y = np.stack([np.nan_to_num(np.asarray(i, np.float64)) for i in images])
+        y = y.reshape(self.n_dates, y.shape[1], -1) * self.m[:, None, :]  # (D, B, N)
+        self.y = y - np.einsum("dnk,dbk->dbn", self.q, np.einsum("dbn,dnk->dbk", y, self.q))
+        self.n_bands = int(y.shape[1])
+        self.weights = np.ones((self.n_dates, self.n_bands, 1))
 
     def unpack(self, p: NDArray[np.float64]) -> tuple[Rect, float, NDArray[np.float64]]:
         rect = Rect(cx=p[0], cy=p[1], w=math.exp(p[2]), length=math.exp(p[3]), angle=p[4])
@@ -140,41 +161,28 @@ class _Problem:
             shifts[1:] = p[6:].reshape(-1, 2)
         return rect, math.exp(p[5]), shifts
 
-    def solve(self, p: NDArray[np.float64]) -> tuple[list[NDArray[np.float64]],
-                                                     list[NDArray[np.float64]],
-                                                     list[NDArray[np.float64]]]:
+    def solve(self, p: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64],
+                                                     NDArray[np.float64]]:
+        """Weighted residuals ``(D, B, N)``, roof contrasts and their standard errors ``(D, B)``."""
         rect, psf, shifts = self.unpack(p)
-        base = None if self.fit_shifts else rect_image(rect, psf, self.xx, self.yy)
-        res, amp, amp_se = [], [], []
-        for d in range(self.n_dates):
-            if base is None:
-                r = Rect(cx=rect.cx + shifts[d, 0], cy=rect.cy + shifts[d, 1], w=rect.w,
-                         length=rect.length, angle=rect.angle)
-                img = rect_image(r, psf, self.xx, self.yy)
-            else:
-                img = base
-            m = self.masks[d]
-            q = self.q[d]
-            x = img[m]
-            x = x - q @ (q.T @ x)
-            xx = float(x @ x)
-            a = (self.y[d] @ x) / xx if xx > 1e-12 else np.zeros(self.y[d].shape[0])
-            r_db = self.y[d] - a[:, None] * x[None, :]
-            res.append(r_db * self.weights[d])
-            amp.append(a)
-            amp_se.append(1.0 / self.weights[d][:, 0] / math.sqrt(max(xx, 1e-12)))
-        return res, amp, amp_se
+        img = _rect_stack(rect.cx + shifts[:, 0], rect.cy + shifts[:, 1], rect.w, rect.length,
+                          rect.angle, psf, self.xx, self.yy).reshape(self.n_dates, -1)
+        x = img * self.m
+        x = x - np.einsum("dnk,dk->dn", self.q, np.einsum("dn,dnk->dk", x, self.q))
+        xx = np.maximum(np.einsum("dn,dn->d", x, x), 1e-12)
+        a = np.einsum("dbn,dn->db", self.y, x) / xx[:, None]
+        res = (self.y - a[:, :, None] * x[:, None, :]) * self.weights
+        se = 1.0 / self.weights[:, :, 0] / np.sqrt(xx)[:, None]
+        return res, a, se
 
     def residuals(self, p: NDArray[np.float64]) -> NDArray[np.float64]:
-        return np.concatenate([r.ravel() for r in self.solve(p)[0]])
+        return self.solve(p)[0].ravel()
 
     def reweight(self, p: NDArray[np.float64]) -> None:
-        res, _, _ = self.solve(p)
-        for d, r in enumerate(res):
-            raw = r / self.weights[d]
-            mad = np.median(np.abs(raw - np.median(raw, axis=1, keepdims=True)), axis=1)
-            sd = np.maximum(np.maximum(1.4826 * mad, raw.std(axis=1)), 1e-6)
-            self.weights[d] = (1.0 / sd)[:, None]
+        raw = self.solve(p)[0] / self.weights
+        n = np.maximum(self.m.sum(axis=1), 1.0)[:, None]
+        sd = np.sqrt(np.einsum("dbn,dbn->db", raw, raw) / n)
+        self.weights = (1.0 / np.maximum(sd, 1e-6))[:, :, None]
 
 
 def _start_and_bounds(init: Rect, psf_px: float, shape: tuple[int, int], n_shift: int,
@@ -191,6 +199,62 @@ def _start_and_bounds(init: Rect, psf_px: float, shape: tuple[int, int], n_shift
     hi += [max_shift_px] * n_shift
     p = np.clip(np.array(p0), np.array(lo) + 1e-6, np.array(hi) - 1e-6)
     return p, np.array(lo), np.array(hi)
+
+
+def _jacobian(fun: Any, p: NDArray[np.float64], r: NDArray[np.float64],
+              lo: NDArray[np.float64], hi: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Forward-difference Jacobian (steps away from the bounds; fixed parameters get 0)."""
+    jac = np.zeros((r.size, p.size))
+    for j in range(p.size):
+        if hi[j] - lo[j] <= 1e-6:
+            continue
+        h = 1e-5 * max(1.0, abs(p[j]))
+        h = -h if p[j] + h > hi[j] else h
+        q = p.copy()
+        q[j] += h
+        jac[:, j] = (fun(q) - r) / h
+    return jac
+
+
+def _levenberg_marquardt(fun: Any, p0: NDArray[np.float64], lo: NDArray[np.float64],
+                         hi: NDArray[np.float64], max_iter: int = 80
+                         ) -> tuple[NDArray[np.float64], NDArray[np.float64], bool]:
+    """Minimise ``|fun(p)|²`` in the box ``[lo, hi]``; return ``(p, jacobian at p, converged)``.
+
+    Damped Gauss-Newton on the small normal equations (the parameters are few, the residuals
+    many), steps clipped to the box.
+    """
+    p = np.clip(p0, lo, hi)
+    r = fun(p)
+    cost = float(r @ r)
+    lam = 1e-3
+    jac = _jacobian(fun, p, r, lo, hi)
+    converged = False
+    for _ in range(max_iter):
+        a, g = jac.T @ jac, jac.T @ r
+        d = np.maximum(np.diag(a), 1e-12)
+        while lam < 1e12:
+            try:
+                step = np.linalg.solve(a + lam * np.diag(d), -g)
+            except np.linalg.LinAlgError:
+                lam *= 10.0
+                continue
+            pn = np.clip(p + step, lo, hi)
+            rn = fun(pn)
+            cn = float(rn @ rn)
+            if cn < cost:
+                break
+            lam *= 4.0
+        else:
+            converged = True  # no descent direction left: at the minimum
+            break
+        gain = cost - cn
+        p, r, cost, lam = pn, rn, cn, max(lam / 3.0, 1e-9)
+        jac = _jacobian(fun, p, r, lo, hi)
+        if gain <= 1e-8 * max(cost, 1e-300):
+            converged = True
+            break
+    return p, jac, converged
 
 
 def fit_rectangle(
@@ -231,15 +295,15 @@ def fit_rectangle(
     p0, lo, hi = _start_and_bounds(init, psf_px, masks[0].shape, n_shift, max_shift_px)
     if not fit_psf:
         lo[5], hi[5] = p0[5] - 1e-9, p0[5] + 1e-9
-    sol = least_squares(prob.residuals, p0, bounds=(lo, hi), x_scale="jac", max_nfev=200)
-    prob.reweight(sol.x)
-    sol = least_squares(prob.residuals, sol.x, bounds=(lo, hi), x_scale="jac", max_nfev=200)
-    n = int(sol.fun.size)
+    x, _, ok = _levenberg_marquardt(prob.residuals, p0, lo, hi)
+    prob.reweight(x)
+    x, jac, ok = _levenberg_marquardt(prob.residuals, x, lo, hi)
+    fun = prob.residuals(x)
     free = np.flatnonzero(hi - lo > 1e-6)
-    dof = max(n - len(free) - sum(4 * y.shape[0] for y in prob.y), 1)
-    chi2 = float(sol.fun @ sol.fun) / dof
-    jac = sol.jac[:, free]
-    rect, psf, shifts = prob.unpack(sol.x)
+    dof = max(prob.n_used * prob.n_bands - len(free) - 4 * prob.n_bands * prob.n_dates, 1)
+    chi2 = float(fun @ fun) / dof
+    jac = jac[:, free]
+    rect, psf, shifts = prob.unpack(x)
     area = rect.area_px
     try:
         cov = np.linalg.inv(jac.T @ jac) * max(1.0, chi2)
@@ -250,12 +314,11 @@ def fit_rectangle(
     except (np.linalg.LinAlgError, IndexError):
         sd = math.inf
     geo_lo, geo_hi = lo[:5], hi[:5]
-    at_bound = bool(np.any(np.isclose(sol.x[:5], geo_lo, atol=1e-4) |
-                           np.isclose(sol.x[:5], geo_hi, atol=1e-4)))
-    _, amp, amp_se = prob.solve(sol.x)
-    t = np.array([float(np.max(np.abs(a) / np.maximum(se, 1e-12))) for a, se in
-                  zip(amp, amp_se, strict=True)])
+    at_bound = bool(np.any(np.isclose(x[:5], geo_lo, atol=1e-4) |
+                           np.isclose(x[:5], geo_hi, atol=1e-4)))
+    _, amp, amp_se = prob.solve(x)
+    t = np.max(np.abs(amp) / np.maximum(amp_se, 1e-12), axis=1)
     return RectFit(rect=rect, area_px=area, area_sd_px=sd, psf_px=psf, shifts=shifts,
                    contrast_t=t, contrast=np.array(amp), chi2_dof=chi2,
-                   n_px=int(sum(m.sum() for m in prob.masks)), success=bool(sol.success),
+                   n_px=prob.n_used, success=ok,
                    at_bound=at_bound)

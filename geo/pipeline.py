@@ -522,9 +522,19 @@ def changes_from_events(events: pd.DataFrame, footprints: gpd.GeoDataFrame) -> g
     return gpd.GeoDataFrame(rows, geometry="geometry", crs=crs)
 
 
-def _buildings_table(partial: Path) -> pd.DataFrame | None:
+def _track(footprints: gpd.GeoDataFrame, dates: list[str], aoi_name: str, config: RunConfig,
+           partial: Path, valid_by_date: dict[str, BaseGeometry] | None) -> Any:
+    """Overlap tracking; in guided mode sites keyed by prior, states from ``buildings.csv``."""
+    from geo.guided import track_guided
+    from geo.match import track_footprints
+
+    if "prior_id" not in footprints.columns:
+        return track_footprints(footprints, dates=dates, aoi_name=aoi_name,
+                                params=config.match, valid_by_date=valid_by_date)
     path = partial / "buildings.csv"
-    return pd.read_csv(path, dtype={"date": str}) if path.exists() else None
+    table = pd.read_csv(path, dtype={"date": str}) if path.exists() else None
+    return track_guided(footprints, dates=dates, aoi_name=aoi_name, params=config.match,
+                        table=table)
 
 
 def _csv_text(df: pd.DataFrame) -> str:
@@ -539,18 +549,10 @@ def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoD
             extra: dict[str, Any]) -> dict[str, Any]:
     """Track, measure and write every vector output, run.json and the report; publish."""
     from geo.export.qml import write_qml
-    from geo.match import track_footprints
     from geo.measure import measure_sites
 
     with stage("track+measure") as rec:
-        if "prior_id" in footprints.columns:  # guided mode: sites keyed by prior
-            from geo.guided import track_guided
-
-            tracks = track_guided(footprints, dates=dates, aoi_name=aoi.name,
-                                  params=config.match, table=_buildings_table(partial))
-        else:
-            tracks = track_footprints(footprints, dates=dates, aoi_name=aoi.name,
-                                      params=config.match, valid_by_date=valid_by_date)
+        tracks = _track(footprints, dates, aoi.name, config, partial, valid_by_date)
         tracks = measure_sites(tracks, config.measure)
         rec.update(n_sites=len(tracks.sites), n_events=len(tracks.events))
     # each footprint carries its site's status, so that the footprint layer styles by status too
@@ -578,7 +580,7 @@ def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoD
             outputs["gpkg"] = str(write_gpkg(
                 {"footprints": tracks.footprints, "sites": tracks.sites, "changes": changes,
                  "events": tracks.events}, partial / "results.gpkg"))
-        if (partial / "buildings.csv").exists():
+        if (partial / "buildings.csv").exists():  # guided mode
             outputs["buildings"] = str(partial / "buildings.csv")
         rec["n_files"] = len(outputs)
     manifest = {
