@@ -169,3 +169,40 @@ def test_demo_guided_mode_with_perturbed_truth_priors(tmp_path: Path) -> None:
         assert r.area_lo_m2 <= true <= r.area_hi_m2, r
     for r in tab[tab["state"] != "roofed"].itertuples():
         assert np.isnan(r.area_m2) and isinstance(r.note, str) and r.note
+
+
+def test_guided_run_over_stac(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 12 §3: a STAC series on 127.0.0.1, a new hall growing beside its neighbour on a
+    gravel yard, through ``factorywatch run --priors``."""
+    from _guided_stac import serve_factory
+    from _stac_server import StacServer
+
+    srv = StacServer(tmp_path / "assets")
+    try:
+        monkeypatch.setenv("CPL_VSIL_CURL_NON_CACHED", f"/vsicurl/{srv.url}")
+        f = serve_factory(srv, tmp_path)
+        code, _, err = _invoke("run", str(f["config"]), "-o", str(tmp_path / "run"),
+                               "--priors", str(f["priors"]), "-q")
+        assert code == 0, err
+    finally:
+        srv.close()
+    run, truth = tmp_path / "run", f["truth"]
+    tab = pd.read_csv(run / "buildings.csv", dtype={"date": str})
+    measured = tab[tab["state"] == "roofed"]
+    assert len(measured) >= 12
+    for r in tab.itertuples():
+        true = truth[r.date][r.name]
+        if r.state == "roofed":
+            assert r.area_lo_m2 <= true <= r.area_hi_m2, r
+        elif true > 0:
+            assert r.state == "not observed" and r.date == CLOUDY, r  # B under the cloud
+    args = ["claim", str(run), "--subject", "Building B", "--reference", "Building A",
+            "--relation", ">", "--factor", "2", "--json"]
+    verdicts = {}
+    for d in sorted(set(measured[measured["name"] == "Building B"]["date"])):
+        code, out, _ = _invoke(*args, "--date", d)
+        ratio = truth[d]["Building B"] / truth[d]["Building A"]
+        verdicts[d] = (ratio, json.loads(out)["verdict"])
+    assert all(v == "contradicted" for r, v in verdicts.values() if r < 2), verdicts
+    assert all(v == "supported" for r, v in verdicts.values() if r > 2.2), verdicts
+    assert {v for _, v in verdicts.values()} == {"contradicted", "supported"}
