@@ -189,13 +189,15 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=30)
     ap.add_argument("--quick", action="store_true", help="6,000 m² only")
     ap.add_argument("--point", action="store_true", help="point priors with size_m2")
+    ap.add_argument("--kind", choices=("rect", "real"), action="append",
+                    help="hall shapes to run (default both)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "out" / "guided_10m.json"))
     args = ap.parse_args()
     guided.MODEL_SD_FRAC = 0.0  # the study reports coverage with and without the floor
     shapes = real_shapes()
     sizes = (6000.0,) if args.quick else (1000.0, 3000.0, 6000.0, 15000.0)
     trials, t0 = [], time.time()
-    for kind in ("rect", "real"):
+    for kind in args.kind or ("rect", "real"):
         for area in sizes:
             for k in range(args.trials):
                 trials.append(_trial(kind, area, 1000 * int(area) + k + (7 if kind == "real"

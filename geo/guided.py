@@ -37,6 +37,7 @@ from geo.geoarray import GeoArray
 from geo.grid import Grid
 from geo.match import EVENT_COLUMNS, SITE_COLUMNS, Tracks
 from geo.measure import Z95
+from geo.refine import rectangularity
 
 __all__ = [
     "GUIDED_COLUMNS",
@@ -68,6 +69,9 @@ MAX_REL_SD = 0.25
 """A single-date fit with a relative area sd above this does not support a measurement."""
 MIN_COS = 0.8
 """Smallest cosine between a date's band contrasts and the building's usual roof contrast."""
+SHAPE_SD_FACTOR = 0.5
+"""Area sd added for a polygon prior that is not a rectangle: this factor times one minus its
+rectangularity (IoU with its minimum rotated rectangle), as a fraction of the area."""
 MODEL_SD_FRAC = 0.015
 """Model-error floor on the 10 m area sd, as a fraction of the area (see the benchmark)."""
 
@@ -249,7 +253,10 @@ def _measure_prior(prior: Prior, others: Sequence[Prior], scenes: Sequence[GeoAr
                 row["_fit"] = fit
         rows.append(row)
     _check_contrast(rows, scenes, win)
-    _joint(rows, scenes, win, grid, psf_px)
+    # a non-rectangular prior (an L-shaped hall) is fitted by one rectangle: widen, don't bias
+    shape_frac = (0.0 if isinstance(prior.geometry, Point)
+                  else SHAPE_SD_FACTOR * (1.0 - rectangularity(prior_outline(prior))))
+    _joint(rows, scenes, win, grid, psf_px, shape_frac)
     return rows
 
 
@@ -285,7 +292,7 @@ def _check_contrast(rows: list[dict[str, Any]], scenes: Sequence[GeoArray],
 
 
 def _joint(rows: list[dict[str, Any]], scenes: Sequence[GeoArray], win: _Window, grid: Grid,
-           psf_px: float) -> None:
+           psf_px: float, shape_frac: float) -> None:
     """Refit each epoch of agreeing roofed dates jointly; set areas, intervals, outlines."""
     idx = [i for i, r in enumerate(rows) if "_fit" in r]
     groups = _epochs([rows[i]["area_m2"] for i in idx], [rows[i]["area_sd_m2"] for i in idx])
@@ -307,8 +314,8 @@ def _joint(rows: list[dict[str, Any]], scenes: Sequence[GeoArray], win: _Window,
             area = fit.area_px * px_area
             r = rows[i]
             r.pop("_fit")
-            r.update(area_m2=area, area_sd_m2=math.hypot(fit.area_sd_px * px_area,
-                                                         MODEL_SD_FRAC * area),
+            sd = math.hypot(fit.area_sd_px * px_area, MODEL_SD_FRAC * area, shape_frac * area)
+            r.update(area_m2=area, area_sd_m2=sd,
                      geometry=_rect_polygon(fit.rect, grid, win.c0, win.r0), epoch=f"e{k}",
                      n_dates_joint=n_joint, fit_quality=round(fit.chi2_dof, 3))
 
