@@ -206,3 +206,29 @@ def test_guided_run_over_stac(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert all(v == "contradicted" for r, v in verdicts.values() if r < 2), verdicts
     assert all(v == "supported" for r, v in verdicts.values() if r > 2.2), verdicts
     assert {v for _, v in verdicts.values()} == {"contradicted", "supported"}
+
+
+def test_point_priors_at_10m_measure_within_intervals() -> None:
+    """Point priors (centre off by 5 m, size_m2 off by 15–20 %): intervals still hold."""
+    from _guided_scenes import CRS, render_scenes
+    from shapely.geometry import Point
+
+    from geo.geoarray import GeoArray
+    from geo.grid import Grid
+    from geo.guided import Prior, guided_measure
+
+    scenes, t, truth = render_scenes(1)
+    grid = Grid(CRS, t, (60, 60))
+    gas = [GeoArray(data=np.nan_to_num(s), valid=~np.isnan(s).any(axis=0), grid=grid, date=d,
+                    bands=("blue", "green", "red", "nir")) for s, d in zip(scenes, DATES,
+                                                                           strict=True)]
+    a, b = truth[0]["A"].centroid, truth[-1]["B"].centroid
+    priors = [Prior(prior_id="b1", name="A", geometry=Point(a.x + 4, a.y - 3), size_m2=11000),
+              Prior(prior_id="b2", name="B", geometry=Point(b.x - 3, b.y + 4), size_m2=18000)]
+    tab = guided_measure(gas, priors, aoi_name="t").table
+    roofed = tab[tab["state"] == "roofed"]
+    assert (roofed["name"] == "A").sum() == len(DATES)
+    assert (roofed["name"] == "B").sum() >= 2
+    for r in roofed.itertuples():
+        true = truth[DATES.index(r.date)][r.name]
+        assert true is not None and r.area_lo_m2 <= true.area <= r.area_hi_m2, r
