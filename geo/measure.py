@@ -505,14 +505,20 @@ def measure_sites(tracks: Tracks, params: MeasureParams) -> Tracks:
             out["site_share_frac"][k] = sh[i]
             out["site_share_frac_lo"][k], out["site_share_frac_hi"][k] = shlo[i], shhi[i]
 
-    for i_site in range(n):
-        out["sentence"][i_site] = _sentence(
-            str(sites["site_id"].iloc[i_site]), str(sites["last_seen_date"].iloc[i_site]),
-            {c: out[c][i_site] for c in out},
-        )
+    for i_site, label in enumerate(_site_labels(sites)):
+        out["sentence"][i_site] = _sentence(label, str(sites["last_seen_date"].iloc[i_site]),
+                                            {c: out[c][i_site] for c in out})
     for c, v in out.items():
         sites[c] = v
     return Tracks(footprints=fp, sites=sites, events=tracks.events)
+
+
+def _site_labels(sites: pd.DataFrame) -> list[str]:
+    """Site ids, or ``"Building B (aoi:b2)"`` for named (guided-mode) buildings."""
+    ids = [str(x) for x in sites["site_id"]]
+    if "name" not in sites.columns:
+        return ids
+    return [f"{nm} ({sid})" for nm, sid in zip(sites["name"], ids, strict=True)]
 
 
 def _share_interval(

@@ -122,6 +122,7 @@ def test_guided_run_intervals_contain_truth(
     # names in every table
     sites = gpd.read_file(run / "sites.geojson")
     assert set(sites["name"]) == {"Building A", "Building B"}
+    assert sites["sentence"].str.startswith("Building B (").any()  # the report quotes these
     fps = gpd.read_file(run / "results.gpkg", layer="footprints")
     assert {"name", "state", "fit_quality"} <= set(fps.columns)
     assert "name" in pd.read_csv(run / "measurements.csv").columns
