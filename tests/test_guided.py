@@ -233,3 +233,17 @@ def test_point_priors_at_10m_measure_within_intervals() -> None:
     for r in roofed.itertuples():
         true = truth[DATES.index(r.date)][r.name]
         assert true is not None and r.area_lo_m2 <= true.area <= r.area_hi_m2, r
+
+
+def test_bad_priors_fail_in_one_line_before_any_output(tmp_path: Path) -> None:
+    s = write_series(tmp_path)
+    bad = tmp_path / "bad.geojson"
+    bad.write_text(json.dumps({"type": "FeatureCollection", "features": [{
+        "type": "Feature", "properties": {"label": "x"},
+        "geometry": {"type": "Point", "coordinates": [126.6, 40.97]}}]}))
+    for path, needle in ((bad, "'name'"), (tmp_path / "missing.geojson", "no such priors")):
+        code, _, err = _invoke("run", str(s.config), "-o", str(tmp_path / "run"), "--priors",
+                               str(path))
+        assert code == 1 and needle in err and "Traceback" not in err, err
+        assert len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "run").exists() and not (tmp_path / "run.partial").exists()

@@ -51,6 +51,10 @@ def run_cmd(aoi_config: Path, run_dir: Path | None, overwrite: bool, offline: bo
     if priors is not None:
         config = dataclasses.replace(config, buildings=dataclasses.replace(
             config.buildings, priors=str(priors.resolve())))
+    if config.buildings.priors:  # bad priors fail now, before any imagery is read
+        from geo.priors import read_priors
+
+        read_priors(config.buildings.priors, "EPSG:4326")
     out = run_dir or Path("runs") / config.aoi.name
     summary = run_aoi(config, out, overwrite=overwrite, offline=offline,
                       progress=progress_factory(quiet), workers=workers)
