@@ -9,7 +9,8 @@ import pytest
 
 GEO = Path(__file__).resolve().parents[1] / "geo"
 PURE = ["grid", "geoarray", "footprints", "synthetic", "detect", "coreg", "normalize", "match",
-        "measure", "claims", "plan", "types", "errors", "config"]
+        "measure", "claims", "plan", "types", "errors", "config",
+        "fit", "guided", "refine", "synthetic_s2"]
 
 
 def _imports_and_calls(path: Path) -> tuple[set[str], set[str]]:
