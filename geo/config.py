@@ -42,6 +42,7 @@ from geo.types import BAND_ROLES
 
 __all__ = [
     "AoiParams",
+    "BuildingsParams",
     "CoregParams",
     "DetectParams",
     "GridParams",
@@ -337,6 +338,23 @@ class OutputParams:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class BuildingsParams:
+    """Guided mode: the analyst names the buildings (see :mod:`geo.guided`)."""
+
+    priors: str = ""
+    """GeoJSON/GPKG of named priors (polygons, boxes, or points with ``size_m2`` or
+    ``width_m``/``length_m``); empty = automatic detection."""
+    psf_sigma_px: float = 0.5
+    """Starting PSF sigma of the 10–30 m fit, pixels (the joint fit refines it)."""
+    search_m: float = 0.0
+    """How far a building may extend beyond its prior, metres (0: 3 pixels, ≥ 10 m)."""
+
+    def __post_init__(self) -> None:
+        _check_pos("buildings.psf_sigma_px", self.psf_sigma_px)
+        _check_pos("buildings.search_m", self.search_m, allow_zero=True)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class RunConfig:
     """Everything one AOI run needs, resolved (paths absolute)."""
 
@@ -350,6 +368,7 @@ class RunConfig:
     match: MatchParams = field(default_factory=MatchParams)
     measure: MeasureParams = field(default_factory=MeasureParams)
     output: OutputParams = field(default_factory=OutputParams)
+    buildings: BuildingsParams = field(default_factory=BuildingsParams)
 
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -361,8 +380,10 @@ _SECTIONS: dict[str, type[Any]] = {
     "match": MatchParams,
     "measure": MeasureParams,
     "output": OutputParams,
+    "buildings": BuildingsParams,
 }
-_PATH_KEYS = {("aoi", "geometry"), ("source", "path"), ("source", "cache_dir")}
+_PATH_KEYS = {("aoi", "geometry"), ("source", "path"), ("source", "cache_dir"),
+              ("buildings", "priors")}
 
 
 _STRICT = pydantic.ConfigDict(strict=True, allow_inf_nan=False, extra="forbid")

@@ -232,7 +232,7 @@ def footprint_errors(footprints: pd.DataFrame) -> AreaErrors:
         perim = footprints.geometry.length.to_numpy(dtype=float)
     else:
         raise FactoryWatchError("footprints lack perimeter_m; build them with geo.footprints")
-    return area_errors(
+    err = area_errors(
         col("area_m2", np.nan), perim, res_m=col("res_m", 0.0),
         boundary_sd_m=col("boundary_sd_m", np.nan),
         coreg_residual_m=col("coreg_residual_m", 0.0),
@@ -240,6 +240,14 @@ def footprint_errors(footprints: pd.DataFrame) -> AreaErrors:
         edge_corr_len_m=col("edge_corr_len_m", np.nan),
         area_adj_spread_m2=col("area_adj_spread_m2", 0.0),
     )
+    # guided fits (geo.guided) carry their own area sd from the fit; blur and shifts are
+    # fitted, so no date-common part is added
+    fit_sd = col("area_fit_sd_m2", np.nan)
+    fitted = np.isfinite(fit_sd)
+    if fitted.any():
+        err = AreaErrors(independent=np.where(fitted, fit_sd, err.independent),
+                         common=np.where(fitted, 0.0, err.common))
+    return err
 
 
 def area_interval(
@@ -586,10 +594,9 @@ def measure_sites(tracks: Tracks, params: MeasureParams) -> Tracks:
     site_last = sites["last_seen_date"].astype(str).to_numpy()
     _neighbours_and_shares(out, fp, err, area, last_rows, site_last, fid, params, region)
 
-    site_ids = sites["site_id"].astype(str).to_numpy()
-    for i_site in range(n):
+    for i_site, label in enumerate(_site_labels(sites)):
         out["sentence"][i_site] = _sentence(
-            str(site_ids[i_site]), str(site_last[i_site]), {c: out[c][i_site] for c in out},
+            label, str(site_last[i_site]), {c: out[c][i_site] for c in out},
         )
     for c, v in out.items():
         sites[c] = v
@@ -653,6 +660,15 @@ def _site_flags(sites: gpd.GeoDataFrame, fp: gpd.GeoDataFrame,
             sentence[i] += "; caution: unstable outline (claims on it are undecidable)"
     sites["sentence"] = sentence
     return sites
+
+
+def _site_labels(sites: pd.DataFrame) -> list[str]:
+    """Site ids, or ``"Building B (aoi:b2)"`` for named (guided-mode) buildings."""
+    ids = [str(x) for x in sites["site_id"]]
+    if "name" not in sites.columns:
+        return ids
+    return [f"{nm} ({sid})" if isinstance(nm, str) and nm else sid
+            for nm, sid in zip(sites["name"], ids, strict=True)]
 
 
 def _share_interval(

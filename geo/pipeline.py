@@ -313,6 +313,11 @@ def _run_stages(config: RunConfig, aoi: Aoi, grid: Grid, source: Any, scenes: li
                           else empty_footprints(grid.crs))
             footprints = gpd.GeoDataFrame(footprints, geometry="geometry", crs=grid.crs)
             rec["n_footprints"] = len(footprints)
+        if config.buildings.priors:  # guided mode: the named priors replace the detections
+            from geo.guided_stage import guided_stage
+
+            with stage("guided") as rec:
+                footprints = guided_stage(metas, grid, config, partial, aoi.name, rec)
         # --- pixel change maps between consecutive dates ---------------------------------------
         with stage("change") as rec:
             change_meta = runner.map(change_pair, list(itertools.pairwise(metas)), "change maps",
@@ -533,6 +538,8 @@ def _carry_columns(tracks: Any, dates: list[str]) -> Any:
     if "name" in fp.columns:
         sites = sites.assign(name=sites["site_id"].map(site_names(fp)))
     return dataclasses.replace(tracks, footprints=fp, sites=sites)
+
+
 def _scatter_and_warn(tracks: Any, config: RunConfig, run_warnings: list[str]) -> Any:
     """Imagery runs: outline scatter between unchanged dates, and the gates' run warnings."""
     fp = gpd.GeoDataFrame(adjacent_spread(tracks.footprints, tracks.events),
@@ -541,19 +548,32 @@ def _scatter_and_warn(tracks: Any, config: RunConfig, run_warnings: list[str]) -
     return dataclasses.replace(tracks, footprints=fp)
 
 
+def _track(footprints: gpd.GeoDataFrame, dates: list[str], aoi_name: str, config: RunConfig,
+           partial: RunDir, valid_by_date: dict[str, BaseGeometry] | None) -> Any:
+    """Overlap tracking; in guided mode sites keyed by prior, states from ``buildings.csv``."""
+    from geo.guided import track_guided
+    from geo.match import track_footprints
+
+    if "prior_id" not in footprints.columns:
+        return track_footprints(footprints, dates=dates, aoi_name=aoi_name,
+                                params=config.match, valid_by_date=valid_by_date)
+    path = partial.buildings_csv
+    table = pd.read_csv(path, dtype={"date": str}) if path.exists() else None
+    return track_guided(footprints, dates=dates, aoi_name=aoi_name, params=config.match,
+                        table=table)
+
+
 def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoDataFrame,
             dates: list[str], valid_by_date: dict[str, BaseGeometry] | None,
             session: RunSession, stage: _Stages, run_warnings: list[str], started: str,
             extra: dict[str, Any], progress: Progress[Any] | None = None) -> dict[str, Any]:
     """Track, measure and write every vector output, run.json and the report; publish."""
     from geo.export.qml import write_qml
-    from geo.match import track_footprints
     from geo.measure import measure_sites
 
     partial = session.partial
     with stage("track+measure") as rec:
-        tracks = track_footprints(footprints, dates=dates, aoi_name=aoi.name, params=config.match,
-                                  valid_by_date=valid_by_date)
+        tracks = _track(footprints, dates, aoi.name, config, partial, valid_by_date)
         if grid is not None:
             tracks = _scatter_and_warn(tracks, config, run_warnings)
         tracks = measure_sites(tracks, config.measure)
@@ -584,6 +604,8 @@ def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoD
             outputs["gpkg"] = str(write_gpkg(
                 {"footprints": tracks.footprints, "sites": tracks.sites, "changes": changes,
                  "events": tracks.events}, partial.gpkg))
+        if partial.buildings_csv.exists():  # guided mode
+            outputs["buildings"] = str(partial.buildings_csv)
         rec["n_files"] = len(outputs)
     manifest = {
         "factorywatch": __version__,

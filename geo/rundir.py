@@ -129,6 +129,11 @@ class RunDir:
         return self.root / "results.gpkg"
 
     @property
+    def buildings_csv(self) -> Path:
+        """``buildings.csv`` (guided mode): one row per date and named building."""
+        return self.root / "buildings.csv"
+
+    @property
     def qgis_project(self) -> Path:
         """``factorywatch.qgs``: the layers, styled, with the time slider set to the dates."""
         return self.root / "factorywatch.qgs"

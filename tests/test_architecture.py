@@ -10,7 +10,7 @@ import pytest
 GEO = Path(__file__).resolve().parents[1] / "geo"
 PURE = ["grid", "geoarray", "footprints", "synthetic", "detect", "coreg", "normalize", "match",
         "measure", "claims", "plan", "types", "errors", "tiles", "plausibility", "roofs",
-        "factory_scene"]
+        "factory_scene", "fit", "guided", "refine", "synthetic_s2"]
 # attribute calls that touch the file system, whatever object they are called on
 FILE_IO_ATTRS = {"read_text", "read_bytes", "write_text", "write_bytes", "open", "mkdir",
                  "unlink", "rmdir", "touch", "iterdir", "rglob", "rmtree", "copyfile", "is_file",

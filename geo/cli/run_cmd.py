@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -27,16 +28,20 @@ def _echo_json(obj: Any) -> None:
 @click.option("--offline", is_flag=True, help="Remote imagery from the cache only.")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Read and align dates in parallel on a local Dask cluster of N processes.")
+@click.option("--priors", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Guided mode: GeoJSON/GPKG of named buildings to fit on every date "
+                   "(overrides [buildings] priors).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout.")
 @verbosity_options
 @handles_errors
 def run_cmd(aoi_config: Path, run_dir: Path | None, overwrite: bool, offline: bool,
-            workers: int, as_json: bool, verbose: int, quiet: int) -> None:
+            workers: int, priors: Path | None, as_json: bool, verbose: int, quiet: int) -> None:
     """Run the whole pipeline for one AOI.
 
     \b
     $ factorywatch run aoi/ryongsong_feb11_plant.toml -o runs/feb11
     $ factorywatch run my_site.toml -o runs/my_site --overwrite --json
+    $ factorywatch run my_site.toml --priors buildings.geojson   # guided mode
     """
     configure_logging(verbose, quiet)
     from geo.config import load_config
@@ -44,6 +49,13 @@ def run_cmd(aoi_config: Path, run_dir: Path | None, overwrite: bool, offline: bo
     from geo.rundir import safe_name
 
     config = load_config(aoi_config)
+    if priors is not None:
+        config = dataclasses.replace(config, buildings=dataclasses.replace(
+            config.buildings, priors=str(priors.resolve())))
+    if config.buildings.priors:  # bad priors fail now, before any imagery is read
+        from geo.priors import read_priors
+
+        read_priors(config.buildings.priors, "EPSG:4326")
     out = run_dir or Path("runs") / safe_name(config.aoi.name)
     summary = run_aoi(config, out, overwrite=overwrite, offline=offline,
                       progress=progress_factory(quiet), workers=workers)
