@@ -117,6 +117,8 @@ def configure_logging(verbose: int, quiet: int) -> None:
     # third-party INFO chatter ("Created 17 records") is noise at the default level
     for name in ("pyogrio", "rasterio", "distributed", "fiona", "matplotlib", "PIL"):
         logging.getLogger(name).setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)
+    # urllib3 logs each retry as a WARNING; our own message after the retries says what failed
+    logging.getLogger("urllib3").setLevel(logging.DEBUG if verbose > 1 else logging.ERROR)
     if verbose > 2:
         os.environ["CPL_DEBUG"] = "ON"
 

@@ -33,7 +33,7 @@ def nice_length(span_m: float, frac: float = 0.2) -> float:
     """A round scale-bar length (1, 2 or 5 × 10^k m) close to ``frac`` of ``span_m``.
 
     >>> nice_length(460), nice_length(12_000)
-    (100.0, 2000.0)
+    (50.0, 2000.0)
     """
     target = max(span_m * frac, 1e-9)
     k = 10.0 ** math.floor(math.log10(target))

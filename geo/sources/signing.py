@@ -24,7 +24,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from geo.errors import ConfigError, SourceError
+from geo.errors import ConfigError, SourceError, one_line
 from geo.sources.http import RetryPolicy, api_retry, redact
 
 __all__ = ["SIGNERS", "AssetSigner", "resolve_sign"]
@@ -119,8 +119,8 @@ class AssetSigner:
                 resp = session.get(url, timeout=self.policy.timeout_s)
             except requests.RequestException as err:
                 # a ConnectionError is an OSError: call_with_retries retries it, then NetworkError
-                raise ConnectionError(f"SAS token endpoint {redact(url)}: {redact(str(err))[:200]}"
-                                      ) from None
+                detail = one_line(redact(str(err)), 200)
+                raise ConnectionError(f"SAS token endpoint {redact(url)}: {detail}") from None
         if resp.status_code != 200:
             raise SourceError(
                 f"SAS token endpoint {redact(url)}: HTTP {resp.status_code}; check [source] "

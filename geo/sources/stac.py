@@ -42,7 +42,14 @@ from shapely.geometry import mapping
 
 from geo.aoi import Aoi
 from geo.config import RunConfig
-from geo.errors import CacheMissError, ConfigError, NetworkError, NoImageryError, SourceError
+from geo.errors import (
+    CacheMissError,
+    ConfigError,
+    NetworkError,
+    NoImageryError,
+    SourceError,
+    one_line,
+)
 from geo.geoarray import GeoArray
 from geo.grid import Grid, grid_for_aoi, to_crs
 from geo.reading import read_to_grid
@@ -604,12 +611,13 @@ class StacSource:
         url = redact(self.api_url)
         n = self.policy.max_retries + 1
         if (status is None and "Max retries exceeded" in text) or status in RETRY_STATUS:
-            what = f"HTTP {status}" if status else redact(text)[:200]
+            what = f"HTTP {status}" if status else one_line(redact(text), 200)
             return NetworkError(f"STAC search {url}: failed after {n} attempts ({what}); check "
                                 "the network and the API URL, or run with --offline to use "
                                 "the cache")
         if isinstance(status, int):
-            return SourceError(f"STAC search {url}: HTTP {status} ({redact(text)[:200]}); check "
+            detail = one_line(redact(text), 200)
+            return SourceError(f"STAC search {url}: HTTP {status} ({detail}); check "
                                "[source] api and collections")
         return err  # e.g. an answer cut off mid-body: retried by call_with_retries
 
