@@ -29,7 +29,6 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import Literal, get_args
 
 import geopandas as gpd
 import numpy as np
@@ -39,15 +38,13 @@ from geo.config import MeasureParams
 from geo.errors import FactoryWatchError
 from geo.measure import footprint_errors, format_ratio, neighbour_of, pair_seed, ratio_interval
 from geo.plausibility import claim_blockers, is_region
+from geo.types import RELATIONS, Relation, Verdict
 
 __all__ = ["RELATIONS", "SMALL_PX", "ClaimError", "ClaimResult", "Relation", "Verdict",
            "check_claim", "claim_phrase", "verdict_for"]
 
 log = logging.getLogger(__name__)
 
-Relation = Literal[">", ">=", "<", "<=", "~"]
-RELATIONS: tuple[str, ...] = get_args(Relation)
-Verdict = Literal["supported", "contradicted", "undecidable"]
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 SMALL_PX = 20
 """Below this many pixels the calibration study found intervals under-cover (blur bias)."""

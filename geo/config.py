@@ -38,7 +38,7 @@ from pyproj import CRS
 from pyproj.exceptions import CRSError
 
 from geo.errors import ConfigError
-from geo.types import BAND_ROLES
+from geo.types import BAND_ROLES, DETECT_METHODS, SOURCE_KINDS, DetectMethod, SourceKind
 
 __all__ = [
     "AoiParams",
@@ -55,11 +55,6 @@ __all__ = [
     "resolve_defaults",
 ]
 
-SourceKind = Literal["local", "stac", "synthetic"]
-DetectMethod = Literal[
-    "auto", "builtup", "rgb-objects", "contrast-objects", "imad", "cva", "index-diff", "pcc",
-    "learned",
-]
 OnExcess = Literal["warn", "fail"]
 NeighbourRule = Literal["nearest", "largest-adjacent"]
 Period = Literal["month", "quarter", "year"]
@@ -169,7 +164,7 @@ class SourceConfig:
         if bad:
             raise ConfigError(f"source.bands: {bad[0]!r} is not a band role; use one of "
                               f"{', '.join(BAND_ROLES)} or 'other'")
-        _check_in("source.kind", self.kind, get_args(SourceKind))
+        _check_in("source.kind", self.kind, SOURCE_KINDS)
         _check_in("source.period", self.period, get_args(Period))
         if not 0 <= self.max_cloud_frac <= 1:
             raise ConfigError(f"source.max_cloud_frac={self.max_cloud_frac} must be in [0, 1]")
@@ -264,8 +259,8 @@ class DetectParams:
         for name in ("max_aoi_frac", "min_solidity", "max_outline_spread"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"detect.{name}={getattr(self, name)!r} must be in [0, 1]")
-        _check_in("detect.method", self.method, get_args(DetectMethod))
-        _check_in("detect.change_method", self.change_method, get_args(DetectMethod))
+        _check_in("detect.method", self.method, DETECT_METHODS)
+        _check_in("detect.change_method", self.change_method, DETECT_METHODS)
         _check_in("detect.connectivity", self.connectivity, (4, 8))
         _check_pos("detect.min_area_m2", self.min_area_m2, allow_zero=True)
         _check_pos("detect.opening_m", self.opening_m, allow_zero=True)

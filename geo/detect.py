@@ -46,6 +46,7 @@ from geo.config import DetectParams
 from geo.coreg import brightness
 from geo.geoarray import GeoArray
 from geo.normalize import imad, normalize_to
+from geo.types import BUILDING_METHODS, CHANGE_METHODS
 
 __all__ = [
     "AUTO_BUILDING",
@@ -62,8 +63,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-METHODS: tuple[str, ...] = ("imad", "cva", "index-diff", "pcc", "rgb-objects", "learned", "auto")
-"""Change-map methods accepted by :func:`change_map`."""
+METHODS: tuple[str, ...] = CHANGE_METHODS
+"""Change-map methods accepted by :func:`change_map` (:data:`geo.types.CHANGE_METHODS`)."""
 
 AUTO_CHANGE: dict[str, str] = {"multispectral": "rgb-objects", "rgb": "cva", "pan": "cva"}
 """``auto`` change method per imagery kind, as chosen by the benchmark (docs/detection.md).
@@ -83,7 +84,7 @@ AUTO_BUILDING: dict[str, str] = {"multispectral": "builtup", "rgb": "rgb-objects
 CONTRAST_MIN_RES_M = 2.5
 """``auto`` uses ``contrast-objects`` on grids this coarse or coarser, whatever the kind."""
 
-_BUILDING_METHODS = ("builtup", "rgb-objects", "contrast-objects")
+_BUILDING_METHODS = BUILDING_METHODS
 _BUILTUP_T_RANGE = {"swir": (-0.4, 0.2), "nir": (-0.3, 0.0)}
 """Allowed range of the automatic threshold on NDBI - NDVI (swir) or -NDVI (nir only)."""
 

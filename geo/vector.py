@@ -8,7 +8,6 @@ through the same tracking, measurement, outputs and claims as an imagery run.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
 from datetime import date as _date
 from datetime import datetime
@@ -22,40 +21,14 @@ import shapely
 from pyproj import CRS
 
 from geo.errors import CrsMismatchError, SourceError, one_line
+from geo.footprints import FOOTPRINT_COLUMNS
 from geo.names import detect_name_field
 from geo.rundir import RunDir
+from geo.sources.local import date_from_name
 
-__all__ = ["FOOTPRINT_COLUMNS", "date_from_name", "read_footprints", "read_run_tables"]
+__all__ = ["read_footprints", "read_run_tables"]
 
 log = logging.getLogger(__name__)
-
-FOOTPRINT_COLUMNS: tuple[str, ...] = (
-    "footprint_id", "date", "area_m2", "perimeter_m", "n_px", "res_m", "boundary_sd_m",
-    "coreg_residual_m", "area_alt_m2", "occluded",
-)
-_ISO = re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)")
-_COMPACT = re.compile(r"(?<!\d)(\d{4})(\d{2})(\d{2})(?!\d)")
-
-
-def date_from_name(path: str | Path) -> str | None:
-    """Date ``YYYY-MM-DD`` found in a file name (``YYYY-MM-DD`` or ``YYYYMMDD``), else None.
-
-    Examples
-    --------
-    >>> date_from_name("plant_2024-10-05.geojson"), date_from_name("s2_20230601_fp.gpkg")
-    ('2024-10-05', '2023-06-01')
-    >>> date_from_name("buildings.geojson") is None
-    True
-    """
-    name = Path(path).name
-    for rx in (_ISO, _COMPACT):
-        for m in rx.finditer(name):
-            try:
-                return _date(int(m[1]), int(m[2]), int(m[3])).isoformat()
-            except ValueError:
-                continue
-    return None
-
 
 def _normalise_date(value: Any, where: str) -> str:
     if isinstance(value, datetime | _date | pd.Timestamp):
@@ -201,6 +174,8 @@ def read_footprints(
     out["coreg_residual_m"] = 0.0
     out["area_alt_m2"] = np.nan
     out["occluded"] = False
+    out["edge_corr_len_m"] = out["perimeter_m"] / 4.0  # = edge_corr_len_m(g, 0): one side
+    out["alt_parts"] = 0  # a digitised outline has no stricter alternative
     log.info("vector: %d footprints on %d date(s) → %s", len(out), out["date"].nunique(),
              crs.to_string())
     cols = [*FOOTPRINT_COLUMNS, *(["name"] if out["name"].notna().any() else [])]
