@@ -44,7 +44,9 @@ from skimage import filters, morphology, segmentation
 
 from geo.config import DetectParams
 from geo.coreg import brightness
+from geo.errors import BandError, ConfigError
 from geo.geoarray import GeoArray
+from geo.grid import check_same_grid
 from geo.normalize import imad, normalize_to
 from geo.types import BUILDING_METHODS, CHANGE_METHODS
 
@@ -325,8 +327,9 @@ def building_method(ga: GeoArray, params: DetectParams) -> str:
         elif ga.kind == "multispectral" and not ga.has("nir", "red"):
             method = "rgb-objects"
     if method == "builtup" and not ga.has("nir", "red"):
-        raise ValueError(f"method 'builtup' needs nir and red bands; {ga.source_id} has "
-                         f"{ga.bands}; use method = 'rgb-objects'")
+        raise BandError(f"{ga.source_id or ga.date}: [detect] method 'builtup' needs nir and "
+                        f"red bands but it has {', '.join(ga.bands)}; set [detect] method = "
+                        "'rgb-objects' (or 'auto')")
     return method
 
 
@@ -692,10 +695,13 @@ def change_map(a: GeoArray, b: GeoArray, *, params: DetectParams,
     if m in ("auto", "builtup", "contrast-objects"):
         m = AUTO_CHANGE.get(a.kind, "cva")
     if m not in METHODS:
-        raise ValueError(f"unknown change method {m!r}; use one of {', '.join(METHODS)}")
-    if a.grid.shape != b.grid.shape or a.bands != b.bands:
-        raise ValueError(f"dates differ in grid or bands: {a.grid.shape}/{a.bands} vs "
-                         f"{b.grid.shape}/{b.bands}; co-register and select bands first")
+        raise ConfigError(f"[detect] change_method: unknown method {m!r}; use one of "
+                          f"{', '.join(METHODS)}")
+    check_same_grid(a.grid, b.grid, what=f"{b.source_id or b.date} vs {a.source_id or a.date}")
+    if a.bands != b.bands:
+        raise BandError(f"{b.source_id or b.date}: bands {', '.join(b.bands)} differ from "
+                        f"{a.source_id or a.date}'s ({', '.join(a.bands)}); set [source] bands "
+                        "so that every date has the same ones")
     if m == "imad":
         return _imad_change(a, b, params)
     if m == "cva":
