@@ -600,19 +600,17 @@ def _aoi_geometry(r: _Run) -> BaseGeometry | None:
     return None
 
 
+_WORLD = Path(__file__).resolve().parent / "data" / "world_110m.geojson"
+"""Natural Earth 1:110m country outlines (public domain), shipped with factorywatch
+(made by ``tools/make_world_outline.py``)."""
+
+
 def _world() -> gpd.GeoDataFrame | None:
-    """Natural Earth 1:110m countries (public domain) as shipped inside pyogrio, if present."""
+    """The shipped country outlines; None (the map is drawn without them) if unreadable."""
     try:
-        import pyogrio
-    except ImportError:  # pragma: no cover
-        return None
-    path = (Path(pyogrio.__file__).parent / "tests" / "fixtures" / "naturalearth_lowres"
-            / "naturalearth_lowres.shp")
-    if not path.exists():
-        return None
-    try:
-        return gpd.read_file(path, engine="pyogrio")
-    except Exception:  # optional background only
+        return gpd.read_file(_WORLD, engine="pyogrio")
+    except Exception as err:  # optional background only
+        log.warning("report: no country outlines for the locator map (%s)", err)
         return None
 
 
