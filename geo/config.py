@@ -52,6 +52,7 @@ __all__ = [
     "SourceConfig",
     "config_to_dict",
     "load_config",
+    "read_toml",
     "resolve_defaults",
 ]
 
@@ -472,6 +473,20 @@ def resolve_defaults(raw: object, path: str | Path) -> dict[str, dict[str, Any]]
     return out
 
 
+def read_toml(path: str | Path, missing: str) -> tuple[Path, dict[str, Any]]:
+    """The resolved path and the parsed table of a TOML file; ConfigError names the fix.
+
+    ``missing`` is the message (after the path) when the file does not exist.
+    """
+    p = Path(path).expanduser().resolve()
+    if not p.is_file():
+        raise ConfigError(f"{path}: {missing}")
+    try:
+        return p, tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{p}: not valid TOML ({err}); fix the syntax") from None
+
+
 def load_config(path: str | Path, *,
                 defaults: dict[str, dict[str, Any]] | None = None) -> RunConfig:
     """Read a per-AOI TOML config.
@@ -494,13 +509,7 @@ def load_config(path: str | Path, *,
     ConfigError
         If the file is missing, is not TOML, or has unknown keys or bad values.
     """
-    p = Path(path).expanduser().resolve()
-    if not p.is_file():
-        raise ConfigError(f"{path}: no such config file; pass an aoi/*.toml file")
-    try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{p}: not valid TOML ({err}); fix the syntax") from None
+    p, raw = read_toml(path, "no such config file; pass an aoi/*.toml file")
     unknown = sorted(set(raw) - set(_SECTIONS))
     if unknown:
         raise ConfigError(
