@@ -318,7 +318,7 @@ class BuildingThresholds:
 
 
 def building_method(ga: GeoArray, params: DetectParams) -> str:
-    """The building-mask method used for ``ga`` (``auto`` resolved); ValueError if unusable."""
+    """The building-mask method used for ``ga`` (``auto`` resolved); BandError if unusable."""
     method: str = params.method
     if method not in _BUILDING_METHODS:
         method = AUTO_BUILDING.get(ga.kind, "rgb-objects")
@@ -688,8 +688,12 @@ def change_map(a: GeoArray, b: GeoArray, *, params: DetectParams,
 
     Raises
     ------
-    ValueError
-        Unknown method, or grids/bands that differ.
+    ConfigError
+        Unknown method.
+    CrsMismatchError
+        The two dates are not on one grid (:func:`geo.grid.check_same_grid`).
+    BandError
+        The two dates have different bands.
     """
     m = method or params.change_method
     if m in ("auto", "builtup", "contrast-objects"):
