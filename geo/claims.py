@@ -29,25 +29,24 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from geo.config import MeasureParams
 from geo.errors import FactoryWatchError
 from geo.measure import footprint_errors, format_ratio, neighbour_of, pair_seed, ratio_interval
 from geo.plausibility import claim_blockers, is_region
+from geo.types import RELATIONS, Relation, Verdict
 
 __all__ = ["RELATIONS", "SMALL_PX", "ClaimError", "ClaimResult", "Relation", "Verdict",
            "check_claim", "claim_phrase", "verdict_for"]
 
 log = logging.getLogger(__name__)
 
-Relation = Literal[">", ">=", "<", "<=", "~"]
-RELATIONS: tuple[str, ...] = get_args(Relation)
-Verdict = Literal["supported", "contradicted", "undecidable"]
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 SMALL_PX = 20
 """Below this many pixels the calibration study found intervals under-cover (blur bias)."""
@@ -146,6 +145,94 @@ def _blockers(pair: pd.DataFrame, res: np.ndarray, *, same_site: bool) -> list[s
     return out
 
 
+def _shown_verdict(verdict: Verdict, blockers: list[str],
+                   res: NDArray[np.float64]) -> tuple[Verdict, str]:
+    """The verdict after the blockers (any makes it undecidable) and its wording."""
+    if blockers:
+        return "undecidable", "undecidable: " + "; ".join(dict.fromkeys(blockers))
+    if verdict == "undecidable":
+        return verdict, ("undecidable at this resolution" if float(np.max(res)) > 0 else
+                         "undecidable at this digitising accuracy")
+    return verdict, verdict
+
+
+def _small_caution(a: NDArray[np.float64], res: NDArray[np.float64]) -> str:
+    """The caution appended to the sentence when a building covers under SMALL_PX pixels."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        n_px = np.where(res > 0, a / np.where(res > 0, res, 1.0) ** 2, np.inf)
+    if float(np.min(n_px)) < SMALL_PX:
+        return (f"; caution: a building covers only {float(np.min(n_px)):.0f} pixels, where "
+                "the calibration found 95% intervals too narrow (use finer imagery)")
+    return ""
+
+
+def _check_request(relation: str, factor: float, footprints: gpd.GeoDataFrame) -> None:
+    """Refuse an unknown relation, a non-positive factor or unprojected footprints."""
+    if relation not in RELATIONS:
+        raise ClaimError(f"relation {relation!r} is not one of {', '.join(RELATIONS)}")
+    if not (np.isfinite(factor) and factor > 0):
+        raise ClaimError(f"factor {factor!r} must be a positive number (twice = 2)")
+    if footprints.crs is None or not footprints.crs.is_projected:
+        raise ClaimError("footprints must be in a projected CRS to compare areas; reproject "
+                         "with gdf.to_crs(gdf.estimate_utm_crs())")
+
+
+def _subject_row(subject: str, date: str | None, sid: NDArray[Any],
+                 fdate: NDArray[Any], known: set[str]) -> tuple[int, list[str]]:
+    """Row of the subject's footprint on ``date`` (default: its last sighting), its dates."""
+    if subject not in known:
+        raise ClaimError(f"no site {subject!r} in this run; pick one of sites.geojson's "
+                         f"site_id values (e.g. {sorted(known)[:3]})")
+    subj_dates = sorted(set(fdate[sid == subject]))
+    if not subj_dates:
+        raise ClaimError(f"site {subject!r} has no footprints; check footprints.geojson")
+    s_date = date or subj_dates[-1]
+    if s_date not in subj_dates:
+        raise ClaimError(f"site {subject!r} was not seen on {s_date}; it was seen on "
+                         f"{', '.join(subj_dates)}")
+    s_row = int(np.flatnonzero((sid == subject) & (fdate == s_date))[0])
+    return s_row, subj_dates
+
+
+def _reference_row(fp: gpd.GeoDataFrame, sid: NDArray[Any], fdate: NDArray[Any],
+                   known: set[str], s_row: int, subj_dates: list[str], *, reference: str,
+                   params: MeasureParams) -> tuple[int, str]:
+    """Row of the reference footprint (a site, the neighbour, an earlier sighting), phrase."""
+    subject, s_date = str(sid[s_row]), str(fdate[s_row])
+    if reference == "neighbour":
+        others = np.flatnonzero((fdate == s_date) & (sid != subject) & ~is_region(fp))
+        j = neighbour_of(fp.geometry.iloc[s_row], fp.iloc[others], rule=params.neighbour,
+                         max_distance_m=params.neighbour_max_distance_m)
+        if j is None:
+            raise ClaimError(f"site {subject!r} has no neighbour within "
+                             f"{params.neighbour_max_distance_m:g} m on {s_date}; name the "
+                             "reference site id instead")
+        r_row = int(others[j])
+        ref_phrase = f"its neighbour {sid[r_row]}"
+    elif reference == "earlier" or _DATE.match(reference):
+        r_date = subj_dates[0] if reference == "earlier" else reference
+        if r_date not in subj_dates:
+            raise ClaimError(f"site {subject!r} was not seen on {r_date}; it was seen on "
+                             f"{', '.join(subj_dates)}")
+        if r_date == s_date:
+            raise ClaimError(f"site {subject!r} was first seen on {s_date}, the date being "
+                             "checked; pass --date for a later sighting or a reference date")
+        r_row = int(np.flatnonzero((sid == subject) & (fdate == r_date))[0])
+        ref_phrase = f"itself on {r_date}"
+    else:
+        if reference not in known:
+            raise ClaimError(f"no reference site {reference!r}; use a site id, 'neighbour', "
+                             "'earlier' or a date YYYY-MM-DD")
+        rows = np.flatnonzero((sid == reference) & (fdate == s_date))
+        if len(rows) == 0:
+            seen = sorted(set(fdate[sid == reference]))
+            raise ClaimError(f"reference {reference!r} was not seen on {s_date} (seen on "
+                             f"{', '.join(seen)}); pass --date with a date both were seen on")
+        r_row = int(rows[0])
+        ref_phrase = reference
+    return r_row, ref_phrase
+
+
 def check_claim(
     sites: gpd.GeoDataFrame,
     footprints: gpd.GeoDataFrame,
@@ -190,60 +277,14 @@ def check_claim(
     ClaimError
         Unknown site or date, no neighbour, bad relation or factor.
     """
-    if relation not in RELATIONS:
-        raise ClaimError(f"relation {relation!r} is not one of {', '.join(RELATIONS)}")
-    if not (np.isfinite(factor) and factor > 0):
-        raise ClaimError(f"factor {factor!r} must be a positive number (twice = 2)")
-    if footprints.crs is None or not footprints.crs.is_projected:
-        raise ClaimError("footprints must be in a projected CRS to compare areas; reproject "
-                         "with gdf.to_crs(gdf.estimate_utm_crs())")
+    _check_request(relation, factor, footprints)
     fp = footprints.reset_index(drop=True)
     sid = fp["site_id"].astype(str).to_numpy()
     fdate = fp["date"].astype(str).to_numpy()
     known = set(sites["site_id"].astype(str)) | set(sid)
-    if subject not in known:
-        raise ClaimError(f"no site {subject!r} in this run; pick one of sites.geojson's "
-                         f"site_id values (e.g. {sorted(known)[:3]})")
-    subj_dates = sorted(set(fdate[sid == subject]))
-    if not subj_dates:
-        raise ClaimError(f"site {subject!r} has no footprints; check footprints.geojson")
-    s_date = date or subj_dates[-1]
-    if s_date not in subj_dates:
-        raise ClaimError(f"site {subject!r} was not seen on {s_date}; it was seen on "
-                         f"{', '.join(subj_dates)}")
-    s_row = int(np.flatnonzero((sid == subject) & (fdate == s_date))[0])
-
-    if reference == "neighbour":
-        others = np.flatnonzero((fdate == s_date) & (sid != subject) & ~is_region(fp))
-        j = neighbour_of(fp.geometry.iloc[s_row], fp.iloc[others], rule=params.neighbour,
-                         max_distance_m=params.neighbour_max_distance_m)
-        if j is None:
-            raise ClaimError(f"site {subject!r} has no neighbour within "
-                             f"{params.neighbour_max_distance_m:g} m on {s_date}; name the "
-                             "reference site id instead")
-        r_row = int(others[j])
-        ref_phrase = f"its neighbour {sid[r_row]}"
-    elif reference == "earlier" or _DATE.match(reference):
-        r_date = subj_dates[0] if reference == "earlier" else reference
-        if r_date not in subj_dates:
-            raise ClaimError(f"site {subject!r} was not seen on {r_date}; it was seen on "
-                             f"{', '.join(subj_dates)}")
-        if r_date == s_date:
-            raise ClaimError(f"site {subject!r} was first seen on {s_date}, the date being "
-                             "checked; pass --date for a later sighting or a reference date")
-        r_row = int(np.flatnonzero((sid == subject) & (fdate == r_date))[0])
-        ref_phrase = f"itself on {r_date}"
-    else:
-        if reference not in known:
-            raise ClaimError(f"no reference site {reference!r}; use a site id, 'neighbour', "
-                             "'earlier' or a date YYYY-MM-DD")
-        rows = np.flatnonzero((sid == reference) & (fdate == s_date))
-        if len(rows) == 0:
-            seen = sorted(set(fdate[sid == reference]))
-            raise ClaimError(f"reference {reference!r} was not seen on {s_date} (seen on "
-                             f"{', '.join(seen)}); pass --date with a date both were seen on")
-        r_row = int(rows[0])
-        ref_phrase = reference
+    s_row, subj_dates = _subject_row(subject, date, sid, fdate, known)
+    r_row, ref_phrase = _reference_row(fp, sid, fdate, known, s_row, subj_dates,
+                                       reference=reference, params=params)
 
     pair = fp.iloc[[s_row, r_row]]
     err = footprint_errors(pd.DataFrame(pair))
@@ -258,20 +299,9 @@ def check_claim(
     verdict = verdict_for(relation, factor, low, high, about_tolerance=params.about_tolerance)
     res = pair["res_m"].fillna(0).to_numpy(float) if "res_m" in pair.columns else np.zeros(2)
     blockers = _blockers(pair, res, same_site=r_row == s_row)
-    shown: str = verdict
-    if blockers:
-        verdict = "undecidable"
-        shown = "undecidable: " + "; ".join(dict.fromkeys(blockers))
-    elif verdict == "undecidable":
-        shown = ("undecidable at this resolution" if float(np.max(res)) > 0 else
-                 "undecidable at this digitising accuracy")
+    verdict, shown = _shown_verdict(verdict, blockers, res)
     sentence = (f"{subject} {claim_phrase(relation, factor)} {ref_phrase}: {shown} "
-                f"({_fmt(e)}x, 95% interval {_fmt(low)}–{_fmt(high)})")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        n_px = np.where(res > 0, a / np.where(res > 0, res, 1.0) ** 2, np.inf)
-    if float(np.min(n_px)) < SMALL_PX:
-        sentence += (f"; caution: a building covers only {float(np.min(n_px)):.0f} pixels, where "
-                     "the calibration found 95% intervals too narrow (use finer imagery)")
+                f"({_fmt(e)}x, 95% interval {_fmt(low)}–{_fmt(high)})") + _small_caution(a, res)
     log.info("claim: %s", sentence)
     return ClaimResult(
         verdict=verdict, estimate=e, lo=low, hi=high, subject_id=subject,

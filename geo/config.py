@@ -38,7 +38,7 @@ from pyproj import CRS
 from pyproj.exceptions import CRSError
 
 from geo.errors import ConfigError
-from geo.types import BAND_ROLES
+from geo.types import BAND_ROLES, DETECT_METHODS, SOURCE_KINDS, DetectMethod, SourceKind
 
 __all__ = [
     "AoiParams",
@@ -53,14 +53,10 @@ __all__ = [
     "SourceConfig",
     "config_to_dict",
     "load_config",
+    "read_toml",
     "resolve_defaults",
 ]
 
-SourceKind = Literal["local", "stac", "synthetic"]
-DetectMethod = Literal[
-    "auto", "builtup", "rgb-objects", "contrast-objects", "imad", "cva", "index-diff", "pcc",
-    "learned",
-]
 OnExcess = Literal["warn", "fail"]
 NeighbourRule = Literal["nearest", "largest-adjacent"]
 Period = Literal["month", "quarter", "year"]
@@ -170,7 +166,7 @@ class SourceConfig:
         if bad:
             raise ConfigError(f"source.bands: {bad[0]!r} is not a band role; use one of "
                               f"{', '.join(BAND_ROLES)} or 'other'")
-        _check_in("source.kind", self.kind, get_args(SourceKind))
+        _check_in("source.kind", self.kind, SOURCE_KINDS)
         _check_in("source.period", self.period, get_args(Period))
         if not 0 <= self.max_cloud_frac <= 1:
             raise ConfigError(f"source.max_cloud_frac={self.max_cloud_frac} must be in [0, 1]")
@@ -265,8 +261,8 @@ class DetectParams:
         for name in ("max_aoi_frac", "min_solidity", "max_outline_spread"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"detect.{name}={getattr(self, name)!r} must be in [0, 1]")
-        _check_in("detect.method", self.method, get_args(DetectMethod))
-        _check_in("detect.change_method", self.change_method, get_args(DetectMethod))
+        _check_in("detect.method", self.method, DETECT_METHODS)
+        _check_in("detect.change_method", self.change_method, DETECT_METHODS)
         _check_in("detect.connectivity", self.connectivity, (4, 8))
         _check_pos("detect.min_area_m2", self.min_area_m2, allow_zero=True)
         _check_pos("detect.opening_m", self.opening_m, allow_zero=True)
@@ -498,6 +494,20 @@ def resolve_defaults(raw: object, path: str | Path) -> dict[str, dict[str, Any]]
     return out
 
 
+def read_toml(path: str | Path, missing: str) -> tuple[Path, dict[str, Any]]:
+    """The resolved path and the parsed table of a TOML file; ConfigError names the fix.
+
+    ``missing`` is the message (after the path) when the file does not exist.
+    """
+    p = Path(path).expanduser().resolve()
+    if not p.is_file():
+        raise ConfigError(f"{path}: {missing}")
+    try:
+        return p, tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{p}: not valid TOML ({err}); fix the syntax") from None
+
+
 def load_config(path: str | Path, *,
                 defaults: dict[str, dict[str, Any]] | None = None) -> RunConfig:
     """Read a per-AOI TOML config.
@@ -520,13 +530,7 @@ def load_config(path: str | Path, *,
     ConfigError
         If the file is missing, is not TOML, or has unknown keys or bad values.
     """
-    p = Path(path).expanduser().resolve()
-    if not p.is_file():
-        raise ConfigError(f"{path}: no such config file; pass an aoi/*.toml file")
-    try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{p}: not valid TOML ({err}); fix the syntax") from None
+    p, raw = read_toml(path, "no such config file; pass an aoi/*.toml file")
     unknown = sorted(set(raw) - set(_SECTIONS))
     if unknown:
         raise ConfigError(

@@ -26,6 +26,7 @@ from scipy.signal.windows import tukey
 from skimage.registration import phase_cross_correlation
 
 from geo.geoarray import GeoArray
+from geo.grid import check_same_grid
 
 __all__ = ["Shift", "apply_shift", "brightness", "coregister", "estimate_shift"]
 
@@ -195,8 +196,8 @@ def coregister(
         image is not moved and ``residual_px`` is the estimated (uncorrected)
         misalignment, NaN if even that failed.
     """
-    if ref.grid.shape != mov.grid.shape:
-        raise ValueError(f"grids differ: {ref.grid.shape} vs {mov.grid.shape}")
+    check_same_grid(ref.grid, mov.grid,
+                    what=f"{mov.source_id or mov.date} vs {ref.source_id or ref.date}")
     a = brightness(ref)
     valid = ref.valid & mov.valid
     est = estimate_shift(a, brightness(mov), valid=valid)

@@ -23,7 +23,7 @@ from shapely.geometry import box
 from geo._atomic import atomic_write_text
 from geo.export.geojson import write_geojson
 from geo.grid import to_crs
-from geo.synthetic import SceneSpec, default_spec, render_series
+from geo.synthetic import SceneSpec, SyntheticScene, default_spec, render_series
 
 __all__ = ["DEMO_EPSG", "DEMO_ORIGIN", "DemoFiles", "write_demo"]
 
@@ -58,21 +58,9 @@ def _write_tif(path: Path, data: np.ndarray, transform: Affine, crs: str, *, tag
     tmp.replace(path)
 
 
-def write_demo(folder: str | Path, spec: SceneSpec | None = None) -> DemoFiles:
-    """Render the SYNTHETIC demo and write it under ``folder``.
-
-    Layout: ``imagery/`` (one GeoTIFF per date: mixed CRSs, dates from file
-    names or tags, a cloud flagged in an internal mask), ``demo.geojson`` (the
-    AOI), ``demo.toml`` (the run config) and ``truth.geojson`` (true footprints).
-    """
-    spec = spec or default_spec()
-    root = Path(folder)
-    img_dir = root / "imagery"
-    img_dir.mkdir(parents=True, exist_ok=True)
-    scenes = render_series(spec)
-    crs = f"EPSG:{DEMO_EPSG}"
-    x0, y0 = DEMO_ORIGIN
-    transform = Affine(spec.res_m, 0, x0, 0, -spec.res_m, y0)
+def _write_imagery(img_dir: Path, scenes: list[SyntheticScene], transform: Affine,
+                   crs: str) -> None:
+    """One GeoTIFF per date: one dated by a TIFF tag, the last one in Web Mercator."""
     base_tags = {"SYNTHETIC": "yes", "SOURCE": "factorywatch synthetic demo (not real imagery)"}
     for i, sc in enumerate(scenes):
         dn = np.clip(np.round(sc.rgb * 255.0), 0, 255).astype("uint8")
@@ -101,6 +89,11 @@ def write_demo(folder: str | Path, spec: SceneSpec | None = None) -> DemoFiles:
         else:
             _write_tif(img_dir / f"synthetic_{sc.date}.tif", dn, transform, crs, tags=base_tags,
                        mask=valid if sc.cloud.any() else None)
+
+
+def _write_truth(path: Path, scenes: list[SyntheticScene], crs: str) -> Path:
+    """The true footprints (local y-down metres → UTM map coordinates) as GeoJSON."""
+    x0, y0 = DEMO_ORIGIN
     # truth footprints in UTM (local y-down metres → map coordinates)
     rows = []
     for sc in scenes:
@@ -110,8 +103,13 @@ def write_demo(folder: str | Path, spec: SceneSpec | None = None) -> DemoFiles:
             rows.append({"truth_id": f"{name}:{sc.date}", "hall": name, "date": sc.date,
                          "area_m2": float(g.area), "synthetic": True, "geometry": g})
     truth = gpd.GeoDataFrame(rows, geometry="geometry", crs=crs)
-    truth_path = write_geojson(truth, root / "truth.geojson", layer_name="truth",
+    return write_geojson(truth, path, layer_name="truth",
                                id_field="truth_id")
+
+
+def _write_aoi(path: Path, spec: SceneSpec, crs: str) -> Path:
+    """The AOI, the scene minus a 10 m margin, as a one-feature GeoJSON in WGS 84."""
+    x0, y0 = DEMO_ORIGIN
     # AOI: the scene minus a 10 m margin
     w_m, h_m = spec.size_m
     aoi_utm = box(x0 + 10, y0 - h_m + 10, x0 + w_m - 10, y0 - 10)
@@ -126,7 +124,27 @@ def write_demo(folder: str | Path, spec: SceneSpec | None = None) -> DemoFiles:
                             "it says nothing about the real plant",
         },
         "geometry": shapely.geometry.mapping(aoi_ll)}]}
-    aoi_path = atomic_write_text(root / "demo.geojson", json.dumps(aoi, indent=1))
+    return atomic_write_text(path, json.dumps(aoi, indent=1))
+
+
+def write_demo(folder: str | Path, spec: SceneSpec | None = None) -> DemoFiles:
+    """Render the SYNTHETIC demo and write it under ``folder``.
+
+    Layout: ``imagery/`` (one GeoTIFF per date: mixed CRSs, dates from file
+    names or tags, a cloud flagged in an internal mask), ``demo.geojson`` (the
+    AOI), ``demo.toml`` (the run config) and ``truth.geojson`` (true footprints).
+    """
+    spec = spec or default_spec()
+    root = Path(folder)
+    img_dir = root / "imagery"
+    img_dir.mkdir(parents=True, exist_ok=True)
+    scenes = render_series(spec)
+    crs = f"EPSG:{DEMO_EPSG}"
+    x0, y0 = DEMO_ORIGIN
+    transform = Affine(spec.res_m, 0, x0, 0, -spec.res_m, y0)
+    _write_imagery(img_dir, scenes, transform, crs)
+    truth_path = _write_truth(root / "truth.geojson", scenes, crs)
+    aoi_path = _write_aoi(root / "demo.geojson", spec, crs)
     toml = f"""# SYNTHETIC demo: factorywatch's generated series near Kanggye (not real imagery).
 [aoi]
 geometry = "demo.geojson"

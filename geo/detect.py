@@ -44,8 +44,11 @@ from skimage import filters, morphology, segmentation
 
 from geo.config import DetectParams
 from geo.coreg import brightness
+from geo.errors import BandError, ConfigError
 from geo.geoarray import GeoArray
+from geo.grid import check_same_grid
 from geo.normalize import imad, normalize_to
+from geo.types import BUILDING_METHODS, CHANGE_METHODS
 
 __all__ = [
     "AUTO_BUILDING",
@@ -62,8 +65,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-METHODS: tuple[str, ...] = ("imad", "cva", "index-diff", "pcc", "rgb-objects", "learned", "auto")
-"""Change-map methods accepted by :func:`change_map`."""
+METHODS: tuple[str, ...] = CHANGE_METHODS
+"""Change-map methods accepted by :func:`change_map` (:data:`geo.types.CHANGE_METHODS`)."""
 
 AUTO_CHANGE: dict[str, str] = {"multispectral": "rgb-objects", "rgb": "cva", "pan": "cva"}
 """``auto`` change method per imagery kind, as chosen by the benchmark (docs/detection.md).
@@ -83,7 +86,7 @@ AUTO_BUILDING: dict[str, str] = {"multispectral": "builtup", "rgb": "rgb-objects
 CONTRAST_MIN_RES_M = 2.5
 """``auto`` uses ``contrast-objects`` on grids this coarse or coarser, whatever the kind."""
 
-_BUILDING_METHODS = ("builtup", "rgb-objects", "contrast-objects")
+_BUILDING_METHODS = BUILDING_METHODS
 _BUILTUP_T_RANGE = {"swir": (-0.4, 0.2), "nir": (-0.3, 0.0)}
 """Allowed range of the automatic threshold on NDBI - NDVI (swir) or -NDVI (nir only)."""
 
@@ -315,7 +318,7 @@ class BuildingThresholds:
 
 
 def building_method(ga: GeoArray, params: DetectParams) -> str:
-    """The building-mask method used for ``ga`` (``auto`` resolved); ValueError if unusable."""
+    """The building-mask method used for ``ga`` (``auto`` resolved); BandError if unusable."""
     method: str = params.method
     if method not in _BUILDING_METHODS:
         method = AUTO_BUILDING.get(ga.kind, "rgb-objects")
@@ -324,8 +327,9 @@ def building_method(ga: GeoArray, params: DetectParams) -> str:
         elif ga.kind == "multispectral" and not ga.has("nir", "red"):
             method = "rgb-objects"
     if method == "builtup" and not ga.has("nir", "red"):
-        raise ValueError(f"method 'builtup' needs nir and red bands; {ga.source_id} has "
-                         f"{ga.bands}; use method = 'rgb-objects'")
+        raise BandError(f"{ga.source_id or ga.date}: [detect] method 'builtup' needs nir and "
+                        f"red bands but it has {', '.join(ga.bands)}; set [detect] method = "
+                        "'rgb-objects' (or 'auto')")
     return method
 
 
@@ -684,17 +688,24 @@ def change_map(a: GeoArray, b: GeoArray, *, params: DetectParams,
 
     Raises
     ------
-    ValueError
-        Unknown method, or grids/bands that differ.
+    ConfigError
+        Unknown method.
+    CrsMismatchError
+        The two dates are not on one grid (:func:`geo.grid.check_same_grid`).
+    BandError
+        The two dates have different bands.
     """
     m = method or params.change_method
     if m in ("auto", "builtup", "contrast-objects"):
         m = AUTO_CHANGE.get(a.kind, "cva")
     if m not in METHODS:
-        raise ValueError(f"unknown change method {m!r}; use one of {', '.join(METHODS)}")
-    if a.grid.shape != b.grid.shape or a.bands != b.bands:
-        raise ValueError(f"dates differ in grid or bands: {a.grid.shape}/{a.bands} vs "
-                         f"{b.grid.shape}/{b.bands}; co-register and select bands first")
+        raise ConfigError(f"[detect] change_method: unknown method {m!r}; use one of "
+                          f"{', '.join(METHODS)}")
+    check_same_grid(a.grid, b.grid, what=f"{b.source_id or b.date} vs {a.source_id or a.date}")
+    if a.bands != b.bands:
+        raise BandError(f"{b.source_id or b.date}: bands {', '.join(b.bands)} differ from "
+                        f"{a.source_id or a.date}'s ({', '.join(a.bands)}); set [source] bands "
+                        "so that every date has the same ones")
     if m == "imad":
         return _imad_change(a, b, params)
     if m == "cva":

@@ -10,14 +10,13 @@ import textwrap
 
 __all__ = [
     "AoiError",
+    "BandError",
     "CacheMissError",
     "ConfigError",
     "CoregistrationError",
     "CrsMismatchError",
-    "EmptyMaskWarning",
     "FactoryWatchError",
-    "LargeShiftWarning",
-    "LowValidDataWarning",
+    "MissingBandError",
     "NetworkError",
     "NoImageryError",
     "OutputExistsError",
@@ -76,24 +75,23 @@ class CrsMismatchError(FactoryWatchError, ValueError):
     """Two inputs that must share a CRS do not."""
 
 
+class BandError(FactoryWatchError, ValueError):
+    """The imagery lacks the bands a method needs, or two dates have different bands."""
+
+
+class MissingBandError(BandError, KeyError):
+    """A band role asked for is not in the image (a ``KeyError`` too, for lookups)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return Exception.__str__(self)
+
+
 class CoregistrationError(FactoryWatchError):
     """The shift between dates could not be estimated or is above the limit."""
 
 
 class OutputExistsError(FactoryWatchError, FileExistsError):
     """The output exists and ``--overwrite`` was not given."""
-
-
-class LowValidDataWarning(UserWarning):
-    """Too little valid (cloud-free, inside-footprint) data in a scene."""
-
-
-class EmptyMaskWarning(UserWarning):
-    """A detection produced no building pixels."""
-
-
-class LargeShiftWarning(UserWarning):
-    """A co-registration residual is above the configured limit."""
 
 
 # --- run directory safety (geo/rundir.py, geo/_atomic.py) -----------------------------------

@@ -8,7 +8,7 @@ Simplification is for display only and never feeds a measurement.
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from typing import Any, Literal
 
 import geopandas as gpd
 import numpy as np
@@ -70,6 +70,75 @@ def empty_footprints(crs: str) -> gpd.GeoDataFrame:
     """An empty footprints table with the documented columns."""
     df = pd.DataFrame({c: pd.Series(dtype="object") for c in FOOTPRINT_COLUMNS})
     return gpd.GeoDataFrame(df, geometry=gpd.GeoSeries([], crs=crs), crs=crs)
+
+
+def _kept_labels(mask: NDArray[np.bool_], conn: int, px_area: float,
+                 min_area_m2: float) -> tuple[NDArray[np.int32], int]:
+    """Components of at least ``min_area_m2`` relabelled 1..k, and ``k``.
+
+    Labels follow the row-major order of first appearance, so footprint ids are stable.
+    """
+    labels, n = label(mask, connectivity=conn, return_num=True)
+    if n == 0:
+        return np.zeros(mask.shape, dtype=np.int32), 0
+    counts = np.bincount(labels.ravel(), minlength=n + 1)
+    keep = counts * px_area >= min_area_m2
+    keep[0] = False
+    remap = np.zeros(n + 1, dtype=np.int32)
+    remap[np.flatnonzero(keep)] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
+    return remap[labels], int(keep.sum())
+
+
+def _rows(geoms: list[BaseGeometry], per_comp: dict[str, NDArray[Any]], grid: Grid, *,
+          date: str, aoi_name: str, sd: float, coreg_residual_m: float) -> list[dict[str, Any]]:
+    """One footprint record per component (``per_comp`` arrays are indexed by label)."""
+    cnt, alt_area = per_comp["n_px"], per_comp["area_alt_m2"]
+    touching, alt_parts = per_comp["occluded"], per_comp["alt_parts"]
+    px_area = grid.pixel_area_m2
+    rows = []
+    for comp, geom in enumerate(geoms, start=1):
+        rows.append({
+            "footprint_id": f"{aoi_name}:{date}:{comp}",
+            "date": date,
+            "area_m2": float(cnt[comp] * px_area),
+            "perimeter_m": float(geom.length),
+            "n_px": int(cnt[comp]),
+            "res_m": grid.res_m,
+            "boundary_sd_m": sd,
+            "coreg_residual_m": coreg_residual_m,
+            "area_alt_m2": float(alt_area[comp]),
+            "occluded": bool(touching[comp]),
+            "edge_corr_len_m": edge_corr_len_m(geom, grid.res_m),
+            "alt_parts": int(alt_parts[comp]),
+            "geometry": geom,
+        })
+    return rows
+
+
+def _component_outlines(lab: NDArray[np.int32], k: int, grid: Grid,
+                        connectivity: int) -> list[BaseGeometry]:
+    """The traced, valid outline of each component 1..k (parts of one label unioned)."""
+    geoms: dict[int, list[BaseGeometry]] = {}
+    for geom, value in features.shapes(lab, mask=lab > 0, transform=grid.transform,
+                                       connectivity=connectivity):
+        geoms.setdefault(int(value), []).append(shape(geom))
+    out = []
+    for comp in range(1, k + 1):
+        parts = geoms.get(comp, [])
+        geom = parts[0] if len(parts) == 1 else shapely.union_all(parts)
+        out.append(shapely.make_valid(geom))
+    return out
+
+
+def _touching(lab: NDArray[np.int32], k: int,
+              invalid: NDArray[np.bool_] | None) -> NDArray[np.bool_]:
+    """Per component, True where it touches the grid edge or an invalid pixel's neighbour."""
+    touching = np.zeros(k + 1, dtype=bool)
+    edge = np.zeros(lab.shape, dtype=bool)
+    edge[0, :] = edge[-1, :] = edge[:, 0] = edge[:, -1] = True
+    bad = edge if invalid is None else (edge | ndimage.binary_dilation(invalid, iterations=1))
+    touching[np.unique(lab[bad])] = True
+    return touching
 
 
 def _alt_overlap(lab: NDArray[np.int32], k: int, alt_mask: NDArray[np.bool_] | None, conn: int,
@@ -159,51 +228,17 @@ def polygonize(
     if mask.shape != grid.shape:
         raise ValueError(f"mask shape {mask.shape} does not match grid shape {grid.shape}")
     conn = 1 if connectivity == 4 else 2
-    labels, n = label(mask, connectivity=conn, return_num=True)
-    if n == 0:
+    lab, k = _kept_labels(mask, conn, grid.pixel_area_m2, min_area_m2)
+    if k == 0:
         return empty_footprints(grid.crs)
-    counts = np.bincount(labels.ravel(), minlength=n + 1)
     px_area = grid.pixel_area_m2
-    keep = counts * px_area >= min_area_m2
-    keep[0] = False
-    if not keep[1:].any():
-        return empty_footprints(grid.crs)
-    # relabel kept components 1..k in row-major order of first appearance
-    remap = np.zeros(n + 1, dtype=np.int32)
-    remap[np.flatnonzero(keep)] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
-    lab = remap[labels]
-    k = int(keep.sum())
     cnt = np.bincount(lab.ravel(), minlength=k + 1)
-    geoms: dict[int, list[BaseGeometry]] = {}
-    for geom, value in features.shapes(lab, mask=lab > 0, transform=grid.transform,
-                                       connectivity=connectivity):
-        geoms.setdefault(int(value), []).append(shape(geom))
+    geoms = _component_outlines(lab, k, grid, connectivity)
     alt_area, alt_parts = _alt_overlap(lab, k, alt_mask, conn, px_area, min_area_m2)
-    touching = np.zeros(k + 1, dtype=bool)
-    edge = np.zeros(grid.shape, dtype=bool)
-    edge[0, :] = edge[-1, :] = edge[:, 0] = edge[:, -1] = True
-    bad = edge if invalid is None else (edge | ndimage.binary_dilation(invalid, iterations=1))
-    touching[np.unique(lab[bad])] = True
+    touching = _touching(lab, k, invalid)
     sd = grid.res_m / 2 / np.sqrt(3) if boundary_sd_m is None else boundary_sd_m
-    rows = []
-    for comp in range(1, k + 1):
-        parts = geoms.get(comp, [])
-        geom = parts[0] if len(parts) == 1 else shapely.union_all(parts)
-        geom = shapely.make_valid(geom)
-        rows.append({
-            "footprint_id": f"{aoi_name}:{date}:{comp}",
-            "date": date,
-            "area_m2": float(cnt[comp] * px_area),
-            "perimeter_m": float(geom.length),
-            "n_px": int(cnt[comp]),
-            "res_m": grid.res_m,
-            "boundary_sd_m": float(sd),
-            "coreg_residual_m": float(coreg_residual_m),
-            "area_alt_m2": float(alt_area[comp]),
-            "occluded": bool(touching[comp]),
-            "edge_corr_len_m": edge_corr_len_m(geom, grid.res_m),
-            "alt_parts": int(alt_parts[comp]),
-            "geometry": geom,
-        })
+    per_comp = {"n_px": cnt, "area_alt_m2": alt_area, "occluded": touching, "alt_parts": alt_parts}
+    rows = _rows(geoms, per_comp, grid, date=date, aoi_name=aoi_name, sd=float(sd),
+                 coreg_residual_m=float(coreg_residual_m))
     log.debug("footprints: %s → %d polygons", date, k)
     return gpd.GeoDataFrame(rows, geometry="geometry", crs=grid.crs)

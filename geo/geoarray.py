@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from numpy.typing import NDArray
 
+from geo.errors import MissingBandError
 from geo.grid import Grid
 
 __all__ = ["GeoArray", "band_roles", "roles_for_bands"]
@@ -134,9 +135,12 @@ class GeoArray:
             raise ValueError("one band role per band is needed")
 
     def band(self, role: str) -> NDArray[np.float32]:
-        """Return one band by role; KeyError names the roles available."""
+        """Return one band by role; :class:`MissingBandError` names the roles available."""
         if role not in self.bands:
-            raise KeyError(f"band {role!r} not in {self.bands}")
+            raise MissingBandError(
+                f"{self.source_id or self.date or 'image'}: no {role!r} band (it has "
+                f"{', '.join(self.bands)}); set [source] bands to name it, or pick a "
+                "[detect] method that needs only these bands")
         out: NDArray[np.float32] = self.data[self.bands.index(role)]
         return out
 

@@ -80,25 +80,33 @@ class Grid:
         rows, cols = d["shape"]
         return cls(crs=d["crs"], transform=Affine(a, b, c, dd, e, f), shape=(int(rows), int(cols)))
 
-    def window_of(self, other: Grid) -> tuple[int, int, int, int]:
-        """Return ``(row_off, col_off, rows, cols)`` of ``other`` inside this grid.
 
-        Both grids must share CRS and resolution and be pixel-aligned.
-        """
-        check_same_grid(self, other, same_shape=False)
-        col = round((other.transform.c - self.transform.c) / self.res_m)
-        row = round((self.transform.f - other.transform.f) / self.res_m)
-        return (row, col, other.shape[0], other.shape[1])
+def check_same_grid(a: Grid, b: Grid, *, same_shape: bool = True, what: str = "") -> None:
+    """Raise :class:`CrsMismatchError` unless ``a`` and ``b`` are comparable.
 
+    Called wherever arrays of two dates meet (change maps, co-registration, normalisation),
+    as odc-geo does. ``what`` names the two inputs in the message (``"b.tif vs a.tif"``).
 
-def check_same_grid(a: Grid, b: Grid, *, same_shape: bool = True) -> None:
-    """Raise :class:`CrsMismatchError` unless ``a`` and ``b`` are comparable."""
+    Examples
+    --------
+    >>> from affine import Affine
+    >>> g = Grid(crs="EPSG:32652", transform=Affine(10, 0, 0, 0, -10, 0), shape=(4, 4))
+    >>> check_same_grid(g, g)
+    >>> other = Grid(crs="EPSG:32651", transform=g.transform, shape=(4, 4))
+    >>> check_same_grid(g, other, what="b.tif vs a.tif")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    geo.errors.CrsMismatchError: b.tif vs a.tif: grids are in EPSG:32652 and EPSG:32651; ...
+    """
+    pre = f"{what}: " if what else ""
     if a.crs != b.crs:
-        raise CrsMismatchError(f"grids are in {a.crs} and {b.crs}; resample onto one AOI grid")
+        raise CrsMismatchError(f"{pre}grids are in {a.crs} and {b.crs}; resample onto one AOI "
+                               "grid")
     if not math.isclose(a.res_m, b.res_m):
-        raise CrsMismatchError(f"grids have {a.res_m} m and {b.res_m} m pixels")
+        raise CrsMismatchError(f"{pre}grids have {a.res_m} m and {b.res_m} m pixels; resample "
+                               "onto one AOI grid")
     if same_shape and (a.shape != b.shape or a.transform != b.transform):
-        raise CrsMismatchError("grids differ in extent; resample onto one AOI grid")
+        raise CrsMismatchError(f"{pre}grids differ in extent; resample onto one AOI grid")
 
 
 def utm_epsg_for(lon: float, lat: float) -> int:

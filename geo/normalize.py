@@ -25,7 +25,9 @@ from numpy.typing import NDArray
 from scipy import linalg
 from scipy.special import gammainc
 
+from geo.errors import BandError
 from geo.geoarray import GeoArray
+from geo.grid import check_same_grid
 
 __all__ = ["ImadResult", "imad", "normalize_to", "orthogonal_fit"]
 
@@ -113,20 +115,7 @@ def imad(
     sig2 = np.ones(p)
     n_iter = 0
     for n_iter in range(1, max_iter + 1):  # noqa: B007
-        mean, cov = _weighted_cov(z, w)
-        ridge = 1e-9 * np.trace(cov) / (2 * p) + 1e-12
-        sxx = cov[:p, :p] + ridge * np.eye(p)
-        syy = cov[p:, p:] + ridge * np.eye(p)
-        sxy = cov[:p, p:]
-        m = sxy @ np.linalg.solve(syy, sxy.T)
-        m = (m + m.T) / 2
-        lam, a = linalg.eigh(m, sxx)  # ascending rho^2; a^T sxx a = I
-        rho = np.sqrt(np.clip(lam, 0.0, 1.0))
-        b = np.linalg.solve(syy, sxy.T @ a)
-        bn = np.sqrt(np.einsum("ij,ij->j", b, syy @ b))
-        b = b / np.where(bn > 0, bn, 1.0)
-        sgn = np.sign(np.einsum("ij,ij->j", a, sxy @ b))
-        b = b * np.where(sgn == 0, 1.0, sgn)
+        mean, a, b, rho = _canonical_step(z, w, p)
         mad = (xf - mean[:p]) @ a - (yf - mean[p:]) @ b
         # robust (median absolute deviation) variances of the MAD variates over all pixels,
         # not the weighted 2 (1 - rho): the weighted estimate concentrates on the most
@@ -153,6 +142,31 @@ def imad(
         rho=rho,
         n_iter=n_iter,
     )
+
+
+def _canonical_step(z: NDArray[np.float64], w: NDArray[np.float64], p: int
+                    ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64],
+                               NDArray[np.float64]]:
+    """One weighted canonical correlation fit of ``z = [x | y]``: ``(mean, a, b, rho)``.
+
+    ``a``/``b`` are the canonical vectors (unit variance, ``b`` signed so that each pair
+    correlates positively), ``rho`` the canonical correlations in ascending order.
+    """
+    mean, cov = _weighted_cov(z, w)
+    ridge = 1e-9 * np.trace(cov) / (2 * p) + 1e-12
+    sxx = cov[:p, :p] + ridge * np.eye(p)
+    syy = cov[p:, p:] + ridge * np.eye(p)
+    sxy = cov[:p, p:]
+    m = sxy @ np.linalg.solve(syy, sxy.T)
+    m = (m + m.T) / 2
+    lam, a = linalg.eigh(m, sxx)  # ascending rho^2; a^T sxx a = I
+    rho = np.sqrt(np.clip(lam, 0.0, 1.0))
+    b = np.linalg.solve(syy, sxy.T @ a)
+    bn = np.sqrt(np.einsum("ij,ij->j", b, syy @ b))
+    b = b / np.where(bn > 0, bn, 1.0)
+    sgn = np.sign(np.einsum("ij,ij->j", a, sxy @ b))
+    b = b * np.where(sgn == 0, 1.0, sgn)
+    return mean, a, b, rho
 
 
 def _chi2_cdf(x: NDArray[np.float64], k: int) -> NDArray[np.float64]:
@@ -197,6 +211,31 @@ def orthogonal_fit(x: NDArray[np.float64], y: NDArray[np.float64]) -> tuple[floa
     return float(gain), float(my - gain * mx)
 
 
+def _band_fits(ref: GeoArray, mov: GeoArray, use: list[int], nochange: NDArray[np.bool_]
+               ) -> tuple[list[float], list[float], list[float]]:
+    """Per band of ``mov``: gain, offset and correlation of its fit to ``ref`` on ``nochange``.
+
+    Bands not in ``use`` (alpha) or without two no-change pixels get gain 1, offset 0, r 1.
+    """
+    gains: list[float] = []
+    offsets: list[float] = []
+    corrs: list[float] = []
+    for i in range(len(mov.bands)):
+        if i not in use or int(nochange.sum()) < 2:
+            gains.append(1.0)
+            offsets.append(0.0)
+            corrs.append(1.0)
+            continue
+        x = mov.data[i][nochange].astype(np.float64)
+        y = ref.data[i][nochange].astype(np.float64)
+        g, o = orthogonal_fit(x, y)
+        r = float(np.corrcoef(x, y)[0, 1]) if x.std() > 0 and y.std() > 0 else 0.0
+        gains.append(g)
+        offsets.append(o)
+        corrs.append(r)
+    return gains, offsets, corrs
+
+
 def normalize_to(ref: GeoArray, mov: GeoArray) -> tuple[GeoArray, dict[str, Any]]:
     """Relatively normalise ``mov`` to the radiometry of ``ref``.
 
@@ -220,9 +259,11 @@ def normalize_to(ref: GeoArray, mov: GeoArray) -> tuple[GeoArray, dict[str, Any]
         why (also logged as a warning).
     """
     if ref.bands != mov.bands:
-        raise ValueError(f"band roles differ: {ref.bands} vs {mov.bands}")
-    if ref.grid.shape != mov.grid.shape:
-        raise ValueError(f"grids differ: {ref.grid.shape} vs {mov.grid.shape}")
+        raise BandError(f"{mov.source_id or mov.date}: bands {', '.join(mov.bands)} differ from "
+                        f"{ref.source_id or ref.date}'s ({', '.join(ref.bands)}); set [source] "
+                        "bands so that every date has the same ones")
+    check_same_grid(ref.grid, mov.grid,
+                    what=f"{mov.source_id or mov.date} vs {ref.source_id or ref.date}")
     use = [i for i, b in enumerate(ref.bands) if b != "alpha"]
     valid = ref.valid & mov.valid
     res = imad(ref.data[use], mov.data[use], valid)
@@ -233,22 +274,7 @@ def normalize_to(ref: GeoArray, mov: GeoArray) -> tuple[GeoArray, dict[str, Any]
         cut = float(np.quantile(res.chi2[valid], 0.2))
         nochange = valid & (res.chi2 <= cut)
         method = "imad-lowest-chi2-20pct"
-    gains: list[float] = []
-    offsets: list[float] = []
-    corrs: list[float] = []
-    for i in range(len(mov.bands)):
-        if i not in use or int(nochange.sum()) < 2:
-            gains.append(1.0)
-            offsets.append(0.0)
-            corrs.append(1.0)
-            continue
-        x = mov.data[i][nochange].astype(np.float64)
-        y = ref.data[i][nochange].astype(np.float64)
-        g, o = orthogonal_fit(x, y)
-        r = float(np.corrcoef(x, y)[0, 1]) if x.std() > 0 and y.std() > 0 else 0.0
-        gains.append(g)
-        offsets.append(o)
-        corrs.append(r)
+    gains, offsets, corrs = _band_fits(ref, mov, use, nochange)
     # the fit is only trusted when the "no-change" pixels really agree between dates; when
     # most of the scene changed (a new estate, a new industrial zone) iMAD's no-change set is
     # not unchanged land, and a fit on it would crush the image (WHU-CD 000213: gains 0.2)

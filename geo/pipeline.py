@@ -563,12 +563,46 @@ def _track(footprints: gpd.GeoDataFrame, dates: list[str], aoi_name: str, config
                         table=table)
 
 
+def _export_layers(tracks: Any, changes: gpd.GeoDataFrame, partial: RunDir,
+                   config: RunConfig, dates: list[str], crs: str, *, title: str
+                   ) -> dict[str, str]:
+    """Write the layers and their styles, the QGIS project, the CSVs and the GPKG.
+
+    ``tracks`` is a :class:`geo.match.Tracks`; the files go into ``partial``; returns their
+    paths by output name.
+    """
+    from geo.export.qml import write_qml
+
+    outputs: dict[str, str] = {}
+    layers = {"footprints": (tracks.footprints, "footprint_id"),
+              "sites": (tracks.sites, "site_id"), "changes": (changes, "change_id")}
+    for name, (gdf, id_field) in layers.items():
+        outputs[name] = str(write_geojson(gdf, partial.layer(name), layer_name=name,
+                                          id_field=id_field))
+        write_qml(name, partial.style(name))
+    from geo.export.qgs import write_project
+
+    outputs["qgis_project"] = str(write_project(  # opens with the time slider on
+        partial.qgis_project, dates, crs, title=title))
+    sites_table = pd.DataFrame(tracks.sites.drop(columns="geometry"))
+    outputs["measurements"] = str(write_csv(sites_table, partial.measurements_csv))
+    outputs["events"] = str(write_csv(tracks.events, partial.events_csv))
+    if config.output.gpkg:
+        from geo.export.gpkg import write_gpkg
+
+        outputs["gpkg"] = str(write_gpkg(
+            {"footprints": tracks.footprints, "sites": tracks.sites, "changes": changes,
+             "events": tracks.events}, partial.gpkg))
+    if partial.buildings_csv.exists():  # guided mode
+        outputs["buildings"] = str(partial.buildings_csv)
+    return outputs
+
+
 def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoDataFrame,
             dates: list[str], valid_by_date: dict[str, BaseGeometry] | None,
             session: RunSession, stage: _Stages, run_warnings: list[str], started: str,
             extra: dict[str, Any], progress: Progress[Any] | None = None) -> dict[str, Any]:
     """Track, measure and write every vector output, run.json and the report; publish."""
-    from geo.export.qml import write_qml
     from geo.measure import measure_sites
 
     partial = session.partial
@@ -584,28 +618,9 @@ def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoD
     synthetic = _is_synthetic(aoi)
     outputs: dict[str, str] = {}
     with stage("export") as rec:
-        layers = {"footprints": (tracks.footprints, "footprint_id"),
-                  "sites": (tracks.sites, "site_id"), "changes": (changes, "change_id")}
-        for name, (gdf, id_field) in layers.items():
-            outputs[name] = str(write_geojson(gdf, partial.layer(name), layer_name=name,
-                                              id_field=id_field))
-            write_qml(name, partial.style(name))
-        from geo.export.qgs import write_project
-
-        outputs["qgis_project"] = str(write_project(  # opens with the time slider on
-            partial.qgis_project, dates, grid.crs if grid is not None else str(footprints.crs),
-            title=f"factorywatch: {aoi.name}"))
-        sites_table = pd.DataFrame(tracks.sites.drop(columns="geometry"))
-        outputs["measurements"] = str(write_csv(sites_table, partial.measurements_csv))
-        outputs["events"] = str(write_csv(tracks.events, partial.events_csv))
-        if config.output.gpkg:
-            from geo.export.gpkg import write_gpkg
-
-            outputs["gpkg"] = str(write_gpkg(
-                {"footprints": tracks.footprints, "sites": tracks.sites, "changes": changes,
-                 "events": tracks.events}, partial.gpkg))
-        if partial.buildings_csv.exists():  # guided mode
-            outputs["buildings"] = str(partial.buildings_csv)
+        outputs.update(_export_layers(tracks, changes, partial, config, dates,
+                                      grid.crs if grid is not None else str(footprints.crs),
+                                      title=f"factorywatch: {aoi.name}"))
         rec["n_files"] = len(outputs)
     manifest = {
         "factorywatch": __version__,

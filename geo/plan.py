@@ -96,35 +96,39 @@ def plan_feasibility(
     length = math.sqrt(building_area_m2 * aspect_ratio)
     width = building_area_m2 / length
     perim = STAIRCASE_FACTOR * 2.0 * (length + width)
-    rows: list[dict[str, Any]] = []
-    for res in sorted({float(r) for r in resolutions_m}):
-        e = area_errors(
-            building_area_m2, perim, res_m=res, boundary_sd_m=res / (2.0 * math.sqrt(3.0)),
-            coreg_residual_m=coreg_residual_px * res,
-            area_alt_m2=building_area_m2 + perim * threshold_shift_px * res,
-        )
-        ind, com = float(e.independent[0]), float(e.common[0])
-        sd = float(e.total[0])
-        a = building_area_m2
-        _, nlo, nhi = ratio_interval(a, (ind, com), a, (ind, com), common_corr=p.same_date_corr,
-                                     n_draws=p.n_draws, seed=p.seed)
-        _, glo, ghi = ratio_interval(a, (ind, com), a, (ind, com), common_corr=0.0,
-                                     n_draws=p.n_draws, seed=p.seed)
-        n_px = building_area_m2 / (res * res)
-        ok = n_px >= MIN_PIXELS
-        rows.append({
-            "res_m": res,
-            "kind": names.get(res, "user imagery"),
-            "n_px": round(n_px, 1),
-            "area_m2": building_area_m2,
-            "area_sd_m2": sd,
-            "area_rel_sd": sd / a,
-            "area_ci95_rel": Z95 * sd / a,
-            "neighbour_ratio_min_diff": float(max(nhi[0] - 1.0, 1.0 - nlo[0])) if ok else None,
-            "growth_ratio_min_diff": float(max(ghi[0] - 1.0, 1.0 - glo[0])) if ok else None,
-            "detectable": bool(ok),
-            "note": "" if ok else (f"only {n_px:.0f} pixels: below {MIN_PIXELS}, expect the "
-                                   "building to be missed or merged; use finer imagery"),
-        })
-    return rows
+    return [_plan_row(building_area_m2, perim, res, names.get(res, "user imagery"),
+                      threshold_shift_px, coreg_residual_px, p)
+            for res in sorted({float(r) for r in resolutions_m})]
+
+
+def _plan_row(a: float, perim: float, res: float, kind: str, threshold_shift_px: float,
+              coreg_residual_px: float, p: MeasureParams) -> dict[str, Any]:
+    """One row of :func:`plan_feasibility`: a building of area ``a`` at pixel size ``res``."""
+    e = area_errors(
+        a, perim, res_m=res, boundary_sd_m=res / (2.0 * math.sqrt(3.0)),
+        coreg_residual_m=coreg_residual_px * res,
+        area_alt_m2=a + perim * threshold_shift_px * res,
+    )
+    ind, com = float(e.independent[0]), float(e.common[0])
+    sd = float(e.total[0])
+    _, nlo, nhi = ratio_interval(a, (ind, com), a, (ind, com), common_corr=p.same_date_corr,
+                                 n_draws=p.n_draws, seed=p.seed)
+    _, glo, ghi = ratio_interval(a, (ind, com), a, (ind, com), common_corr=0.0,
+                                 n_draws=p.n_draws, seed=p.seed)
+    n_px = a / (res * res)
+    ok = n_px >= MIN_PIXELS
+    return {
+        "res_m": res,
+        "kind": kind,
+        "n_px": round(n_px, 1),
+        "area_m2": a,
+        "area_sd_m2": sd,
+        "area_rel_sd": sd / a,
+        "area_ci95_rel": Z95 * sd / a,
+        "neighbour_ratio_min_diff": float(max(nhi[0] - 1.0, 1.0 - nlo[0])) if ok else None,
+        "growth_ratio_min_diff": float(max(ghi[0] - 1.0, 1.0 - glo[0])) if ok else None,
+        "detectable": bool(ok),
+        "note": "" if ok else (f"only {n_px:.0f} pixels: below {MIN_PIXELS}, expect the "
+                               "building to be missed or merged; use finer imagery"),
+    }
 

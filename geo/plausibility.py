@@ -35,14 +35,13 @@ import pandas as pd
 import shapely
 
 from geo.config import DetectParams
+from geo.types import FOOTPRINT_KINDS
 
 __all__ = ["BUILDING", "FOOTPRINT_KINDS", "REGION", "adjacent_spread", "claim_blockers",
            "gate_footprints", "gate_warnings", "is_region"]
 
-BUILDING = "building"
-REGION = "built-up region"
-FOOTPRINT_KINDS: tuple[str, ...] = (BUILDING, REGION)
-"""Values of ``footprint_kind`` (and of the sites' ``site_kind``)."""
+BUILDING, REGION = FOOTPRINT_KINDS
+"""The two values of ``footprint_kind`` (:data:`geo.types.FOOTPRINT_KINDS`)."""
 
 
 def _region_reasons(area: float, share: float, solidity: float, p: DetectParams) -> list[str]:

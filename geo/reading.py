@@ -24,7 +24,7 @@ from geo.errors import NoImageryError, SourceError, one_line
 from geo.geoarray import GeoArray, band_roles
 from geo.grid import Grid
 
-__all__ = ["GDAL_ENV", "check_overlap", "read_band_to_grid", "read_to_grid", "remote_error"]
+__all__ = ["GDAL_ENV", "check_overlap", "read_to_grid", "remote_error"]
 
 log = logging.getLogger(__name__)
 
@@ -231,10 +231,3 @@ def _roles(src: Any, ci: list[str], bands: Sequence[int], roles: Sequence[str] |
     out = [f"b{b}" if r == "other" else r for r, b in zip(roles, bands, strict=True)]
     return out, False
 
-
-def read_band_to_grid(
-    href: str, grid: Grid, *, resampling: Resampling = Resampling.nearest
-) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
-    """Read band 1 of ``href`` onto ``grid``; returns ``(values, valid)``."""
-    ga = read_to_grid(href, grid, date="", bands=[1], roles=["b1"], resampling=resampling)
-    return ga.data[0], ga.valid

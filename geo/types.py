@@ -1,7 +1,9 @@
 """Type aliases and the project's small vocabularies (``Literal`` types).
 
-The status and event vocabularies are defined here once; the QGIS styles are
-generated from the same tuples (see :mod:`geo.export.qml`).
+Every vocabulary (methods, relations, verdicts, statuses, events, band roles,
+footprint kinds, source kinds) is defined here once as a ``Literal`` with a
+tuple of its values (``get_args``); the config models, the click choices and
+the QGIS styles (:mod:`geo.export.qml`) all use these.
 """
 
 from __future__ import annotations
@@ -13,14 +15,30 @@ from numpy.typing import NDArray
 
 __all__ = [
     "BAND_ROLES",
+    "BUILDING_METHODS",
+    "CHANGE_METHODS",
+    "DETECT_METHODS",
     "EVENTS",
+    "FOOTPRINT_KINDS",
+    "QUANTITIES",
+    "RELATIONS",
+    "SOURCE_KINDS",
     "STATUSES",
+    "VERDICTS",
     "BBox",
     "BandRole",
     "BoolMask",
+    "BuildingMethod",
+    "ChangeMethod",
+    "DetectMethod",
     "Event",
     "FloatImage",
+    "FootprintKind",
+    "Quantity",
+    "Relation",
+    "SourceKind",
     "Status",
+    "Verdict",
 ]
 
 BBox: TypeAlias = tuple[float, float, float, float]
@@ -42,3 +60,38 @@ BandRole = Literal[
     "nir", "nir08", "swir16", "swir22", "pan", "alpha",
 ]
 BAND_ROLES: tuple[str, ...] = get_args(BandRole)
+
+BuildingMethod = Literal["builtup", "rgb-objects", "contrast-objects"]
+"""Per-date building-mask methods (:func:`geo.detect.building_mask`)."""
+BUILDING_METHODS: tuple[str, ...] = get_args(BuildingMethod)
+
+ChangeMethod = Literal["imad", "cva", "index-diff", "pcc", "rgb-objects", "learned", "auto"]
+"""Change-map methods accepted by :func:`geo.detect.change_map` (and ``benchmark -m``)."""
+CHANGE_METHODS: tuple[str, ...] = get_args(ChangeMethod)
+
+DetectMethod = Literal[
+    "auto", "builtup", "rgb-objects", "contrast-objects", "imad", "cva", "index-diff", "pcc",
+    "learned",
+]
+"""Values of ``[detect] method`` in a run config."""
+DETECT_METHODS: tuple[str, ...] = get_args(DetectMethod)
+
+Relation = Literal[">", ">=", "<", "<=", "~"]
+"""Relation of a claim ("A is > 2x B")."""
+RELATIONS: tuple[str, ...] = get_args(Relation)
+
+Verdict = Literal["supported", "contradicted", "undecidable"]
+"""Verdict of a checked claim."""
+VERDICTS: tuple[str, ...] = get_args(Verdict)
+
+Quantity = Literal["area", "floor-space", "output", "production", "capacity"]
+"""What a claim compares; only ``area`` and ``floor-space`` are visible from above."""
+QUANTITIES: tuple[str, ...] = get_args(Quantity)
+
+FootprintKind = Literal["building", "built-up region"]
+"""Values of ``footprint_kind`` (and of the sites' ``site_kind``)."""
+FOOTPRINT_KINDS: tuple[str, ...] = get_args(FootprintKind)
+
+SourceKind = Literal["local", "stac", "synthetic"]
+"""Values of ``[source] kind`` in a run config."""
+SOURCE_KINDS: tuple[str, ...] = get_args(SourceKind)

@@ -8,7 +8,6 @@ through the same tracking, measurement, outputs and claims as an imagery run.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
 from datetime import date as _date
 from datetime import datetime
@@ -22,40 +21,14 @@ import shapely
 from pyproj import CRS
 
 from geo.errors import CrsMismatchError, SourceError, one_line
+from geo.footprints import FOOTPRINT_COLUMNS
 from geo.names import detect_name_field
 from geo.rundir import RunDir
+from geo.sources.local import date_from_name
 
-__all__ = ["FOOTPRINT_COLUMNS", "date_from_name", "read_footprints", "read_run_tables"]
+__all__ = ["read_footprints", "read_run_tables"]
 
 log = logging.getLogger(__name__)
-
-FOOTPRINT_COLUMNS: tuple[str, ...] = (
-    "footprint_id", "date", "area_m2", "perimeter_m", "n_px", "res_m", "boundary_sd_m",
-    "coreg_residual_m", "area_alt_m2", "occluded",
-)
-_ISO = re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)")
-_COMPACT = re.compile(r"(?<!\d)(\d{4})(\d{2})(\d{2})(?!\d)")
-
-
-def date_from_name(path: str | Path) -> str | None:
-    """Date ``YYYY-MM-DD`` found in a file name (``YYYY-MM-DD`` or ``YYYYMMDD``), else None.
-
-    Examples
-    --------
-    >>> date_from_name("plant_2024-10-05.geojson"), date_from_name("s2_20230601_fp.gpkg")
-    ('2024-10-05', '2023-06-01')
-    >>> date_from_name("buildings.geojson") is None
-    True
-    """
-    name = Path(path).name
-    for rx in (_ISO, _COMPACT):
-        for m in rx.finditer(name):
-            try:
-                return _date(int(m[1]), int(m[2]), int(m[3])).isoformat()
-            except ValueError:
-                continue
-    return None
-
 
 def _normalise_date(value: Any, where: str) -> str:
     if isinstance(value, datetime | _date | pd.Timestamp):
@@ -134,8 +107,9 @@ def read_footprints(
         :data:`FOOTPRINT_COLUMNS` + ``geometry`` in the projected CRS: ``area_m2`` and
         ``perimeter_m`` from the polygons, ``n_px = 0``, ``res_m = 0``, ``boundary_sd_m =
         digitising_sd_m``, ``coreg_residual_m = 0``, ``area_alt_m2 = NaN``, ``occluded =
-        False``, and ``name`` when a name field was found. Non-polygon and empty geometries
-        are dropped (logged); invalid polygons are repaired with ``shapely.make_valid``.
+        False``, ``edge_corr_len_m = perimeter / 4``, ``alt_parts = 0``, and ``name`` when
+        a name field was found. Non-polygon and empty geometries are dropped (logged);
+        invalid polygons are repaired with ``shapely.make_valid``.
 
     Raises
     ------
@@ -150,31 +124,45 @@ def read_footprints(
         raise SourceError(f"digitising_sd_m={digitising_sd_m} must be >= 0 metres")
     if dates is not None and len(dates) != len(paths):
         raise SourceError(f"{len(dates)} dates for {len(paths)} files; give one date per file")
-    parts: list[gpd.GeoDataFrame] = []
-    for i, p in enumerate(map(Path, paths)):
-        gdf = _read_one(p)
-        if date_field is not None:
-            if date_field not in gdf.columns:
-                raise SourceError(
-                    f"{p}: no field {date_field!r}; fields are {', '.join(map(str, gdf.columns))}"
-                )
-            d = [_normalise_date(v, f"{p} ({date_field})") for v in gdf[date_field]]
-        else:
-            one = dates[i] if dates is not None else date_from_name(p)
-            if one is None:
-                raise SourceError(
-                    f"{p}: no date; name the file YYYY-MM-DD.geojson, or pass --date-field or "
-                    "--date"
-                )
-            d = [_normalise_date(one, str(p))] * len(gdf)
-        nf = detect_name_field(gdf.columns, name_field)
-        nm = [None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
-              for v in gdf[nf]] if nf is not None else [None] * len(gdf)
-        part = gpd.GeoDataFrame({"date": d, "name": nm, "_src": str(p)},
-                                geometry=gdf.geometry.values, crs=gdf.crs)
-        wgs = part.to_crs(4326) if part.crs != CRS.from_epsg(4326) else part
-        parts.append(wgs)
-    allg = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=4326)
+    parts = [_read_part(p, dates[i] if dates is not None else None, date_field, name_field)
+             for i, p in enumerate(map(Path, paths))]
+    allg = _polygons_only(gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=4326))
+    if len(allg) == 0:
+        raise SourceError(f"{', '.join(map(str, paths))}: no polygon footprints found")
+    crs = CRS.from_epsg(epsg) if epsg is not None else allg.estimate_utm_crs()
+    if not crs.is_projected:
+        raise CrsMismatchError(f"EPSG:{epsg} is not a projected CRS; pass a UTM EPSG code")
+    return _to_schema(allg.to_crs(crs), aoi_name, digitising_sd_m)
+
+
+def _read_part(p: Path, date: str | None, date_field: str | None,
+               name_field: str | None) -> gpd.GeoDataFrame:
+    """One file as ``date``, ``name`` and ``geometry`` in WGS 84 (dates checked)."""
+    gdf = _read_one(p)
+    if date_field is not None:
+        if date_field not in gdf.columns:
+            raise SourceError(
+                f"{p}: no field {date_field!r}; fields are {', '.join(map(str, gdf.columns))}"
+            )
+        d = [_normalise_date(v, f"{p} ({date_field})") for v in gdf[date_field]]
+    else:
+        one = date if date is not None else date_from_name(p)
+        if one is None:
+            raise SourceError(
+                f"{p}: no date; name the file YYYY-MM-DD.geojson, or pass --date-field or "
+                "--date"
+            )
+        d = [_normalise_date(one, str(p))] * len(gdf)
+    nf = detect_name_field(gdf.columns, name_field)
+    nm = [None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+          for v in gdf[nf]] if nf is not None else [None] * len(gdf)
+    part = gpd.GeoDataFrame({"date": d, "name": nm, "_src": str(p)},
+                            geometry=gdf.geometry.values, crs=gdf.crs)
+    return part.to_crs(4326) if part.crs != CRS.from_epsg(4326) else part
+
+
+def _polygons_only(allg: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """2-D valid polygonal geometries; empty and non-polygon features dropped (logged)."""
     geoms = shapely.force_2d(np.asarray(allg.geometry.values, dtype=object))
     geoms = np.asarray([shapely.make_valid(g) if g is not None and not g.is_valid else g
                         for g in geoms], dtype=object)
@@ -182,14 +170,13 @@ def read_footprints(
     keep = np.asarray([g is not None and not g.is_empty for g in geoms])
     if (~keep).sum():
         log.warning("vector: dropped %d empty or non-polygon feature(s)", int((~keep).sum()))
-    allg = gpd.GeoDataFrame(allg.loc[keep, ["date", "name"]].reset_index(drop=True),
+    return gpd.GeoDataFrame(allg.loc[keep, ["date", "name"]].reset_index(drop=True),
                             geometry=list(geoms[keep]), crs=4326)
-    if len(allg) == 0:
-        raise SourceError(f"{', '.join(map(str, paths))}: no polygon footprints found")
-    crs = CRS.from_epsg(epsg) if epsg is not None else allg.estimate_utm_crs()
-    if not crs.is_projected:
-        raise CrsMismatchError(f"EPSG:{epsg} is not a projected CRS; pass a UTM EPSG code")
-    out = allg.to_crs(crs)
+
+
+def _to_schema(out: gpd.GeoDataFrame, aoi_name: str, digitising_sd_m: float
+               ) -> gpd.GeoDataFrame:
+    """Projected digitised outlines as a footprints table (:data:`FOOTPRINT_COLUMNS`)."""
     out = out.sort_values("date", kind="stable").reset_index(drop=True)
     n = out.groupby("date").cumcount() + 1
     out["footprint_id"] = [f"{aoi_name}:{d}:{k}" for d, k in zip(out["date"], n, strict=True)]
@@ -201,10 +188,12 @@ def read_footprints(
     out["coreg_residual_m"] = 0.0
     out["area_alt_m2"] = np.nan
     out["occluded"] = False
+    out["edge_corr_len_m"] = out["perimeter_m"] / 4.0  # = edge_corr_len_m(g, 0): one side
+    out["alt_parts"] = 0  # a digitised outline has no stricter alternative
     log.info("vector: %d footprints on %d date(s) → %s", len(out), out["date"].nunique(),
-             crs.to_string())
+             out.crs.to_string())
     cols = [*FOOTPRINT_COLUMNS, *(["name"] if out["name"].notna().any() else [])]
-    return gpd.GeoDataFrame(out[[*cols, "geometry"]], geometry="geometry", crs=crs)
+    return gpd.GeoDataFrame(out[[*cols, "geometry"]], geometry="geometry", crs=out.crs)
 
 
 def _polygonal(g: Any) -> Any:

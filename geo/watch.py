@@ -47,7 +47,6 @@ import os
 import pickle
 import shutil
 import time
-import tomllib
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -62,7 +61,7 @@ from filelock import FileLock, Timeout
 
 from geo._atomic import atomic_open, atomic_path, atomic_write_text, sweep_temps
 from geo.aoi import Aoi, read_aoi, validate_aoi
-from geo.config import MeasureParams, RunConfig, load_config, resolve_defaults
+from geo.config import MeasureParams, RunConfig, load_config, read_toml, resolve_defaults
 from geo.errors import AoiError, ConfigError, FactoryWatchError, RunDirError, RunDirInUseError
 from geo.footprints import empty_footprints
 from geo.grid import Grid, grid_for_aoi
@@ -187,13 +186,7 @@ def load_watchlist(path: str | Path) -> Watchlist:
     ConfigError
         Missing file, bad TOML, unknown keys, a missing AOI config, two AOIs with one name.
     """
-    wl = Path(path).expanduser().resolve()
-    if not wl.is_file():
-        raise ConfigError(f"{path}: no such watchlist; pass a TOML file with aois = [...]")
-    try:
-        raw = tomllib.loads(wl.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{wl}: not valid TOML ({err}); fix the syntax") from None
+    wl, raw = read_toml(path, "no such watchlist; pass a TOML file with aois = [...]")
     unknown = sorted(set(raw) - {"aois", "defaults", "claim"})
     if unknown:
         raise ConfigError(f"{wl}: unknown key {unknown[0]!r}; a watchlist has aois, "

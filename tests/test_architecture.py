@@ -93,3 +93,30 @@ def test_the_file_read_check_catches_a_path_read(tmp_path: Path) -> None:
     with pytest.raises(AssertionError, match="touches files"):
         _assert_pure(bad, tmp_path)
 
+
+
+MAX_FUNCTION_LINES = 80
+
+
+def _long_functions(root: Path = GEO, limit: int = MAX_FUNCTION_LINES) -> list[str]:
+    """Every function in ``root`` longer than ``limit`` lines, ``def`` to last line included."""
+    out = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                n = (node.end_lineno or node.lineno) - node.lineno + 1
+                if n > limit:
+                    out.append(f"geo/{path.relative_to(root)}:{node.lineno} {node.name} ({n} lines)")
+    return out
+
+
+def test_no_function_in_geo_is_over_80_lines() -> None:
+    """Issue 11: long functions become named steps (docstring lines count too)."""
+    long = _long_functions()
+    assert not long, "split these into named steps:\n" + "\n".join(long)
+
+
+def test_long_function_checker_finds_a_long_function(tmp_path: Path) -> None:
+    body = "\n".join(f"    x{i} = {i}" for i in range(MAX_FUNCTION_LINES))
+    (tmp_path / "m.py").write_text(f"def short():\n    return 1\n\n\ndef long():\n{body}\n")
+    assert [s.split()[1] for s in _long_functions(tmp_path)] == ["long"]

@@ -8,6 +8,7 @@ from _detect_scenes import f1, ms_pair, rgb_pair
 
 from geo.config import DetectParams
 from geo.detect import METHODS, building_mask, change_map, cleanup_mask, otsu_threshold
+from geo.errors import ConfigError
 
 PARAMS = DetectParams(min_area_m2=50.0)
 RGB_METHODS = [m for m in METHODS if m != "learned"]
@@ -58,7 +59,7 @@ def test_invalid_pixels_never_change(rgb: tuple) -> None:
 
 def test_unknown_method_is_rejected(rgb: tuple) -> None:
     a, b, _ = rgb
-    with pytest.raises(ValueError, match="unknown change method"):
+    with pytest.raises(ConfigError, match=r"\[detect\] change_method: unknown method"):
         change_map(a, b, params=PARAMS, method="magic")
 
 

@@ -13,7 +13,9 @@ from shapely import wkt
 from shapely.geometry import box
 
 from geo.errors import CrsMismatchError, SourceError
-from geo.vector import FOOTPRINT_COLUMNS, date_from_name, read_footprints
+from geo.footprints import FOOTPRINT_COLUMNS
+from geo.sources.local import date_from_name
+from geo.vector import read_footprints
 
 
 def _shared_data() -> Path:

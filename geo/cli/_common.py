@@ -18,8 +18,10 @@ from geo.errors import FactoryWatchError, one_line
 __all__ = [
     "FiniteFloat",
     "ProjectedEpsg",
+    "common_options",
     "configure_logging",
     "handles_errors",
+    "json_option",
     "progress_factory",
     "verbosity_options",
 ]
@@ -163,6 +165,32 @@ def handles_errors(f: F) -> F:
             raise SystemExit(1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def json_option(help: str) -> Callable[[F], F]:
+    """Add the ``--json`` flag (passed to the command as ``as_json``)."""
+    return click.option("--json", "as_json", is_flag=True, help=help)
+
+
+def common_options(json_help: str | None = None) -> Callable[[F], F]:
+    """The options and plumbing every command shares, defined once.
+
+    Adds ``--json`` (when ``json_help`` is given), ``-v/--verbose`` and ``-q/--quiet``; sets up
+    logging from them (:func:`configure_logging`) before the command runs, and maps errors to
+    one line and an exit code (:func:`handles_errors`). Use it right below ``@click.command``'s
+    own options, as the last decorator.
+    """
+
+    def decorate(f: F) -> F:
+        @functools.wraps(f)
+        def logged(*args: Any, **kwargs: Any) -> Any:
+            configure_logging(int(kwargs.get("verbose") or 0), int(kwargs.get("quiet") or 0))
+            return f(*args, **kwargs)
+
+        cmd: F = verbosity_options(handles_errors(logged))  # type: ignore[assignment]
+        return json_option(json_help)(cmd) if json_help is not None else cmd
+
+    return decorate
 
 
 def progress_factory(quiet: int) -> Callable[[Iterable[T], str], Iterator[T]] | None:

@@ -8,30 +8,26 @@ import click
 
 from geo.cli._common import (
     FiniteFloat,
-    configure_logging,
-    handles_errors,
+    common_options,
     progress_factory,
-    verbosity_options,
 )
+from geo.types import CHANGE_METHODS
 
 __all__ = ["benchmark_cmd"]
 
-_METHODS = ("imad", "cva", "index-diff", "pcc", "rgb-objects", "learned", "auto")
 
 
 @click.command("benchmark")
 @click.argument("dataset_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--method", "-m", type=click.Choice(_METHODS), default="auto", show_default=True,
-              help="Change-detection method.")
-@click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON on stdout.")
+@click.option("--method", "-m", type=click.Choice(CHANGE_METHODS), default="auto",
+              show_default=True, help="Change-detection method.")
 @click.option("--res-m", type=FiniteFloat(min=0, min_open=True), default=0.5, show_default=True,
               help="Pixel size for images without a projected CRS (LEVIR-CD: 0.5 m).")
 @click.option("--min-area-m2", type=FiniteFloat(min=0), default=20.0, show_default=True,
               help="Drop change objects smaller than this.")
 @click.option("--threshold", type=FiniteFloat(), default=None,
               help="Method threshold; default: the method's automatic rule.")
-@verbosity_options
-@handles_errors
+@common_options(json_help="Print the scores as JSON on stdout.")
 def benchmark_cmd(dataset_dir: str, method: str, as_json: bool, res_m: float,
                   min_area_m2: float, threshold: float | None, verbose: int, quiet: int) -> None:
     """Score METHOD on DATASET_DIR (A/, B/, label/ with the same file names).
@@ -44,7 +40,6 @@ def benchmark_cmd(dataset_dir: str, method: str, as_json: bool, res_m: float,
     $ factorywatch benchmark ../shared/data/levir_cd/crops_256 --method cva
     $ factorywatch benchmark ../shared/data/whu_cd --method learned --json
     """
-    configure_logging(verbose, quiet)
     from geo.benchmark import run_benchmark
     from geo.config import DetectParams
 

@@ -19,22 +19,19 @@ import click
 from geo.cli._common import (
     FiniteFloat,
     ProjectedEpsg,
-    configure_logging,
-    handles_errors,
-    verbosity_options,
+    common_options,
 )
+from geo.types import QUANTITIES, RELATIONS
 
 __all__ = ["CLAIM_EXIT_CODES", "claim_cmd", "measure_cmd", "plan_cmd"]
 
 CLAIM_EXIT_CODES: dict[str, int] = {"supported": 0, "contradicted": 3, "undecidable": 4}
 """Exit code of ``factorywatch claim`` per verdict."""
-_RELATIONS = (">", ">=", "<", "<=", "~")
 
 
 def _echo_json(obj: Any) -> None:
     click.echo(json.dumps(obj, sort_keys=True, indent=2, default=str))
 
-_QUANTITIES = ("area", "floor-space", "output", "production", "capacity")
 _NOT_VISIBLE = ("output", "production", "capacity")
 """Claims about these ("production quadrupled") cannot be checked from imagery."""
 
@@ -47,21 +44,19 @@ _NOT_VISIBLE = ("output", "production", "capacity")
 @click.option("--reference", required=True,
               help="A site id, 'neighbour', 'earlier' (its first sighting) or a date YYYY-MM-DD "
                    "(the same building then).")
-@click.option("--relation", required=True, type=click.Choice(_RELATIONS),
+@click.option("--relation", required=True, type=click.Choice(RELATIONS),
               help="subject/reference RELATION factor; '~' = about (±10%).")
 @click.option("--factor", required=True, type=FiniteFloat(min=0, min_open=True),
               help="The claimed factor: 'twice' = 2.")
 @click.option("--date", default=None, help="Date of the subject's footprint [default: last].")
-@click.option("--quantity", type=click.Choice(_QUANTITIES), default="area", show_default=True,
+@click.option("--quantity", type=click.Choice(QUANTITIES), default="area", show_default=True,
               help="What the claim compares. Only footprint area is visible from above: "
                    "'floor-space' is checked on footprint area with a caveat; 'output', "
                    "'production' and 'capacity' are not checkable from imagery (exit 4).")
 @click.option("--save/--no-save", default=None,
               help="Record the claim and verdict in run.json, measurements.csv and the report "
                    "[default: save when you own the run directory].")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
-@verbosity_options
-@handles_errors
+@common_options(json_help="Print the result as JSON on stdout.")
 def claim_cmd(run_dir: Path, subject: str, reference: str, relation: str, factor: float,
               date: str | None, quantity: str, save: bool | None, as_json: bool, verbose: int,
               quiet: int) -> None:
@@ -75,7 +70,6 @@ def claim_cmd(run_dir: Path, subject: str, reference: str, relation: str, factor
           --relation '>' --factor 2
     feb11:s2 more than twice as large as its neighbour feb11:s1: supported (2.31x, ...)
     """
-    configure_logging(verbose, quiet)
     if not verbose:  # the verdict is printed once, on stdout; the log line is -v detail
         logging.getLogger("geo.claims").setLevel(logging.WARNING)
     from geo.claims import ClaimError, check_claim
@@ -151,9 +145,7 @@ def _aoi_name_from(path: Path) -> str:
               default=None, help="AOI TOML whose [match] and [measure] settings to use.")
 @click.option("--overwrite", is_flag=True,
               help="Replace an existing run directory (only one factorywatch made).")
-@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout.")
-@verbosity_options
-@handles_errors
+@common_options(json_help="Print the run summary as JSON on stdout.")
 def measure_cmd(footprints: tuple[Path, ...], run_dir: Path | None, date_field: str | None,
                 dates: tuple[str, ...], name_field: str | None, digitising_sd_m: float,
                 aoi_name: str | None, epsg: int | None, config_path: Path | None,
@@ -168,7 +160,6 @@ def measure_cmd(footprints: tuple[Path, ...], run_dir: Path | None, date_field: 
     $ factorywatch measure plant_2022-10-01.geojson plant_2023-06-01.geojson -o runs/plant
     $ factorywatch measure buildings.gpkg --date-field date --digitising-sd-m 2 --json
     """
-    configure_logging(verbose, quiet)
     from geo.config import RunConfig, load_config
     from geo.pipeline import run_vector
     from geo.rundir import safe_name
@@ -200,9 +191,7 @@ def measure_cmd(footprints: tuple[Path, ...], run_dir: Path | None, date_field: 
               help="Area of the building to be measured, m².")
 @click.option("--aspect-ratio", type=FiniteFloat(min=1), default=2.0, show_default=True,
               help="Length / width of the building.")
-@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON on stdout.")
-@verbosity_options
-@handles_errors
+@common_options(json_help="Print the table as JSON on stdout.")
 def plan_cmd(aoi_config: Path, building_area_m2: float, aspect_ratio: float, as_json: bool,
              verbose: int, quiet: int) -> None:
     """Say, before reading any image, how sure a measurement can be at each resolution.
@@ -214,7 +203,6 @@ def plan_cmd(aoi_config: Path, building_area_m2: float, aspect_ratio: float, as_
     \b
     $ factorywatch plan aoi/ryongsong_feb11_plant.toml --building-area-m2 6000
     """
-    configure_logging(verbose, quiet)
     from geo.config import load_config
     from geo.plan import plan_feasibility
 

@@ -7,17 +7,14 @@ from pathlib import Path
 
 import click
 
-from geo.cli._common import configure_logging, handles_errors, progress_factory, verbosity_options
+from geo.cli._common import common_options, progress_factory
 
 __all__ = ["report_cmd"]
 
 
 @click.command("report")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True,
-              help="Print a JSON object (report path, figures) instead of the path.")
-@verbosity_options
-@handles_errors
+@common_options(json_help="Print a JSON object (report path, figures) instead of the path.")
 def report_cmd(run_dir: Path, as_json: bool, verbose: int, quiet: int) -> None:
     """Rebuild RUN_DIR/report/index.html and its PNG figures from the run's files.
 
@@ -29,7 +26,6 @@ def report_cmd(run_dir: Path, as_json: bool, verbose: int, quiet: int) -> None:
     $ factorywatch report runs/feb11
     $ chromium runs/feb11/report/index.html
     """
-    configure_logging(verbose, quiet)
     from geo.export.report import write_report  # lazy: keeps --help fast
     from geo.rundir import RunDir
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from geo.cli._common import configure_logging, handles_errors, progress_factory, verbosity_options
+from geo.cli._common import common_options, progress_factory
 
 __all__ = ["demo_cmd", "run_cmd", "validate_cmd"]
 
@@ -31,9 +31,7 @@ def _echo_json(obj: Any) -> None:
 @click.option("--priors", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Guided mode: GeoJSON/GPKG of named buildings to fit on every date "
                    "(overrides [buildings] priors).")
-@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout.")
-@verbosity_options
-@handles_errors
+@common_options(json_help="Print the run summary as JSON on stdout.")
 def run_cmd(aoi_config: Path, run_dir: Path | None, overwrite: bool, offline: bool,
             workers: int, priors: Path | None, as_json: bool, verbose: int, quiet: int) -> None:
     """Run the whole pipeline for one AOI.
@@ -43,7 +41,6 @@ def run_cmd(aoi_config: Path, run_dir: Path | None, overwrite: bool, offline: bo
     $ factorywatch run my_site.toml -o runs/my_site --overwrite --json
     $ factorywatch run my_site.toml --priors buildings.geojson   # guided mode
     """
-    configure_logging(verbose, quiet)
     from geo.config import load_config
     from geo.pipeline import run_aoi
     from geo.rundir import safe_name
@@ -69,16 +66,13 @@ def run_cmd(aoi_config: Path, run_dir: Path | None, overwrite: bool, offline: bo
 
 @click.command("validate")
 @click.argument("aoi_config", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the problems as a JSON list.")
-@verbosity_options
-@handles_errors
+@common_options(json_help="Print the problems as a JSON list.")
 def validate_cmd(aoi_config: Path, as_json: bool, verbose: int, quiet: int) -> None:
     """Check an AOI config and its AOI file; exit 1 if there is any problem.
 
     \b
     $ factorywatch validate aoi/kanggye_tractor_plant.toml
     """
-    configure_logging(verbose, quiet)
     from geo.validate import config_warnings, validate_config
 
     problems = validate_config(aoi_config)
@@ -99,9 +93,7 @@ def validate_cmd(aoi_config: Path, as_json: bool, verbose: int, quiet: int) -> N
                 default=Path("factorywatch-demo"))
 @click.option("--overwrite", is_flag=True,
               help="Replace the inputs/ and run/ an earlier demo wrote in FOLDER.")
-@click.option("--json", "as_json", is_flag=True, help="Print measured vs truth as JSON.")
-@verbosity_options
-@handles_errors
+@common_options(json_help="Print measured vs truth as JSON.")
 def demo_cmd(folder: Path, overwrite: bool, as_json: bool, verbose: int, quiet: int) -> None:
     """Generate the SYNTHETIC demo series, run it, and print measured ratios beside the truth.
 
@@ -112,7 +104,6 @@ def demo_cmd(folder: Path, overwrite: bool, as_json: bool, verbose: int, quiet: 
     \b
     $ factorywatch demo /tmp/fw-demo
     """
-    configure_logging(verbose, quiet)
     from geo.config import load_config
     from geo.demo import write_demo
     from geo.demo_report import compare_to_truth, format_comparison

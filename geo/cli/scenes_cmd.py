@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from geo.cli._common import configure_logging, handles_errors, verbosity_options
+from geo.cli._common import common_options
 
 __all__ = ["scenes_cmd"]
 
@@ -35,8 +35,7 @@ def _record(scene: Any) -> dict[str, Any]:
 @click.option("--end", default=None, help="Last date YYYY-MM-DD [default: from the config].")
 @click.option("--selected", "selected_only", is_flag=True,
               help="Only the scenes that `run` would use (best per period).")
-@verbosity_options
-@handles_errors
+@common_options()
 def scenes_cmd(aoi_config: Path, offline: bool, start: str | None, end: str | None,
                selected_only: bool, verbose: int, quiet: int) -> None:
     """List the candidate scenes for an AOI as JSON lines, with their AOI cloud fraction.
@@ -48,7 +47,6 @@ def scenes_cmd(aoi_config: Path, offline: bool, start: str | None, end: str | No
     $ factorywatch scenes aoi/ryongsong_feb11_plant.toml
     $ factorywatch scenes aoi/ryongsong_feb11_plant.toml --selected --offline
     """
-    configure_logging(verbose, quiet)
     from geo.aoi import read_aoi
     from geo.config import load_config
     from geo.sources import open_source

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from geo.cli._common import configure_logging, handles_errors, verbosity_options
+from geo.cli._common import common_options
 
 __all__ = ["watch_cmd"]
 
@@ -46,8 +46,7 @@ def _bar(quiet: int) -> Callable[[int, int, str], None] | None:
 @click.option("--retries", type=click.IntRange(0, 20), default=2, show_default=True,
               help="Times a failed task is retried.")
 @click.option("--offline", is_flag=True, help="Remote imagery from the cache only.")
-@verbosity_options
-@handles_errors
+@common_options()
 def watch_cmd(watchlist: Path, watch_dir: Path, scheduler: str | None, workers: int,
               retries: int, offline: bool, verbose: int, quiet: int) -> None:
     """Process new imagery for every AOI of WATCHLIST and report what changed since last time.
@@ -60,7 +59,6 @@ def watch_cmd(watchlist: Path, watch_dir: Path, scheduler: str | None, workers: 
     $ factorywatch watch watchlist.toml -o watch/
     $ factorywatch watch watchlist.toml -o /shared/watch --scheduler tcp://10.0.0.5:8786
     """
-    configure_logging(verbose, quiet)
     from geo.watch import EXIT_CHANGED, load_watchlist, watch
 
     wl = load_watchlist(watchlist)

@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 _EXTS = (".tif", ".tiff", ".TIF", ".TIFF")
 _DATE_TAGS = ("ACQUISITIONDATETIME", "ACQUISITION_DATETIME", "DATE_ACQUIRED", "datetime",
               "DATETIME", "TIFFTAG_DATETIME", "acquisition_date", "ACQUISITION_DATE")
-_NAME_RE = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)")
+_ISO_RE = re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)")
+_COMPACT_RE = re.compile(r"(?<!\d)(\d{4})(\d{2})(\d{2})(?!\d)")
 
 
 def date_from_tags(tags: dict[str, str]) -> str | None:
@@ -61,8 +62,11 @@ def _valid_date(y: str, m: str, d: str) -> str | None:
         return None
 
 
-def date_from_name(name: str) -> str | None:
-    """Date ``YYYY-MM-DD`` (or ``YYYYMMDD``) found in a file name, or None.
+def date_from_name(path: str | Path) -> str | None:
+    """Date ``YYYY-MM-DD`` found in a file name (``YYYY-MM-DD`` or ``YYYYMMDD``), else None.
+
+    The one reader of dates in file names, for rasters and footprint files alike; an ISO
+    ``YYYY-MM-DD`` date wins over a compact one, impossible dates are skipped.
 
     Examples
     --------
@@ -70,13 +74,17 @@ def date_from_name(name: str) -> str | None:
     '2021-06-03'
     >>> date_from_name("S2A_52TBL_20230914_0_L2A.tif")
     '2023-09-14'
+    >>> date_from_name("plant_2024-10-05.geojson"), date_from_name("s2_20230601_fp.gpkg")
+    ('2024-10-05', '2023-06-01')
     >>> date_from_name("scene.tif") is None
     True
     """
-    for m in _NAME_RE.finditer(name):
-        d = _valid_date(*m.groups())
-        if d:
-            return d
+    name = Path(path).name
+    for rx in (_ISO_RE, _COMPACT_RE):
+        for m in rx.finditer(name):
+            d = _valid_date(*m.groups())
+            if d:
+                return d
     return None
 
 
