@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 GEO = Path(__file__).resolve().parents[1] / "geo"
-PURE = ["grid", "geoarray", "footprints", "synthetic", "detect", "coreg", "normalize", "match",
+PURE = ["grid", "geoarray", "footprints", "synthetic", "timeline", "timeline_synth", "detect", "coreg", "normalize", "match",
         "measure", "claims", "plan", "types", "errors", "tiles", "plausibility", "roofs",
         "factory_scene"]
 # attribute calls that touch the file system, whatever object they are called on
