@@ -48,8 +48,9 @@ from shapely.geometry.base import BaseGeometry
 
 from geo.geoarray import GeoArray
 
-__all__ = ["FEATURES", "MIN_CONFIDENCE", "DateClaim", "Phase", "PhaseDate", "SceneStats",
-           "Timeline", "build_series", "check_date_claim", "fit_timeline", "scene_stats"]
+__all__ = ["EVENTS", "FEATURES", "MIN_CONFIDENCE", "DateClaim", "Phase", "PhaseDate", "SceneStats",
+           "Timeline", "build_series", "check_date_claim", "event_from_record", "fit_timeline",
+           "scene_stats", "timeline_record"]
 
 Phase = Literal["vegetated", "cleared", "construction", "roofed", "unknown"]
 FEATURES: tuple[str, ...] = ("ndvi", "bsi", "bright")
@@ -460,3 +461,37 @@ def check_date_claim(ev: PhaseDate, relation: DateRelation, date: str, *,
                 f"confidence {ev.confidence:.2f}){why}")
     return DateClaim(verdict, ev.phase, relation, date, ev.lo, ev.hi, ev.confidence,  # type: ignore[arg-type]
                      sentence)
+
+
+# ---------------------------------------------------------------- table columns
+
+EVENTS: tuple[str, ...] = ("cleared", "roofed")
+"""Events written to the site tables, as ``<event>_date`` (+ ``_lo``, ``_hi``, confidence)."""
+
+
+def timeline_record(t: Timeline) -> dict[str, object]:
+    """Site-table columns of a timeline.
+
+    ``cleared_date``, ``cleared_date_lo``, ..., ``roofed_confidence``, ``phase`` (at the
+    last scene) and ``timeline_scenes``. Missing values are ``None``; ``<event>_date_lo``
+    ``None`` with ``_hi`` set means the event came before the first scene.
+    """
+    rec: dict[str, object] = {"phase": t.phases[-1] if t.phases else None,
+                              "timeline_scenes": len(t.dates)}
+    for name in EVENTS:
+        ev = t.event(name)
+        rec |= {f"{name}_date": ev.estimate, f"{name}_date_lo": ev.lo,
+                f"{name}_date_hi": ev.hi, f"{name}_confidence": round(ev.confidence, 4)}
+    return rec
+
+
+def _text(v: object) -> str | None:
+    return v if isinstance(v, str) and v else None
+
+
+def event_from_record(rec: dict[str, object], name: str) -> PhaseDate:
+    """The event ``name`` back from :func:`timeline_record` columns (a site row)."""
+    conf = rec.get(f"{name}_confidence")
+    c = float(conf) if isinstance(conf, int | float) and np.isfinite(conf) else 0.0
+    return PhaseDate(name, _text(rec.get(f"{name}_date")),  # type: ignore[arg-type]
+                     _text(rec.get(f"{name}_date_lo")), _text(rec.get(f"{name}_date_hi")), c)

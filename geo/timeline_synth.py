@@ -137,8 +137,8 @@ def _acquisitions(start: str, years: float, s2_days: float, landsat: bool
                   ) -> list[tuple[str, str]]:
     s = dt.date.fromisoformat(start)
     days = int(years * 365.25)
-    out = [((s + dt.timedelta(days=int(d))).isoformat(), "s2")
-           for d in np.arange(0, days, s2_days)]
+    out = ([((s + dt.timedelta(days=int(d))).isoformat(), "s2")
+            for d in np.arange(0, days, s2_days)] if s2_days > 0 else [])
     if landsat:
         out += [((s + dt.timedelta(days=int(d) + 3)).isoformat(), "landsat")
                 for d in np.arange(0, days, 16)]
@@ -150,7 +150,7 @@ def stack(rng: np.random.Generator, h: History | None, *, start: str = "2020-01-
           cloudiness: float = 0.5, winter_cloud: float = 0.25) -> list[GeoArray]:
     """A SYNTHETIC stack of ``years`` from ``start``.
 
-    Sentinel-2 every ``s2_days`` and (when ``landsat``) Landsat every 16 days; each
+    Sentinel-2 every ``s2_days`` (none when ≤ 0) and (when ``landsat``) Landsat every 16 days; each
     acquisition is cloud-free, partly cloudy or fully overcast, more often overcast in winter
     (``winter_cloud`` extra probability); fully overcast ones are dropped as an archive's
     cloud filter would. ~3 % carry an unmasked veil.

@@ -1,0 +1,89 @@
+"""Pipeline stage: the construction timeline of every tracked site (I/O around geo.timeline).
+
+For each co-registered scene of the run (``RunDir.scenes()``) masked by its own valid mask
+(``RunDir.valid_mask(date)``), the statistics of every site's outline (the outline of its last
+sighting, from ``Tracks.sites``) are taken; :func:`geo.timeline.fit_timeline` then gives each
+site ``cleared_date``, ``roofed_date`` (with ``_lo``/``_hi`` and ``_confidence``),
+``phase`` (at the last scene) and ``timeline_scenes``; each footprint gets the ``phase`` of its
+date. Scenes without red and NIR bands (RGB imagery) give no series: the columns are then
+empty and the run's warnings say so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from typing import Any
+
+import pandas as pd
+
+from geo.grid import Grid
+from geo.rundir import RunDir
+from geo.timeline import SceneStats, Timeline, fit_timeline, scene_stats, timeline_record
+
+__all__ = ["with_timeline"]
+
+log = logging.getLogger(__name__)
+
+
+def _series(run: RunDir, grid: Grid, outlines: dict[str, Any]) -> dict[str, list[SceneStats]]:
+    """Per site, the statistics of every usable scene (each scene read once)."""
+    from geo.pipeline import _load_scene
+    from geo.reading import read_to_grid
+
+    out: dict[str, list[SceneStats]] = {sid: [] for sid in outlines}
+    for date, path in run.scenes().items():
+        meta_path = run.scene_meta(date)
+        if not meta_path.is_file():
+            continue
+        meta = json.loads(meta_path.read_text())
+        if meta.get("skipped"):
+            continue
+        ga = _load_scene(path, grid, meta)
+        if not ga.has("red", "nir"):
+            continue
+        if run.valid_mask(date).is_file():
+            vm = read_to_grid(str(run.valid_mask(date)), grid, date=date, roles=["b1"])
+            ga = ga.with_data(ga.data, valid=(vm.data[0] > 0) & ga.valid)
+        for sid, geom in outlines.items():
+            st = scene_stats(ga, geom)
+            if st is not None:
+                out[sid].append(st)
+    return out
+
+
+def with_timeline(tracks: Any, run: RunDir, grid: Grid | None, warnings: list[str]) -> Any:
+    """``tracks`` with the timeline columns on sites and ``phase`` on footprints.
+
+    Parameters
+    ----------
+    tracks
+        :class:`geo.match.Tracks` after measuring (sites in the grid CRS).
+    run
+        The run directory being written (its scenes, valid masks and scene metadata).
+    grid
+        The AOI grid; ``None`` (a ``measure`` run from footprints) adds nothing.
+    warnings
+        The run's warnings, appended to when no scene has red and NIR bands.
+    """
+    if grid is None or not len(tracks.sites):
+        return tracks
+    outlines = dict(zip(tracks.sites["site_id"], tracks.sites.geometry, strict=True))
+    series = _series(run, grid, outlines)
+    if not any(series.values()):
+        warnings.append("construction timeline: no scene with red and NIR bands over the "
+                        "sites; cleared/roofed dates left empty")
+        return tracks
+    fits: dict[str, Timeline] = {sid: fit_timeline(sorted(s, key=lambda x: x.date))
+                                 for sid, s in series.items()}
+    recs = pd.DataFrame([{"site_id": sid, **timeline_record(t)} for sid, t in fits.items()])
+    sites = tracks.sites.merge(recs, on="site_id", how="left")
+    phase_of = {(sid, d): p for sid, t in fits.items()
+                for d, p in zip(t.dates, t.phases, strict=True)}
+    fp = tracks.footprints.assign(phase=[phase_of.get((s, str(d))) for s, d in
+                                         zip(tracks.footprints["site_id"],
+                                             tracks.footprints["date"], strict=True)])
+    log.info("timeline: %d sites over %d scenes", len(fits),
+             max((len(t.dates) for t in fits.values()), default=0))
+    return dataclasses.replace(tracks, sites=sites, footprints=fp)
