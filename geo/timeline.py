@@ -486,7 +486,10 @@ def timeline_record(t: Timeline) -> dict[str, object]:
 
 
 def _text(v: object) -> str | None:
-    return v if isinstance(v, str) and v else None
+    """An ISO date from a table cell (str, date or Timestamp); ``None`` for empty/NaT."""
+    if isinstance(v, dt.date):  # a Timestamp is a datetime; NaT is not a date
+        return v.isoformat()[:10]
+    return v[:10] if isinstance(v, str) and v and v != "NaT" else None
 
 
 def event_from_record(rec: dict[str, object], name: str) -> PhaseDate:

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
+import rasterio
+from _runfixture import make_run_dir
+from click.testing import CliRunner
 
 from geo import timeline as tl
 from geo import timeline_synth as ts
+from geo.cli import main
+from geo.config import load_config
+from geo.pipeline import run_aoi
 
 HALL = ts.History(cleared="2021-03-10", construction="2021-06-01", roofed="2021-11-20")
 
@@ -86,3 +95,62 @@ def test_date_claim_undecidable_when_unsure_or_unseen() -> None:
     assert tl.check_date_claim(not_yet, "before", "2023-06-01").verdict == "undecidable"
     already = tl.PhaseDate("roofed", None, None, "2020-01-05", 0.99)  # roofed in scene one
     assert tl.check_date_claim(already, "before", "2020-06-01").verdict == "supported"
+
+
+def _write_run_inputs(root: Path, h: ts.History) -> Path:
+    """A local folder of SYNTHETIC 5-band S2-like GeoTIFFs (own cloud masks), AOI and config."""
+    img = root / "imagery"
+    img.mkdir(parents=True)
+    rng = np.random.default_rng(3)
+    for ga in ts.stack(rng, h, years=2.5, s2_days=10, landsat=False):
+        prof = {"driver": "GTiff", "width": ga.grid.shape[1], "height": ga.grid.shape[0],
+                "count": 5, "dtype": "float32", "crs": ga.grid.crs, "transform": ga.grid.transform}
+        with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), \
+                rasterio.open(img / f"synthetic_s2_{ga.date}.tif", "w", **prof) as dst:
+            dst.write(ga.data)
+            for i, b in enumerate(ts.BANDS, 1):
+                dst.set_band_description(i, b)
+            dst.write_mask(np.where(ga.valid, 255, 0).astype("uint8"))
+    aoi = gpd.GeoDataFrame({"name": ["hall"], "coord_source": ["SYNTHETIC"],
+                            "coord_confidence": ["high"]},
+                           geometry=[ts.outline().buffer(70, join_style="mitre")],
+                           crs="EPSG:32633").to_crs(4326)
+    aoi.to_file(root / "aoi.geojson", driver="GeoJSON")
+    cfg = root / "aoi.toml"
+    cfg.write_text('[aoi]\ngeometry = "aoi.geojson"\nname = "hall"\n[source]\nkind = "local"\n'
+                   'path = "imagery"\n[grid]\nresolution_m = 10.0\n[detect]\n'
+                   'min_area_m2 = 2000.0\n[output]\nreport = false\n')
+    return cfg
+
+
+def test_a_run_gets_the_timeline_columns_and_date_claims(tmp_path: Path) -> None:
+    """End to end on a local folder of many dates: sites carry the dates, claim reads them."""
+    cfg = load_config(_write_run_inputs(tmp_path, HALL))
+    run = Path(run_aoi(cfg, tmp_path / "run")["run_dir"])
+    sites = gpd.read_file(run / "sites.geojson")
+    for col in ("cleared_date", "cleared_date_lo", "cleared_date_hi", "roofed_date",
+                "roofed_date_lo", "roofed_date_hi", "roofed_confidence", "phase"):
+        assert col in sites.columns, col
+    assert "phase" in gpd.read_file(run / "footprints.geojson").columns
+    assert "roofed_date_hi" in pd.read_csv(run / "measurements.csv").columns
+    hall = sites.loc[sites.to_crs(32633).geometry.intersection(ts.outline()).area.idxmax()]
+    assert hall["phase"] == "roofed"
+    lo, hi = str(hall["roofed_date_lo"])[:10], str(hall["roofed_date_hi"])[:10]
+    assert lo < HALL.roofed <= hi
+    res = CliRunner().invoke(main, ["claim", str(run), "--subject", hall["site_id"],
+                                    "--roofed-before", "2022-03-01"])
+    assert res.exit_code == 0 and "supported" in res.output, res.output
+    res = CliRunner().invoke(main, ["claim", str(run), "--subject", hall["site_id"],
+                                    "--roofed-before", "2021-06-01"])
+    assert res.exit_code == 3 and "contradicted" in res.output, res.output
+    res = CliRunner().invoke(main, ["claim", str(run), "--subject", hall["site_id"],
+                                    "--roofed-before", hi])
+    assert res.exit_code == 4 and "undecidable" in res.output, res.output
+
+
+def test_date_claim_on_a_run_without_timeline_is_one_line(tmp_path: Path) -> None:
+    make_run_dir(tmp_path / "run")
+    res = CliRunner().invoke(main, ["claim", str(tmp_path / "run"), "--subject", "kanggye:s1",
+                                    "--roofed-before", "2022-03-01"])
+    assert res.exit_code == 1 and "no construction timeline" in res.output, res.output
+    assert "Traceback" not in res.output
