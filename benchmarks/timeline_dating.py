@@ -18,7 +18,7 @@ dark or white roof). Per setting it reports, for the ``cleared`` and ``roofed`` 
   seasonal model, no intervals).
 
 Settings: ``s2+landsat`` (S2 every 5 days + Landsat every 16, the S2 cadence target),
-``weekly`` (S2 every 7 days), ``landsat`` (Landsat only, every 16 days), ``cloudy``
+``weekly`` (S2 every 7 days), ``monthly`` (one S2 acquisition a month), ``landsat`` (Landsat only, every 16 days), ``cloudy``
 (s2+landsat under persistent cloud), ``soil-roof`` (s2+landsat, roof the colour of soil).
 Run:
 
@@ -44,6 +44,7 @@ LABEL = "SYNTHETIC"
 SETTINGS: dict[str, dict[str, Any]] = {
     "s2+landsat": {},
     "weekly": {"s2_days": 7.0, "landsat": False},
+    "monthly": {"s2_days": 30.0, "landsat": False},
     "landsat": {"s2_days": 0.0, "landsat": True},
     "cloudy": {"cloudiness": 0.8, "winter_cloud": 0.15},
     "soil-roof": {"roofs": ("soil_roof",)},
