@@ -5,7 +5,8 @@ For each co-registered scene of the run (``RunDir.scenes()``) masked by its own 
 sighting, from ``Tracks.sites``) are taken; :func:`geo.timeline.fit_timeline` then gives each
 site ``cleared_date``, ``roofed_date`` (with ``_lo``/``_hi`` and ``_confidence``),
 ``phase`` (at the last scene) and ``timeline_scenes``; each footprint gets the ``phase`` of its
-date. Scenes without red and NIR bands (RGB imagery) give no series: the columns are then
+date. Scenes misaligned by more than a pixel (``residual_m`` of co-registration) are left
+out. Scenes without red and NIR bands (RGB imagery) give no series: the columns are then
 empty and the run's warnings say so.
 """
 
@@ -38,8 +39,8 @@ def _series(run: RunDir, grid: Grid, outlines: dict[str, Any]) -> dict[str, list
         if not meta_path.is_file():
             continue
         meta = json.loads(meta_path.read_text())
-        if meta.get("skipped"):
-            continue
+        if meta.get("skipped") or float(meta.get("residual_m") or 0.0) > grid.res_m:
+            continue  # misaligned by more than a pixel: the outline would sample the ring
         ga = _load_scene(path, grid, meta)
         if not ga.has("red", "nir"):
             continue
