@@ -5,9 +5,10 @@ For each co-registered scene of the run (``RunDir.scenes()``) masked by its own 
 sighting, from ``Tracks.sites``) are taken; :func:`geo.timeline.fit_timeline` then gives each
 site ``cleared_date``, ``roofed_date`` (with ``_lo``/``_hi`` and ``_confidence``),
 ``phase`` (at the last scene) and ``timeline_scenes``; each footprint gets the ``phase`` of its
-date. Scenes misaligned by more than a pixel (``residual_m`` of co-registration) are left
-out. Scenes without red and NIR bands (RGB imagery) give no series: the columns are then
-empty and the run's warnings say so.
+date; ``timeline.csv`` holds the series (one row per site and scene) for the report.
+Scenes misaligned by more than a pixel (``residual_m`` of co-registration) are left out.
+Scenes without red and NIR bands (RGB imagery) give no series: the columns are then empty
+and the run's warnings say so.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ import pandas as pd
 
 from geo.grid import Grid
 from geo.rundir import RunDir
-from geo.timeline import SceneStats, Timeline, fit_timeline, scene_stats, timeline_record
+from geo.timeline import FEATURES, SceneStats, Timeline, fit_timeline, scene_stats, timeline_record
 
-__all__ = ["with_timeline"]
+__all__ = ["series_table", "with_timeline"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,22 @@ def _series(run: RunDir, grid: Grid, outlines: dict[str, Any]) -> dict[str, list
             if st is not None:
                 out[sid].append(st)
     return out
+
+
+def series_table(fits: dict[str, Timeline]) -> pd.DataFrame:
+    """One row per site and scene: date, sensor resolution, phase, inside and contrast indices."""
+    rows = [{"site_id": sid, "date": st.date, "res_m": st.res_m, "phase": ph,
+             **{f"{f}_in": round(float(v), 4) for f, v in zip(FEATURES, st.inside, strict=True)},
+             **{f"{f}_contrast": round(float(v), 4)
+                for f, v in zip(FEATURES, st.contrast, strict=True)}}
+            for sid, t in fits.items() for st, ph in zip(t.series, t.phases, strict=True)]
+    return pd.DataFrame(rows)
+
+
+def _write_series(run: RunDir, fits: dict[str, Timeline]) -> None:
+    from geo.export.tables import write_csv
+
+    write_csv(series_table(fits), run.timeline_csv)
 
 
 def with_timeline(tracks: Any, run: RunDir, grid: Grid | None, warnings: list[str]) -> Any:
@@ -85,6 +102,7 @@ def with_timeline(tracks: Any, run: RunDir, grid: Grid | None, warnings: list[st
     fp = tracks.footprints.assign(phase=[phase_of.get((s, str(d))) for s, d in
                                          zip(tracks.footprints["site_id"],
                                              tracks.footprints["date"], strict=True)])
+    _write_series(run, fits)
     log.info("timeline: %d sites over %d scenes", len(fits),
              max((len(t.dates) for t in fits.values()), default=0))
     return dataclasses.replace(tracks, sites=sites, footprints=fp)

@@ -17,7 +17,9 @@ from geo import timeline as tl
 from geo import timeline_synth as ts
 from geo.cli import main
 from geo.config import load_config
+from geo.export.timeline_figure import timeline_figure_html
 from geo.pipeline import run_aoi
+from geo.rundir import RunDir
 
 HALL = ts.History(cleared="2021-03-10", construction="2021-06-01", roofed="2021-11-20")
 
@@ -141,6 +143,11 @@ def test_a_run_gets_the_timeline_columns_and_date_claims(tmp_path: Path) -> None
     for ev, truth in (("cleared", HALL.cleared), ("roofed", HALL.roofed)):
         lo, hi = str(hall[f"{ev}_date_lo"])[:10], str(hall[f"{ev}_date_hi"])[:10]
         assert lo < truth <= hi, (ev, lo, hi)
+    series = pd.read_csv(RunDir(run).timeline_csv)
+    assert set(series["site_id"]) == set(sites["site_id"])
+    assert (series["site_id"] == hall["site_id"]).sum() == hall["timeline_scenes"] >= 30
+    fig = timeline_figure_html(RunDir(run).timeline_csv, sites, tmp_path)
+    assert "construction timeline" in fig and (tmp_path / "timeline.png").stat().st_size > 10_000
     hi = str(hall["roofed_date_hi"])[:10]
     res = CliRunner().invoke(main, ["claim", str(run), "--subject", hall["site_id"],
                                     "--roofed-before", "2022-03-01"])
