@@ -266,6 +266,9 @@ _VEG_NDVI = 0.3
 """Inside NDVI above this: vegetated (crops, grass, trees)."""
 _ROOF_BSI = 0.03
 """Non-vegetated with inside BSI below this: a roof (metal, concrete); above: soil-like."""
+_LABEL_ONLY_CONF = 0.8
+"""Confidence cap of an event dated before the first scene: it rests on a spectral label alone
+(thresholds, not a change), so claims on it stay undecidable (below MIN_CONFIDENCE)."""
 _LIKE_RING = (0.1, 0.06)
 """|contrast| (NDVI, BSI) below which a segment looks like its surroundings."""
 _LABEL_SCALE = (0.05, 0.02)
@@ -361,6 +364,8 @@ def fit_timeline(series: Sequence[SceneStats], *, max_segments: int = _MAX_SEG) 
         Most segments (phases) fitted.
     """
     dates = tuple(s.date for s in series)
+    if not series:
+        return Timeline((), (), {}, (), ())
     if len(series) < 2 * _MIN_SEG:
         cps: list[int] = []
         cost = np.zeros((len(series) + 1, len(series) + 1))
@@ -368,8 +373,8 @@ def fit_timeline(series: Sequence[SceneStats], *, max_segments: int = _MAX_SEG) 
     else:
         cost, cps, penalty = _fit_segments(series, max_segments)
     bounds = [0, *cps, len(series)]
-    inside = np.stack([s.inside for s in series]) if series else np.zeros((0, 3))
-    contrast = np.stack([s.contrast for s in series]) if series else np.zeros((0, 3))
+    inside = np.stack([s.inside for s in series])
+    contrast = np.stack([s.contrast for s in series])
     labels = [_label(np.median(inside[a:b], axis=0), np.median(contrast[a:b], axis=0))
               for a, b in itertools.pairwise(bounds)]
     phases = _phases([c for c, _ in labels])
@@ -387,9 +392,10 @@ def _events(dates: Sequence[str], phases: list[Phase], labels: list[tuple[str, f
     if not phases:
         return events
     if phases[0] != "vegetated":  # already cleared (or built) in the first scene
-        events["cleared"] = PhaseDate("cleared", None, None, dates[0], labels[0][1])
+        conf = min(labels[0][1], _LABEL_ONLY_CONF)  # no change seen: the label is all there is
+        events["cleared"] = PhaseDate("cleared", None, None, dates[0], conf)
         if phases[0] == "roofed":
-            events["roofed"] = PhaseDate("roofed", None, None, dates[0], labels[0][1])
+            events["roofed"] = PhaseDate("roofed", None, None, dates[0], conf)
     for k in range(1, len(phases)):
         prev, cur = phases[k - 1], phases[k]
         name = None

@@ -7,8 +7,7 @@ site ``cleared_date``, ``roofed_date`` (with ``_lo``/``_hi`` and ``_confidence``
 ``phase`` (at the last scene) and ``timeline_scenes``; each footprint gets the ``phase`` of its
 date; ``timeline.csv`` holds the series (one row per site and scene) for the report.
 Scenes misaligned by more than a pixel (``residual_m`` of co-registration) are left out.
-Scenes without red and NIR bands (RGB imagery) give no series: the columns are then empty
-and the run's warnings say so.
+Without scenes with red and NIR bands (RGB imagery, the demo) the stage adds nothing.
 """
 
 from __future__ import annotations
@@ -71,6 +70,17 @@ def _write_series(run: RunDir, fits: dict[str, Timeline]) -> None:
     write_csv(series_table(fits), run.timeline_csv)
 
 
+def _multispectral(run: RunDir) -> list[bool]:
+    """Per scene with metadata, whether it has red and NIR bands."""
+    out = []
+    for date in run.scenes():
+        meta_path = run.scene_meta(date)
+        if meta_path.is_file():
+            bands = json.loads(meta_path.read_text()).get("bands", [])
+            out.append("red" in bands and "nir" in bands)
+    return out
+
+
 def with_timeline(tracks: Any, run: RunDir, grid: Grid | None, warnings: list[str]) -> Any:
     """``tracks`` with the timeline columns on sites and ``phase`` on footprints.
 
@@ -83,15 +93,18 @@ def with_timeline(tracks: Any, run: RunDir, grid: Grid | None, warnings: list[st
     grid
         The AOI grid; ``None`` (a ``measure`` run from footprints) adds nothing.
     warnings
-        The run's warnings, appended to when no scene has red and NIR bands.
+        The run's warnings, appended to when multispectral scenes gave no usable series.
     """
     if grid is None or not len(tracks.sites):
         return tracks
     outlines = dict(zip(tracks.sites["site_id"], tracks.sites.geometry, strict=True))
     series = _series(run, grid, outlines)
     if not any(series.values()):
-        warnings.append("construction timeline: no scene with red and NIR bands over the "
-                        "sites; cleared/roofed dates left empty")
+        if any(_multispectral(run)):
+            warnings.append("construction timeline: no scene clear enough over any site "
+                            "(>= 60 % valid inside and around); no cleared/roofed dates")
+        else:  # RGB imagery (the demo, most VHR): no timeline, no columns, nothing to warn
+            log.info("timeline: no scene with red and NIR bands; skipped")
         return tracks
     fits: dict[str, Timeline] = {sid: fit_timeline(sorted(s, key=lambda x: x.date))
                                  for sid, s in series.items()}

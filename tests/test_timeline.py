@@ -90,13 +90,24 @@ def test_date_claim_undecidable_when_unsure_or_unseen() -> None:
     weak = tl.PhaseDate("roofed", "2021-06-01", "2021-05-20", "2021-06-10", 0.6)
     res = tl.check_date_claim(weak, "before", "2022-01-01")
     assert res.verdict == "undecidable" and "confidence" in res.sentence
-    unseen = tl.Timeline((), (), {}, (), ()).event("roofed")
+    unseen = tl.fit_timeline(()).event("roofed")  # a site with no usable scene
     assert tl.check_date_claim(unseen, "before", "2022-01-01").verdict == "undecidable"
     not_yet = tl.PhaseDate("roofed", None, "2022-12-20", None, 0.99)  # not roofed by the end
     assert tl.check_date_claim(not_yet, "before", "2022-12-01").verdict == "contradicted"
     assert tl.check_date_claim(not_yet, "before", "2023-06-01").verdict == "undecidable"
     already = tl.PhaseDate("roofed", None, None, "2020-01-05", 0.99)  # roofed in scene one
     assert tl.check_date_claim(already, "before", "2020-06-01").verdict == "supported"
+
+
+def test_a_roof_there_from_the_first_scene_is_not_a_confident_date() -> None:
+    """No change seen: the event rests on the spectral label only, so claims are undecidable."""
+    rng = np.random.default_rng(7)
+    built = ts.History(cleared="2018-01-01", construction="2018-06-01", roofed="2019-01-01")
+    t = tl.fit_timeline(tl.build_series(ts.stack(rng, built, years=1.0), ts.outline()))
+    assert set(t.phases) == {"roofed"}
+    ev = t.event("roofed")
+    assert ev.lo is None and ev.hi == t.dates[0] and ev.confidence < tl.MIN_CONFIDENCE
+    assert tl.check_date_claim(ev, "before", "2021-01-01").verdict == "undecidable"
 
 
 def _write_run_inputs(root: Path, h: ts.History) -> Path:
