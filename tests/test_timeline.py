@@ -177,3 +177,17 @@ def test_date_claim_on_a_run_without_timeline_is_one_line(tmp_path: Path) -> Non
                                     "--roofed-before", "2022-03-01"])
     assert res.exit_code == 1 and "no construction timeline" in res.output, res.output
     assert "Traceback" not in res.output
+
+
+def test_the_report_draws_the_timeline(tmp_path: Path, hall: tl.Timeline) -> None:
+    """write_report picks up timeline.csv (a SYNTHETIC series attached to fixture site s1)."""
+    from geo.export.report import write_report
+    from geo.export.tables import write_csv
+    from geo.timeline_stage import series_table
+
+    run = make_run_dir(tmp_path / "run")
+    write_csv(series_table({"kanggye:s1": hall}), RunDir(run).timeline_csv)
+    index = write_report(run)
+    text = index.read_text()
+    assert 'alt="construction timeline"' in text and "kanggye:s1" in text
+    assert (index.parent / "timeline.png").is_file()
