@@ -124,6 +124,11 @@ class RunDir:
         return self.root / "events.csv"
 
     @property
+    def timeline_csv(self) -> Path:
+        """``timeline.csv``: one row per site and usable scene (construction timeline)."""
+        return self.root / "timeline.csv"
+
+    @property
     def gpkg(self) -> Path:
         """``results.gpkg``: every layer, styled."""
         return self.root / "results.gpkg"

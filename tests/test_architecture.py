@@ -11,6 +11,7 @@ GEO = Path(__file__).resolve().parents[1] / "geo"
 PURE = ["grid", "geoarray", "footprints", "synthetic", "detect", "coreg", "normalize", "match",
         "measure", "claims", "plan", "types", "errors", "tiles", "plausibility", "roofs",
         "factory_scene", "fit", "guided", "refine", "synthetic_s2"]
+PURE += ["timeline", "timeline_synth"]  # issue 16
 # attribute calls that touch the file system, whatever object they are called on
 FILE_IO_ATTRS = {"read_text", "read_bytes", "write_text", "write_bytes", "open", "mkdir",
                  "unlink", "rmdir", "touch", "iterdir", "rglob", "rmtree", "copyfile", "is_file",

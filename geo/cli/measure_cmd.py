@@ -41,13 +41,21 @@ _NOT_VISIBLE = ("output", "production", "capacity")
 @click.option("--subject", required=True,
               help="The building the claim is about: site id (feb11:s5), the short id on the "
                    "maps (s5) or its name.")
-@click.option("--reference", required=True,
+@click.option("--reference", default=None,
               help="A site id, 'neighbour', 'earlier' (its first sighting) or a date YYYY-MM-DD "
                    "(the same building then).")
-@click.option("--relation", required=True, type=click.Choice(RELATIONS),
+@click.option("--relation", default=None, type=click.Choice(RELATIONS),
               help="subject/reference RELATION factor; '~' = about (±10%).")
-@click.option("--factor", required=True, type=FiniteFloat(min=0, min_open=True),
+@click.option("--factor", default=None, type=FiniteFloat(min=0, min_open=True),
               help="The claimed factor: 'twice' = 2.")
+@click.option("--roofed-before", default=None, metavar="DATE",
+              help="Date claim: the subject was roofed before DATE (YYYY-MM-DD), checked "
+                   "against the run's construction timeline instead of a size claim.")
+@click.option("--roofed-after", default=None, metavar="DATE", help="Date claim: roofed after.")
+@click.option("--cleared-before", default=None, metavar="DATE",
+              help="Date claim: ground cleared before.")
+@click.option("--cleared-after", default=None, metavar="DATE",
+              help="Date claim: ground cleared after.")
 @click.option("--date", default=None, help="Date of the subject's footprint [default: last].")
 @click.option("--quantity", type=click.Choice(QUANTITIES), default="area", show_default=True,
               help="What the claim compares. Only footprint area is visible from above: "
@@ -57,9 +65,9 @@ _NOT_VISIBLE = ("output", "production", "capacity")
               help="Record the claim and verdict in run.json, measurements.csv and the report "
                    "[default: save when you own the run directory].")
 @common_options(json_help="Print the result as JSON on stdout.")
-def claim_cmd(run_dir: Path, subject: str, reference: str, relation: str, factor: float,
-              date: str | None, quantity: str, save: bool | None, as_json: bool, verbose: int,
-              quiet: int) -> None:
+def claim_cmd(run_dir: Path, subject: str, reference: str | None, relation: str | None,
+              factor: float | None, date: str | None, quantity: str, save: bool | None,
+              as_json: bool, verbose: int, quiet: int, **date_claims: str | None) -> None:
     """Check a size claim against a run: supported, contradicted or undecidable.
 
     Prints a sentence a report can quote. Exit code 0 supported, 3 contradicted,
@@ -69,7 +77,15 @@ def claim_cmd(run_dir: Path, subject: str, reference: str, relation: str, factor
     $ factorywatch claim runs/feb11 --subject feb11:s2 --reference neighbour \\
           --relation '>' --factor 2
     feb11:s2 more than twice as large as its neighbour feb11:s1: supported (2.31x, ...)
+    $ factorywatch claim runs/feb11 --subject feb11:s2 --roofed-before 2024-10-01
     """
+    given = {k: v for k, v in date_claims.items() if v is not None}
+    if given:
+        _date_claim(run_dir, subject, given, as_json)
+        return
+    if reference is None or relation is None or factor is None:
+        raise click.UsageError("a size claim needs --reference, --relation and --factor "
+                               "(or give a date claim such as --roofed-before DATE)")
     if not verbose:  # the verdict is printed once, on stdout; the log line is -v detail
         logging.getLogger("geo.claims").setLevel(logging.WARNING)
     from geo.claims import ClaimError, check_claim
@@ -113,6 +129,46 @@ def claim_cmd(run_dir: Path, subject: str, reference: str, relation: str, factor
                     "exit_code": CLAIM_EXIT_CODES[res.verdict]})
     else:
         click.echo(res.sentence + caveat)
+    click.get_current_context().exit(CLAIM_EXIT_CODES[res.verdict])
+
+
+def _date_claim(run_dir: Path, subject: str, given: dict[str, str], as_json: bool) -> None:
+    """``claim --roofed-before DATE`` and friends: verdict from the site's timeline columns."""
+    import datetime as dt
+
+    from geo.claims import ClaimError
+    from geo.names import resolve_site
+    from geo.timeline import check_date_claim, event_from_record
+    from geo.vector import read_run_tables
+
+    if len(given) > 1:
+        raise click.UsageError("give one date claim at a time (e.g. --roofed-before DATE)")
+    (key, date), = given.items()
+    opt = "--" + key.replace("_", "-")
+    try:
+        dt.date.fromisoformat(date)
+    except ValueError:
+        raise click.BadParameter(f"{date!r} is not a date; use YYYY-MM-DD",
+                                 param_hint=opt) from None
+    event, relation = key.split("_")
+    sites, _, _ = read_run_tables(run_dir)
+    ids = [str(s) for s in sites["site_id"]]
+    names = ({str(s): str(n) for s, n in zip(sites["site_id"], sites["name"], strict=True)
+              if isinstance(n, str) and n} if "name" in sites.columns else {})
+    subject = resolve_site(subject, ids, names)
+    if f"{event}_date_hi" not in sites.columns:
+        raise ClaimError(f"{run_dir}: sites have no {event}_date columns (no construction "
+                         "timeline in this run); rerun `factorywatch run` with multispectral "
+                         "imagery (red + nir) over several dates")
+    row = sites.loc[sites["site_id"] == subject].iloc[0].to_dict()
+    res = check_date_claim(event_from_record(row, event), relation,  # type: ignore[arg-type]
+                           date)
+    sentence = f"{subject} {res.sentence}"
+    if as_json:
+        _echo_json({**dataclasses.asdict(res), "subject_id": subject, "sentence": sentence,
+                    "exit_code": CLAIM_EXIT_CODES[res.verdict]})
+    else:
+        click.echo(sentence)
     click.get_current_context().exit(CLAIM_EXIT_CODES[res.verdict])
 
 

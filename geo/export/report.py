@@ -54,6 +54,7 @@ from geo.export.report_figures import (
     _neighbour_figure,
     _pair_figure,
 )
+from geo.export.timeline_figure import timeline_figure_html
 from geo.export.webmap import viewer_data, write_viewer
 from geo.rundir import RunDir
 
@@ -435,6 +436,7 @@ def write_report(run_dir: str | Path, *,
         loc, loc_cap = _locator_figure(r, tmp)
         areas, areas_cap = _areas_figure(r, tmp)
         nb, nb_cap = _neighbour_figure(r, tmp)
+        timeline = timeline_figure_html(rd.timeline_csv, r.sites, tmp)  # issue 16
         aoi_name = _aoi_label(r.run)
         synthetic = r.synthetic
         title = f"factorywatch report: {aoi_name or _display_name(run_dir)}"
@@ -454,8 +456,8 @@ def write_report(run_dir: str | Path, *,
             locator=_figure(loc, loc_cap, "locator map") if loc else f"<p>{loc_cap}</p>",
             pairs="\n".join(pairs_html),
             viewer=_viewer_html(r, tmp),
-            areas=_figure(areas, areas_cap, "area over time") if areas
-            else f"<p>{areas_cap}</p>",
+            areas=(_figure(areas, areas_cap, "area over time") if areas
+                   else f"<p>{areas_cap}</p>") + timeline,
             neighbours=(_figure(nb, nb_cap, "neighbour ratios") if nb else f"<p>{nb_cap}</p>"),
             sites_table=_sites_table(r),
             claims=_claims(r.run),
