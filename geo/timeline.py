@@ -47,6 +47,7 @@ from numpy.typing import NDArray
 from shapely.geometry.base import BaseGeometry
 
 from geo.geoarray import GeoArray
+from geo.types import Verdict
 
 __all__ = ["EVENTS", "FEATURES", "MIN_CONFIDENCE", "DateClaim", "Phase", "PhaseDate", "SceneStats",
            "Timeline", "build_series", "check_date_claim", "event_from_record", "fit_timeline",
@@ -426,7 +427,7 @@ DateRelation = Literal["before", "after"]
 class DateClaim:
     """The verdict on "EVENT before/after DATE" and the sentence a report can quote."""
 
-    verdict: Literal["supported", "contradicted", "undecidable"]
+    verdict: Verdict
     event: str
     relation: str
     date: str
