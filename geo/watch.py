@@ -384,7 +384,8 @@ def _executor(scheduler: str | None, workers: int, retries: int) -> Iterator[_Ex
     with contextlib.ExitStack() as stack:
         if scheduler:
             try:
-                client = stack.enter_context(Client(scheduler, timeout=20))
+                # timeout: dask's own distributed.comm.timeouts.connect (30 s unless configured)
+                client = stack.enter_context(Client(scheduler))
             except (OSError, TimeoutError) as err:
                 raise FactoryWatchError(
                     f"cannot reach the Dask scheduler at {scheduler} ({err}); start it with "
@@ -398,7 +399,7 @@ def _executor(scheduler: str | None, workers: int, retries: int) -> Iterator[_Ex
         def local() -> Any:
             cluster = stack.enter_context(LocalCluster(
                 n_workers=workers, threads_per_worker=1, processes=True,
-                dashboard_address=None))
+                dashboard_address="127.0.0.1:0", host="127.0.0.1"))  # never collide on 8787
             log.info("dask: local cluster of %d processes", workers)
             return stack.enter_context(Client(cluster))
 

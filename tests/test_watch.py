@@ -327,9 +327,12 @@ def test_a_failing_aoi_is_named_and_the_others_still_update(tmp_path: Path) -> N
 
 
 def test_an_unreachable_scheduler_fails_before_anything_is_written(tmp_path: Path) -> None:
+    import dask
+
     wl = write_series(tmp_path, n_aois=1, n_dates=1)
-    r = CliRunner().invoke(main, ["watch", str(wl), "-o", str(tmp_path / "w"), "--scheduler",
-                                  f"tcp://127.0.0.1:{_free_port()}"])
+    with dask.config.set({"distributed.comm.timeouts.connect": "3s"}):  # dask's own setting
+        r = CliRunner().invoke(main, ["watch", str(wl), "-o", str(tmp_path / "w"), "--scheduler",
+                                      f"tcp://127.0.0.1:{_free_port()}"])
     assert r.exit_code == 1 and "cannot reach the Dask scheduler" in r.output
     assert not (tmp_path / "w").exists()
 
