@@ -58,6 +58,22 @@ class Shift:
         return math.hypot(self.dy_px, self.dx_px)
 
 
+MIN_CHECKED_SHIFT_PX = 2.0
+"""Shifts of at least this many pixels are applied only if they improve the agreement."""
+MIN_NCC_GAIN = 0.01
+"""A checked shift must raise the correlation with the reference by more than this; a shift
+estimated on featureless or changed ground (a peak of noise) does not, and is refused rather
+than applied (a wrong shift moves every outline: confidently wrong areas and dates)."""
+
+
+def _ncc(a: NDArray[np.float32], b: NDArray[np.float32], valid: NDArray[np.bool_]) -> float:
+    """Pearson correlation of two images over ``valid`` (NaN with fewer than 2 pixels)."""
+    x, y = a[valid].astype(np.float64), b[valid].astype(np.float64)
+    if x.size < 2 or not (x.std() > 0 and y.std() > 0):
+        return float("nan")
+    return float(np.corrcoef(x, y)[0, 1])
+
+
 def brightness(ga: GeoArray) -> NDArray[np.float32]:
     """Single band used for co-registration: pan, else the mean of the visible bands.
 
@@ -211,6 +227,17 @@ def coregister(
         return mov, Shift(dy_px=est.dy_px, dx_px=est.dx_px, error=est.error,
                           residual_px=est.magnitude_px, ok=False)
     moved = apply_shift(mov, est.dy_px, est.dx_px)
+    if est.magnitude_px >= MIN_CHECKED_SHIFT_PX:
+        both = valid & moved.valid
+        before, after = _ncc(a, brightness(mov), both), _ncc(a, brightness(moved), both)
+        # the largest correlation two unrelated images reach at some shift: ~sqrt(2 ln n / n)
+        chance = math.sqrt(2.0 * math.log(max(int(both.sum()), 2)) / max(int(both.sum()), 2))
+        if not (after > before + max(MIN_NCC_GAIN, 2.0 * chance) and after > 3.0 * chance):
+            log.warning("co-registration of %s: a shift of %.2f px does not improve agreement "
+                        "with the reference (correlation %.3f -> %.3f); not applied",
+                        mov.source_id or mov.date, est.magnitude_px, before, after)
+            return mov, Shift(dy_px=est.dy_px, dx_px=est.dx_px, error=est.error,
+                              residual_px=float("nan"), ok=False)
     again = estimate_shift(a, brightness(moved), valid=valid & moved.valid)
     residual = again.magnitude_px if again.ok else float("nan")
     log.info("co-registration of %s: shift (%.2f, %.2f) px, residual %.2f px",

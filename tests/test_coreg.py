@@ -79,3 +79,27 @@ def test_coregister_refuses_shift_above_limit() -> None:
     assert not s.ok
     assert s.residual_px > 5
     assert out is mov
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_shift_that_does_not_improve_agreement_is_not_applied(seed: int) -> None:
+    """Two unrelated scenes (featureless or changed ground): the correlation peak is noise.
+
+    Any estimated shift of 2 px or more must then be refused, not applied.
+    """
+    rng = np.random.default_rng(seed)
+    ref = _ga(rng.normal(5, 0.01, (96, 96)).astype(np.float32))
+    mov = _ga(rng.normal(5, 0.01, (96, 96)).astype(np.float32))
+    out, s = coregister(ref, mov, max_shift_px=40.0)
+    assert not (s.ok and s.magnitude_px >= 2.0), s
+    if s.magnitude_px >= 2.0:
+        assert out is mov
+
+
+def test_a_real_shift_of_several_pixels_is_still_applied() -> None:
+    big = _texture((192, 192), seed=5) + 5
+    ref = _ga(big[32:160, 32:160])
+    mov = _ga(_fourier_shift(big, 3.0, -2.0)[32:160, 32:160])
+    out, s = coregister(ref, mov, max_shift_px=10.0)
+    assert s.ok and abs(s.dy_px + 3.0) <= 0.1 and abs(s.dx_px - 2.0) <= 0.1
+    assert out is not mov
