@@ -43,6 +43,7 @@ Prints a markdown table and writes ``benchmarks/out/calibration_pipeline.json``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -86,6 +87,7 @@ OUTLINES = "spacenet/sn4_atlanta/geotiff_labels.geojson"
 RGB = ("red", "green", "blue")
 
 
+@functools.lru_cache(maxsize=2)
 def real_outlines(data: Path | None = None) -> list[Polygon]:
     """SpaceNet 4 Atlanta building outlines (metres, centred on 0,0), at least 6 vertices."""
     path = (data or shared_data()) / OUTLINES
@@ -283,8 +285,8 @@ def trial(job: tuple[int, str, float, str, int]) -> dict[str, Any]:
         r = guided_trial(ga, truths, resid, psf, np.random.default_rng(seed + 7))
     true_a = [float(g.area) for g in truths]
     m = r["meas"]
-    area_in = [None if x is None else bool(x["lo"] <= t <= x["hi"]) for x, t in zip(m, true_a)]
-    rel = [None if x is None else (x["area"] - t) / t for x, t in zip(m, true_a)]
+    area_in = [None if x is None else bool(x["lo"] <= t <= x["hi"]) for x, t in zip(m, true_a, strict=True)]
+    rel = [None if x is None else (x["area"] - t) / t for x, t in zip(m, true_a, strict=True)]
     ratio_in = None
     if m[0] is not None and m[1] is not None:
         ratio_in = _ratio_in((m[0]["area"], m[0]["ind"], m[0]["com"]),
