@@ -395,7 +395,8 @@ def main(argv: list[str] | None = None) -> int:
     cmd = "python benchmarks/calibration_pipeline.py" + (" --quick" if a.quick else "") + (
         f" --trials {a.trials}" if a.trials else "")
     payload = {"label": LABEL, "trials_per_cell": n, "seed": a.seed,
-               "seconds": round(time.perf_counter() - t0, 1), "rows": rows, "command": cmd}
+               "seconds": round(time.perf_counter() - t0, 1), "rows": rows, "command": cmd,
+               "trials": results}
     tmp = out / ".calibration_pipeline.json.tmp"
     tmp.write_text(json.dumps(payload, indent=2, sort_keys=True), encoding="utf-8")
     os.replace(tmp, out / "calibration_pipeline.json")
