@@ -12,7 +12,7 @@ EPSG:32616) rotated at random and scaled up to hall size: SYNTHETIC scenes from 
 Imaging reuses ``benchmarks/calibration.py``: exact pixel coverage (supersampled), Gaussian
 PSF of sigma 0.5–1 px, a smooth texture, contrast-to-noise 6–20, and a misregistration of up
 to 1 px that co-registration removes up to a residual of 0–0.2 px (bilinear resampling).
-0.5 m scenes are RGB (``kind="rgb"``), 3 and 10 m scenes have the five bands of
+0.5 m scenes are RGB (``kind="rgb"``), 3, 10 and 30 m scenes have the five bands of
 :data:`geo.factory_scene.BANDS`.
 
 Two modes measure each scene:
@@ -34,7 +34,7 @@ points at n=20, ±2.2 at n=100.
 
 Usage::
 
-    python benchmarks/calibration_pipeline.py            # 20 trials per cell, ~4 min on 2 cores
+    python benchmarks/calibration_pipeline.py            # 20 trials per cell, about 220 s on 2 cores
     python benchmarks/calibration_pipeline.py --quick    # 3 trials per cell
 
 Prints a markdown table and writes ``benchmarks/out/calibration_pipeline.json``.
@@ -78,7 +78,7 @@ from geo.measure import area_interval, footprint_errors, ratio_interval  # noqa:
 from geo.plausibility import gate_footprints  # noqa: E402
 
 LABEL = "SYNTHETIC"
-RESOLUTIONS_M = (0.5, 3.0, 10.0)
+RESOLUTIONS_M = (0.5, 3.0, 10.0, 30.0)
 SIZE_BINS_M2 = ((500.0, 2000.0), (2000.0, 6000.0), (6000.0, 20000.0))
 SHAPES = ("rectangle", "real-outline")
 MODES = ("auto", "guided")
