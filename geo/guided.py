@@ -223,11 +223,24 @@ def _epochs(areas: Sequence[float], sds: Sequence[float]) -> list[list[int]]:
     return groups
 
 
+MIN_PRIOR_PX = 16.0
+"""A prior smaller than this many pixels is not fitted at 10–30 m (``plan`` uses the same
+limit): the calibration study (benchmarks/calibration_pipeline.py) found such fits 5–16x too
+large with intervals that missed the truth."""
 def _measure_prior(prior: Prior, others: Sequence[Prior], scenes: Sequence[GeoArray],
                    grid: Grid, psf_px: float, margin_m: float) -> list[dict[str, Any]]:
     """Per-date rows for one prior at 10–30 m (see the module docstring)."""
-    win = _window(prior, others, grid, margin_m)
     px_area = grid.pixel_area_m2
+    prior_m2 = float(prior_outline(prior).area)
+    if prior_m2 < MIN_PRIOR_PX * px_area:
+        why = (f"too small for {grid.res_m:g} m pixels ({prior_m2 / px_area:.0f} px; guided "
+               f"fits need at least {MIN_PRIOR_PX:g}): use finer imagery")
+        return [{"prior_id": prior.prior_id, "name": prior.name, "date": ga.date,
+                 "method": "psf-rectangle", "epoch": "", "n_dates_joint": 0,
+                 "area_m2": math.nan, "area_sd_m2": math.nan, "note": why,
+                 "fit_quality": math.nan, "contrast_t": math.nan, "state": NOT_OBSERVED,
+                 "state_confidence": math.nan, "geometry": None} for ga in scenes]
+    win = _window(prior, others, grid, margin_m)
     singles = _single_fits(scenes, win, psf_px)
     rows: list[dict[str, Any]] = []
     for ga, (fit, why) in zip(scenes, singles, strict=True):

@@ -247,3 +247,24 @@ def test_bad_priors_fail_in_one_line_before_any_output(tmp_path: Path) -> None:
         assert code == 1 and needle in err and "Traceback" not in err, err
         assert len(err.strip().splitlines()) == 1, err
         assert not (tmp_path / "run").exists() and not (tmp_path / "run.partial").exists()
+
+
+def test_a_prior_too_small_for_the_pixels_is_not_a_measurement() -> None:
+    """A prior under 16 px at 10-30 m is not fitted: not observed on every date, with why."""
+    from _guided_scenes import CRS, render_scenes
+    from shapely.geometry import Point
+
+    from geo.geoarray import GeoArray
+    from geo.grid import Grid
+    from geo.guided import Prior, guided_measure
+
+    scenes, t, truth = render_scenes(1)
+    grid = Grid(CRS, t, (60, 60))
+    gas = [GeoArray(data=np.nan_to_num(s), valid=~np.isnan(s).any(axis=0), grid=grid, date=d,
+                    bands=("blue", "green", "red", "nir")) for s, d in zip(scenes, DATES,
+                                                                           strict=True)]
+    a = truth[0]["A"].centroid
+    px = grid.pixel_area_m2
+    tiny = Prior(prior_id="b1", name="tiny", geometry=Point(a.x, a.y), size_m2=10 * px)
+    tab = guided_measure(gas, [tiny], aoi_name="t").table
+    assert (tab["state"] != "roofed").all() and tab["note"].str.contains("too small").all()
