@@ -52,11 +52,8 @@ def truth_mask(sc: SyntheticScene, shape: tuple[int, int], res: float) -> np.nda
                      transform=Affine(res, 0, 0, 0, res, 0)).astype(bool)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--methods", default=",".join(METHODS))
-    ap.add_argument("--json", type=Path)
-    args = ap.parse_args()
+def demo_scores(methods: tuple[str, ...]) -> dict[str, list[dict[str, float | str]]]:
+    """Pixel precision / recall / F1 of each method on each demo pair (in :data:`PAIRS` order)."""
     spec = default_spec()
     scenes = render_series(spec)
     shape = scenes[0].rgb.shape[1:]
@@ -66,7 +63,7 @@ def main() -> None:
     truths = [truth_mask(sc, shape, spec.res_m) for sc in scenes]
     params = DetectParams(min_area_m2=300.0)
     res: dict[str, list[dict[str, float | str]]] = {}
-    for m in args.methods.split(","):
+    for m in methods:
         for i, j in PAIRS:
             b, _ = coregister(gas[i], gas[j])
             cm = change_map(gas[i], b, params=params, method=m)
@@ -75,8 +72,20 @@ def main() -> None:
             p, r, f1, _ = scores(int(tp), int(fp), int(fn))
             pair = f"{scenes[i].date[:4]}→{scenes[j].date[:4]}"
             res.setdefault(m, []).append({"pair": pair, "precision": p, "recall": r, "f1": f1})
-        f1s = " / ".join(f"{c['f1']:.2f}" for c in res[m])
-        print(f"| {m} | {f1s} | {min(float(c['f1']) for c in res[m]):.2f} |")
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    res = demo_scores(tuple(args.methods.split(",")))
+    print("| method | " + " / ".join(f"{c['pair']}" for c in next(iter(res.values())))
+          + " | min |")
+    for m, cells in res.items():
+        f1s = " / ".join(f"{c['f1']:.2f}" for c in cells)
+        print(f"| {m} | {f1s} | {min(float(c['f1']) for c in cells):.2f} |")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(res, indent=2))
