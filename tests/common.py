@@ -44,3 +44,37 @@ def assert_rfc7946(path: Path) -> dict[str, Any]:
             for ring in p.interiors:
                 assert not ring.is_ccw, "holes must be clockwise"
     return fc
+
+
+def write_bercy_inputs(tmp_path: Path, data: Path, detect_toml: str) -> Path:
+    """The real OSCD Paris-Bercy S2 pair as two 4-band local dates + AOI + TOML; the TOML path.
+
+    ``detect_toml`` is the body of the ``[detect]`` section. Skips when the shared data is absent.
+    """
+    import numpy as np
+    import pytest
+    import rasterio
+
+    root = data / "oscd" / "bercy"
+    if not root.is_dir():
+        pytest.skip(f"shared data missing: {root}")
+    img = tmp_path / "imagery"
+    img.mkdir()
+    bands = ["B02", "B03", "B04", "B08"]
+    for sub, date in (("imgs_1", "2016-11-30"), ("imgs_2", "2017-08-29")):
+        files = [sorted((root / sub).glob(f"*_{b}.tif"))[0] for b in bands]
+        with rasterio.open(files[0]) as s0:
+            prof = s0.profile
+        arr = np.stack([rasterio.open(f).read(1) for f in files])
+        prof.update(count=4, driver="GTiff")
+        with rasterio.open(img / f"bercy_{date}.tif", "w", **prof) as dst:
+            dst.write(arr)
+            for i, b in enumerate(bands, 1):
+                dst.set_band_description(i, b)
+    fc = json.loads((root / "bercy.geojson").read_text())
+    fc["features"][0]["properties"] = {"coord_source": "OSCD", "coord_confidence": "high"}
+    (tmp_path / "bercy.geojson").write_text(json.dumps(fc))
+    toml = tmp_path / "bercy.toml"
+    toml.write_text('[source]\nkind = "local"\npath = "imagery"\n[grid]\nresolution_m = 10.0\n'
+                    f"[detect]\n{detect_toml}")
+    return toml

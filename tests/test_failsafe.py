@@ -109,30 +109,10 @@ def test_factory_scene_no_confident_wrong_verdict(tmp_path: Path) -> None:
 
 def test_region_gate_on_real_sentinel2_bercy(tmp_path: Path) -> None:
     """Real S2 Paris-Bercy with the scene-wide built-up threshold: the km² blob is a region."""
+    from common import write_bercy_inputs
     from conftest import DATA
 
-    root = DATA / "oscd" / "bercy"
-    if not root.is_dir():
-        pytest.skip(f"shared data missing: {root}")
-    img = tmp_path / "imagery"
-    img.mkdir()
-    bands = ["B02", "B03", "B04", "B08"]
-    for sub, date in (("imgs_1", "2016-11-30"), ("imgs_2", "2017-08-29")):
-        files = [sorted((root / sub).glob(f"*_{b}.tif"))[0] for b in bands]
-        with rasterio.open(files[0]) as s0:
-            prof = s0.profile
-        arr = np.stack([rasterio.open(f).read(1) for f in files])
-        prof.update(count=4, driver="GTiff")
-        with rasterio.open(img / f"bercy_{date}.tif", "w", **prof) as dst:
-            dst.write(arr)
-            for i, b in enumerate(bands, 1):
-                dst.set_band_description(i, b)
-    fc = json.loads((root / "bercy.geojson").read_text())
-    fc["features"][0]["properties"] = {"coord_source": "OSCD", "coord_confidence": "high"}
-    (tmp_path / "bercy.geojson").write_text(json.dumps(fc))
-    (tmp_path / "bercy.toml").write_text('[source]\nkind = "local"\npath = "imagery"\n'
-                                         '[grid]\nresolution_m = 10.0\n'
-                                         '[detect]\nmethod = "builtup"\nmin_area_m2 = 800.0\n')
+    write_bercy_inputs(tmp_path, DATA, 'method = "builtup"\nmin_area_m2 = 800.0\n')
     cfg = load_config(tmp_path / "bercy.toml")
     cfg = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, report=False))
     summary = run_aoi(cfg, tmp_path / "run")

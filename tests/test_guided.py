@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -211,18 +212,11 @@ def test_guided_run_over_stac(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 def test_point_priors_at_10m_measure_within_intervals() -> None:
     """Point priors (centre off by 5 m, size_m2 off by 15–20 %): intervals still hold."""
-    from _guided_scenes import CRS, render_scenes
     from shapely.geometry import Point
 
-    from geo.geoarray import GeoArray
-    from geo.grid import Grid
     from geo.guided import Prior, guided_measure
 
-    scenes, t, truth = render_scenes(1)
-    grid = Grid(CRS, t, (60, 60))
-    gas = [GeoArray(data=np.nan_to_num(s), valid=~np.isnan(s).any(axis=0), grid=grid, date=d,
-                    bands=("blue", "green", "red", "nir")) for s, d in zip(scenes, DATES,
-                                                                           strict=True)]
+    gas, _grid, truth = _factory_dates(1)
     a, b = truth[0]["A"].centroid, truth[-1]["B"].centroid
     priors = [Prior(prior_id="b1", name="A", geometry=Point(a.x + 4, a.y - 3), size_m2=11000),
               Prior(prior_id="b2", name="B", geometry=Point(b.x - 3, b.y + 4), size_m2=18000)]
@@ -251,20 +245,28 @@ def test_bad_priors_fail_in_one_line_before_any_output(tmp_path: Path) -> None:
 
 def test_a_prior_too_small_for_the_pixels_is_not_a_measurement() -> None:
     """A prior under 16 px at 10-30 m is not fitted: not observed on every date, with why."""
-    from _guided_scenes import CRS, render_scenes
     from shapely.geometry import Point
 
-    from geo.geoarray import GeoArray
-    from geo.grid import Grid
     from geo.guided import Prior, guided_measure
 
-    scenes, t, truth = render_scenes(1)
-    grid = Grid(CRS, t, (60, 60))
-    gas = [GeoArray(data=np.nan_to_num(s), valid=~np.isnan(s).any(axis=0), grid=grid, date=d,
-                    bands=("blue", "green", "red", "nir")) for s, d in zip(scenes, DATES,
-                                                                           strict=True)]
+    gas, grid, truth = _factory_dates(1)
     a = truth[0]["A"].centroid
     px = grid.pixel_area_m2
     tiny = Prior(prior_id="b1", name="tiny", geometry=Point(a.x, a.y), size_m2=10 * px)
     tab = guided_measure(gas, [tiny], aoi_name="t").table
     assert (tab["state"] != "roofed").all() and tab["note"].str.contains("too small").all()
+
+
+def _factory_dates(seed: int) -> tuple[list[Any], Any, list[Any]]:
+    """The SYNTHETIC factory series of ``_guided_scenes`` as GeoArrays on its 60x60 grid."""
+    from _guided_scenes import CRS, render_scenes
+
+    from geo.geoarray import GeoArray
+    from geo.grid import Grid
+
+    scenes, t, truth = render_scenes(seed)
+    grid = Grid(CRS, t, (60, 60))
+    gas = [GeoArray(data=np.nan_to_num(s), valid=~np.isnan(s).any(axis=0), grid=grid, date=d,
+                    bands=("blue", "green", "red", "nir")) for s, d in zip(scenes, DATES,
+                                                                           strict=True)]
+    return gas, grid, truth

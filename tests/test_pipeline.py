@@ -9,7 +9,7 @@ from typing import Any
 import geopandas as gpd
 import pytest
 from click.testing import CliRunner
-from common import assert_rfc7946
+from common import assert_rfc7946, write_bercy_inputs
 
 from geo.cli import main
 from geo.config import load_config
@@ -165,31 +165,9 @@ def test_real_sentinel2_oscd_bercy(tmp_path: Path) -> None:
     """A real Sentinel-2 pair (OSCD Paris-Bercy, EPSG:4326 band files) through the whole run."""
     import dataclasses
 
-    import numpy as np
-    import rasterio
     from conftest import DATA
 
-    root = DATA / "oscd" / "bercy"
-    if not root.is_dir():
-        pytest.skip(f"shared data missing: {root}")
-    img = tmp_path / "imagery"
-    img.mkdir()
-    bands = ["B02", "B03", "B04", "B08"]
-    for sub, date in (("imgs_1", "2016-11-30"), ("imgs_2", "2017-08-29")):
-        files = [sorted((root / sub).glob(f"*_{b}.tif"))[0] for b in bands]
-        with rasterio.open(files[0]) as s0:
-            prof = s0.profile
-        arr = np.stack([rasterio.open(f).read(1) for f in files])
-        prof.update(count=4, driver="GTiff")
-        with rasterio.open(img / f"bercy_{date}.tif", "w", **prof) as dst:
-            dst.write(arr)
-            for i, b in enumerate(bands, 1):
-                dst.set_band_description(i, b)
-    fc = json.loads((root / "bercy.geojson").read_text())
-    fc["features"][0]["properties"] = {"coord_source": "OSCD", "coord_confidence": "high"}
-    (tmp_path / "bercy.geojson").write_text(json.dumps(fc))
-    (tmp_path / "bercy.toml").write_text('[source]\nkind = "local"\npath = "imagery"\n'
-                                         '[grid]\nresolution_m = 10.0\n[detect]\nmin_area_m2 = 800.0\n')
+    write_bercy_inputs(tmp_path, DATA, "min_area_m2 = 800.0\n")
     cfg = load_config(tmp_path / "bercy.toml")
     cfg = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, report=False))
     summary = run_aoi(cfg, tmp_path / "run")
