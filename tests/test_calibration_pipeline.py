@@ -28,6 +28,11 @@ def cal():
     return mod
 
 
+needs_shared = pytest.mark.skipif(not SHARED_DATA.is_dir(),
+                                  reason=f"shared data missing: {SHARED_DATA}")
+
+
+@needs_shared
 def test_real_outlines_are_spacenet_polygons(cal) -> None:
     outs = cal.real_outlines(SHARED_DATA)
     assert len(outs) >= 20
@@ -37,6 +42,7 @@ def test_real_outlines_are_spacenet_polygons(cal) -> None:
     assert any(len(o.exterior.coords) > 5 for o in outs)
 
 
+@needs_shared
 def test_scene_truth_areas_in_size_class(cal) -> None:
     outs = cal.real_outlines(SHARED_DATA)
     for kind in cal.SHAPES:
@@ -67,6 +73,7 @@ def test_guided_trial_contains_truth_easy_case(cal) -> None:
     assert r["ratio_in"] is True
 
 
+@needs_shared
 def test_summary_counts_and_gap(cal) -> None:
     results = [cal.trial(j) for j in cal.jobs(1, 3, resolutions=(10.0,))]
     rows = cal.summarise(results)
