@@ -115,16 +115,16 @@ def test_otsu_constant_sample() -> None:
     assert otsu_threshold(np.array([])) == 0.0
 
 
-# --- the learned model (geo/models) -------------------------------------------------------------
+# --- the learned model (geo/detect/learned.py) -------------------------------------------------------------
 LEVIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "levir_cd" / "crops_256"
 if not LEVIR.is_dir():
     LEVIR = Path("/work/shared/data/levir_cd/crops_256")
 
 
 def test_learned_model_is_small_and_has_cv_folds() -> None:
-    from geo.models import load_models
+    from geo.detect.learned import load_models
 
-    path = Path(__file__).resolve().parents[1] / "geo" / "models" / "change_mlp.npz"
+    path = Path(__file__).resolve().parents[1] / "geo" / "detect" / "change_mlp.npz"
     assert path.stat().st_size < 5 * 1024 * 1024
     models = load_models()
     groups = set(models["all"].trained_on)
@@ -136,7 +136,7 @@ def test_learned_model_is_small_and_has_cv_folds() -> None:
 
 
 def test_learned_picks_a_model_not_trained_on_the_image() -> None:
-    from geo.models import _pick
+    from geo.detect.learned import _pick
 
     assert "test_7" not in _pick("test_7").trained_on
     assert _pick("000213").trained_on == _pick(None).trained_on
@@ -146,7 +146,7 @@ def test_learned_picks_a_model_not_trained_on_the_image() -> None:
 def test_learned_on_held_out_levir_crop() -> None:
     # REAL data: val_27 scored by the fold model that never saw it
     from geo.benchmark import read_image, read_label
-    from geo.models import learned_change_map
+    from geo.detect.learned import learned_change_map
 
     name = "val_27_0000_0256.png"
     a, b = read_image(LEVIR / "A" / name), read_image(LEVIR / "B" / name)
