@@ -171,3 +171,56 @@ def test_shadow_and_seasonal_change_are_not_construction() -> None:
     data[:, hall[0], hall[1]] = np.array([0.5, 0.55, 0.62], np.float32)[:, None, None]
     cm = change_map(a, a.with_data(data), params=PARAMS, method="cva")
     assert cm.mask[hall].mean() > 0.9
+
+
+# --- the registry (issue 11 item 3) -------------------------------------------------------------
+
+
+def test_registry_keys_are_the_types_literals() -> None:
+    """Adding a method is one module + one registry entry + one name in geo/types.py."""
+    from typing import get_args
+
+    from geo import detect, types
+
+    assert set(detect.BUILDING_METHODS) == set(get_args(types.BuildingMethod))
+    assert set(detect.CHANGE_METHODS) == set(get_args(types.ChangeMethod)) - {"auto"}
+    assert set(detect.AUTO_CHANGE.values()) <= set(detect.CHANGE_METHODS)
+    assert set(detect.AUTO_BUILDING.values()) <= set(detect.BUILDING_METHODS)
+    # every method a run config accepts is either a registry key or "auto"
+    assert set(types.DETECT_METHODS) == (set(detect.BUILDING_METHODS) | set(detect.CHANGE_METHODS)
+                                         | {"auto"})
+
+
+def test_change_map_dispatches_through_the_registry(rgb: tuple, monkeypatch: pytest.MonkeyPatch
+                                                    ) -> None:
+    """change_map resolves ``auto`` and calls the registered function (a wrapped entry runs)."""
+    from geo.detect import registry
+
+    a, b, truth = rgb
+    real = registry.CHANGE_METHODS["cva"]
+    seen: list[str] = []
+
+    def spy(a_, b_, params):  # wraps the real method
+        seen.append(params.change_method)
+        return real(a_, b_, params)
+
+    monkeypatch.setitem(registry.CHANGE_METHODS, "cva", spy)  # type: ignore[index]
+    cm = change_map(a, b, params=PARAMS, method="auto")  # rgb: auto -> cva
+    assert seen == ["auto"] and cm.method == "cva" and f1(cm.mask, truth) >= 0.9
+
+
+def test_building_mask_dispatches_through_the_registry(rgb: tuple,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from geo.detect import buildings
+
+    a, _, _ = rgb
+    real = buildings.BUILDING_METHODS["rgb-objects"]
+    calls: list[str] = []
+
+    def spy(ga, params, thr):  # wraps the real method
+        calls.append(ga.date)
+        return real(ga, params, thr)
+
+    monkeypatch.setitem(buildings.BUILDING_METHODS, "rgb-objects", spy)  # type: ignore[index]
+    m = building_mask(a, DetectParams(method="rgb-objects", min_area_m2=50.0))
+    assert calls == [a.date] and m.method == "rgb-objects" and m.mask.any()
