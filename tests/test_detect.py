@@ -191,22 +191,29 @@ def test_registry_keys_are_the_types_literals() -> None:
                                          | {"auto"})
 
 
+def _spy(monkeypatch: pytest.MonkeyPatch, registry: dict, name: str) -> list[tuple]:
+    """Wrap the real registry entry ``name``; returns the list its calls are recorded in."""
+    real = registry[name]
+    calls: list[tuple] = []
+
+    def spy(*args):  # the real method, recorded
+        calls.append(args)
+        return real(*args)
+
+    monkeypatch.setitem(registry, name, spy)
+    return calls
+
+
 def test_change_map_dispatches_through_the_registry(rgb: tuple, monkeypatch: pytest.MonkeyPatch
                                                     ) -> None:
-    """change_map resolves ``auto`` and calls the registered function (a wrapped entry runs)."""
+    """change_map resolves ``auto`` and calls the registered function."""
     from geo.detect import registry
 
     a, b, truth = rgb
-    real = registry.CHANGE_METHODS["cva"]
-    seen: list[str] = []
-
-    def spy(a_, b_, params):  # wraps the real method
-        seen.append(params.change_method)
-        return real(a_, b_, params)
-
-    monkeypatch.setitem(registry.CHANGE_METHODS, "cva", spy)  # type: ignore[index]
+    calls = _spy(monkeypatch, registry.CHANGE_METHODS, "cva")  # type: ignore[arg-type]
     cm = change_map(a, b, params=PARAMS, method="auto")  # rgb: auto -> cva
-    assert seen == ["auto"] and cm.method == "cva" and f1(cm.mask, truth) >= 0.9
+    assert [c[2].change_method for c in calls] == ["auto"]
+    assert cm.method == "cva" and f1(cm.mask, truth) >= 0.9
 
 
 def test_building_mask_dispatches_through_the_registry(rgb: tuple,
@@ -214,13 +221,6 @@ def test_building_mask_dispatches_through_the_registry(rgb: tuple,
     from geo.detect import buildings
 
     a, _, _ = rgb
-    real = buildings.BUILDING_METHODS["rgb-objects"]
-    calls: list[str] = []
-
-    def spy(ga, params, thr):  # wraps the real method
-        calls.append(ga.date)
-        return real(ga, params, thr)
-
-    monkeypatch.setitem(buildings.BUILDING_METHODS, "rgb-objects", spy)  # type: ignore[index]
+    calls = _spy(monkeypatch, buildings.BUILDING_METHODS, "rgb-objects")  # type: ignore[arg-type]
     m = building_mask(a, DetectParams(method="rgb-objects", min_area_m2=50.0))
-    assert calls == [a.date] and m.method == "rgb-objects" and m.mask.any()
+    assert [c[0].date for c in calls] == [a.date] and m.method == "rgb-objects" and m.mask.any()
