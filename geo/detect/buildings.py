@@ -3,6 +3,11 @@
 The ``builtup`` and ``rgb-objects`` methods, their scene-wide thresholds, the building-method
 registry :data:`BUILDING_METHODS` and :func:`building_mask`, which dispatches on it.
 
+The ``UPPER_CASE`` tuning constants keep the values they had inline in the former single-file
+``geo/detect.py`` (no behaviour change). They are hand-set defaults, checked against the
+SYNTHETIC demo and the shared real benchmarks of docs/detection.md, not fitted values; where
+more is known about a value, its docstring says so.
+
 ``contrast-objects`` lives in :mod:`geo.detect.roofs`; this module only registers it.
 """
 

@@ -4,6 +4,11 @@
 :mod:`geo.detect.learned`. Every method ends in :func:`finish` (score over a threshold, then
 :func:`ignorable` pixels dropped and the object cleanup) or in
 :func:`geo.detect.common.change_map_from_probability` (a 0..1 probability over a threshold).
+
+The ``UPPER_CASE`` tuning constants keep the values they had inline in the former single-file
+``geo/detect.py`` (no behaviour change). They are hand-set defaults, checked against the
+SYNTHETIC demo and the shared real benchmarks of docs/detection.md, not fitted values; where
+more is known about a value, its docstring says so.
 """
 
 from __future__ import annotations

@@ -3,6 +3,11 @@
 The result types, Otsu, the object cleanup, outline redrawing and the threshold-and-clean
 finish of a change map.
 
+The ``UPPER_CASE`` tuning constants keep the values they had inline in the former single-file
+``geo/detect.py`` (no behaviour change). They are hand-set defaults, checked against the
+SYNTHETIC demo and the shared real benchmarks of docs/detection.md, not fitted values; where
+more is known about a value, its docstring says so.
+
 Method modules (:mod:`geo.detect.buildings`, :mod:`geo.detect.roofs`,
 :mod:`geo.detect.change`, :mod:`geo.detect.learned`, ...) import from here, never from each
 other's registries, so the package has no import cycle.

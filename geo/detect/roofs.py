@@ -18,6 +18,9 @@ edge, and it is roughly rectangular. :func:`roof_candidates` keeps exactly such 
 The outline of each kept object is then redrawn at the midpoint between roof and local
 background by :func:`contrast_objects_mask`, the ``contrast-objects`` building method
 (unbiased area for straight edges).
+
+The ``UPPER_CASE`` constants and :class:`RoofParams` were set on SYNTHETIC scenes only (they
+keep the values they had inline before the package split).
 """
 
 from __future__ import annotations
