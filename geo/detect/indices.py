@@ -9,7 +9,7 @@ Examples
 --------
 >>> import numpy as np
 >>> nir, red = np.array([0.4, 0.1], np.float32), np.array([0.1, 0.1], np.float32)
->>> normalized_difference(nir, red).round(2).tolist()
+>>> [round(float(x), 2) for x in normalized_difference(nir, red)]
 [0.6, 0.0]
 """
 
