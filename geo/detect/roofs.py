@@ -35,14 +35,8 @@ from scipy import ndimage
 from skimage import morphology
 
 from geo.config import DetectParams
-from geo.detect.common import (
-    ALT_OUTLINE_FRAC,
-    OUTLINE_FRAC,
-    BuildingMask,
-    BuildingThresholds,
-    cleanup_mask,
-    refine_edges,
-)
+from geo.detect import common
+from geo.detect.common import BuildingMask, BuildingThresholds
 from geo.detect.indices import VEG_EXG, excess_green, ndvi, visible
 from geo.geoarray import GeoArray
 
@@ -211,12 +205,12 @@ def contrast_objects_mask(ga: GeoArray, params: DetectParams,
         rp = RoofParams(max_ndvi=VEG_EXG)
     cand, score = roof_candidates(bright, green, v, rp)
     res_m, area = ga.grid.res_m, ga.grid.pixel_area_m2
-    mask = refine_edges(cand, bright, v, frac=OUTLINE_FRAC)
-    alt = refine_edges(cand, bright, v, frac=ALT_OUTLINE_FRAC)
-    mask = cleanup_mask(mask, res_m=res_m, pixel_area_m2=area, params=params, valid=v,
-                        radius_px=0)
-    alt = cleanup_mask(alt, res_m=res_m, pixel_area_m2=area, params=params, valid=v,
-                       radius_px=0)
+    mask = common.refine_edges(cand, bright, v, frac=common.OUTLINE_FRAC)
+    alt = common.refine_edges(cand, bright, v, frac=common.ALT_OUTLINE_FRAC)
+    mask = common.cleanup_mask(mask, res_m=res_m, pixel_area_m2=area, params=params, valid=v,
+                               radius_px=0)
+    alt = common.cleanup_mask(alt, res_m=res_m, pixel_area_m2=area, params=params, valid=v,
+                              radius_px=0)
     if not mask.any():
         log.info("building mask of %s is empty (method contrast-objects)",
                  ga.source_id or ga.date)
