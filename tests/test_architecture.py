@@ -12,6 +12,7 @@ PURE = ["grid", "geoarray", "footprints", "synthetic", "detect", "coreg", "norma
         "measure", "claims", "plan", "types", "errors", "tiles", "plausibility", "roofs",
         "factory_scene", "fit", "guided", "refine", "synthetic_s2"]
 PURE += ["timeline", "timeline_synth"]  # issue 16
+PURE += ["changes"]  # issue 11
 # attribute calls that touch the file system, whatever object they are called on
 FILE_IO_ATTRS = {"read_text", "read_bytes", "write_text", "write_bytes", "open", "mkdir",
                  "unlink", "rmdir", "touch", "iterdir", "rglob", "rmtree", "copyfile", "is_file",
@@ -121,3 +122,116 @@ def test_long_function_checker_finds_a_long_function(tmp_path: Path) -> None:
     body = "\n".join(f"    x{i} = {i}" for i in range(MAX_FUNCTION_LINES))
     (tmp_path / "m.py").write_text(f"def short():\n    return 1\n\n\ndef long():\n{body}\n")
     assert [s.split()[1] for s in _long_functions(tmp_path)] == ["long"]
+
+
+# --- issue 11: typed records across stage boundaries, no import cycle -------------------------
+STAGE_MODULES = ["stages", "pipeline", "runner", "guided_stage", "timeline_stage", "watch"]
+# file edges: these build or read a JSON object (run.json, watch_state.json, index rows)
+JSON_EDGES = {"pipeline._manifest", "runner.to_json", "watch._read_json", "watch._event_record",
+              "watch._claim_outcomes", "watch._index_html", "watch.link", "watch._write_outputs",
+              "watch._summarise"}
+
+
+def _untyped_dict_signatures(path: Path, module: str) -> list[str]:
+    """Functions of ``path`` whose argument or return annotations mention ``dict[str, Any]``."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        a = node.args
+        anns = [x.annotation for x in [*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg]
+                if x is not None and x.annotation is not None]
+        text = " ".join(ast.unparse(t) for t in [*anns, node.returns] if t is not None)
+        if "dict[str, Any]" in text.replace("Dict", "dict") and \
+                f"{module}.{node.name}" not in JSON_EDGES:
+            out.append(f"geo/{path.name}:{node.lineno} {node.name}({text})")
+    return out
+
+
+def test_no_untyped_dict_crosses_a_stage_boundary() -> None:
+    """Stage functions pass geo.records dataclasses; dict[str, Any] only at the JSON edges."""
+    bad = [s for m in STAGE_MODULES for s in _untyped_dict_signatures(GEO / f"{m}.py", m)]
+    assert not bad, "pass a geo.records dataclass instead:\n" + "\n".join(bad)
+
+
+def test_untyped_dict_checker_finds_one(tmp_path: Path) -> None:
+    (tmp_path / "m.py").write_text("from typing import Any\n\n\ndef ok(x: int) -> int:\n"
+                                   "    return x\n\n\ndef bad(meta: dict[str, Any]) -> None:\n"
+                                   "    pass\n")
+    assert [s.split()[1].split("(")[0] for s in _untyped_dict_signatures(tmp_path / "m.py", "m")
+            ] == ["bad"]
+
+
+def _module_name(path: Path, root: Path) -> str:
+    rel = path.relative_to(root.parent).with_suffix("")
+    parts = list(rel.parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _import_graph(root: Path = GEO) -> dict[str, set[str]]:
+    """Module-level imports between the modules of ``root`` (function-level imports are lazy)."""
+    mods = {_module_name(p, root): p for p in root.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in mods.items():
+        deps: set[str] = set()
+        pkg = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for node in ast.parse(path.read_text()).body:  # top level only
+            if isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = pkg.split(".")[: len(pkg.split(".")) - node.level + 1]
+                    base = ".".join([*up, base] if base else up)
+                deps.add(base)
+                deps |= {f"{base}.{a.name}" for a in node.names}
+        graph[name] = {d for d in deps if d in mods and d != name}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One cycle per strongly connected group of modules that import each other."""
+    out, state, stack = [], {}, []  # state: 1 = on the stack, 2 = done
+
+    def visit(n: str) -> None:
+        state[n] = 1
+        stack.append(n)
+        for m in sorted(graph.get(n, ())):
+            if state.get(m) == 1:
+                out.append([*stack[stack.index(m):], m])
+            elif m not in state:
+                visit(m)
+        stack.pop()
+        state[n] = 2
+
+    for n in sorted(graph):
+        if n not in state:
+            visit(n)
+    return out
+
+
+def test_no_import_cycle() -> None:
+    """No module of geo imports itself back at module level (records <- stages <- pipeline)."""
+    cycles = _cycles(_import_graph())
+    assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_import_cycle_checker_finds_one(tmp_path: Path) -> None:
+    pkg = tmp_path / "geo"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from geo.b import x\n")
+    (pkg / "b.py").write_text("from geo import a\nx = 1\n")
+    (pkg / "c.py").write_text("def f():\n    from geo import a\n")
+    assert _cycles(_import_graph(pkg)) == [["geo.a", "geo.b", "geo.a"]]
+
+
+def test_stage_modules_import_alone() -> None:
+    """Each split module imports first in a fresh interpreter (no order-dependent cycle)."""
+    import subprocess
+    import sys
+
+    for m in ["records", "runner", "stages", "pipeline", "changes", "watch"]:
+        r = subprocess.run([sys.executable, "-c", f"import geo.{m}"], capture_output=True,
+                           text=True, cwd=GEO.parent, check=False)
+        assert r.returncode == 0, f"geo.{m}: {r.stderr[-500:]}"
