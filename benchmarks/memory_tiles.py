@@ -129,10 +129,11 @@ elif mode == "untiled":
     out = {"n": len(fp), "area": float(fp["area_m2"].sum()), "threshold": bm.threshold}
 else:
     from geo.config import DetectParams, RunConfig
+    from geo.rundir import RunDir
     from geo.tiled_detect import detect_date_tiled
     cfg = RunConfig(detect=DetectParams(min_area_m2=50.0, tile_px=tile_px,
                                         tile_max_building_m=70.0))
-    _m, _v, det = detect_date_tiled(meta, grid, cfg, folder, "b")
+    _m, _v, det = detect_date_tiled(meta, grid, cfg, RunDir(folder), "b")
     fp = det.footprints
     out = {"n": len(fp), "area": float(fp["area_m2"].sum()),
            "threshold": det.threshold, "tiles": det.tiles}

@@ -523,36 +523,6 @@ def _fmt_area(x: float) -> str:
     return "n/a" if not np.isfinite(x) else f"{x:,.0f}"
 
 
-def _footprint_areas(fp: gpd.GeoDataFrame, params: MeasureParams
-                     ) -> tuple[gpd.GeoDataFrame, AreaErrors, NDArray[np.float64],
-                                tuple[NDArray[np.float64], NDArray[np.float64]]]:
-    """Each footprint's area sd and 95% interval (``area_m2_sd``, ``_lo``, ``_hi``) and errors.
-
-    Vector footprints (``res_m`` 0) take ``params.digitising_sd_m`` as boundary sd when set.
-    """
-    if params.digitising_sd_m is not None and "res_m" in fp.columns:
-        vec = fp["res_m"].fillna(0).to_numpy(dtype=float) == 0
-        fp.loc[vec, "boundary_sd_m"] = float(params.digitising_sd_m)
-    err = footprint_errors(fp)
-    area = fp["area_m2"].to_numpy(dtype=float) if len(fp) else np.zeros(0)
-    lo, hi = area_interval(area, err.total)
-    fp["area_m2_sd"], fp["area_m2_lo"], fp["area_m2_hi"] = err.total, lo, hi
-    return fp, err, area, (lo, hi)
-
-
-def _empty_site_columns(n: int) -> dict[str, Any]:
-    """The measured site columns, NaN / empty, for ``n`` sites."""
-    out: dict[str, Any] = {c: np.full(n, np.nan) for c in (
-        "area_m2", "area_m2_sd", "area_m2_lo", "area_m2_hi", "first_area_m2",
-        "growth_ratio", "growth_ratio_lo", "growth_ratio_hi",
-        "neighbour_area_ratio", "neighbour_area_ratio_lo", "neighbour_area_ratio_hi",
-        "site_share_frac", "site_share_frac_lo", "site_share_frac_hi",
-    )}
-    out["neighbour_id"] = np.full(n, None, dtype=object)
-    out["sentence"] = np.full(n, "", dtype=object)
-    return out
-
-
 def measure_sites(tracks: Tracks, params: MeasureParams) -> Tracks:
     """Add areas with 95% intervals, growth, neighbour and share ratios to tracked sites.
 
@@ -573,11 +543,26 @@ def measure_sites(tracks: Tracks, params: MeasureParams) -> Tracks:
         neighbour on its last-sighting date), ``site_share_frac`` (+ ``_lo``, ``_hi``; share
         of the total footprint area on that date) and ``sentence``. ``events`` unchanged.
     """
-    fp, err, area, (lo, hi) = _footprint_areas(tracks.footprints.copy(), params)
-    sd = err.total
+    fp = tracks.footprints.copy()
     sites = tracks.sites.copy()
+    if params.digitising_sd_m is not None and "res_m" in fp.columns:
+        vec = fp["res_m"].fillna(0).to_numpy(dtype=float) == 0
+        fp.loc[vec, "boundary_sd_m"] = float(params.digitising_sd_m)
+    err = footprint_errors(fp)
+    area = fp["area_m2"].to_numpy(dtype=float) if len(fp) else np.zeros(0)
+    sd = err.total
+    lo, hi = area_interval(area, sd)
+    fp["area_m2_sd"], fp["area_m2_lo"], fp["area_m2_hi"] = sd, lo, hi
+
     n = len(sites)
-    out = _empty_site_columns(n)
+    out: dict[str, Any] = {c: np.full(n, np.nan) for c in (
+        "area_m2", "area_m2_sd", "area_m2_lo", "area_m2_hi", "first_area_m2",
+        "growth_ratio", "growth_ratio_lo", "growth_ratio_hi",
+        "neighbour_area_ratio", "neighbour_area_ratio_lo", "neighbour_area_ratio_hi",
+        "site_share_frac", "site_share_frac_lo", "site_share_frac_hi",
+    )}
+    out["neighbour_id"] = np.full(n, None, dtype=object)
+    out["sentence"] = np.full(n, "", dtype=object)
     if n == 0 or len(fp) == 0:
         for col, val in out.items():
             sites[col] = val
