@@ -12,6 +12,7 @@ PURE = ["grid", "geoarray", "footprints", "synthetic", "detect", "coreg", "norma
         "measure", "claims", "plan", "types", "errors", "tiles", "plausibility",
         "factory_scene", "fit", "guided", "refine", "synthetic_s2"]
 PURE += ["timeline", "timeline_synth"]  # issue 16
+PURE += ["changes"]  # issue 11
 # attribute calls that touch the file system, whatever object they are called on
 FILE_IO_ATTRS = {"read_text", "read_bytes", "write_text", "write_bytes", "open", "mkdir",
                  "unlink", "rmdir", "touch", "iterdir", "rglob", "rmtree", "copyfile", "is_file",
@@ -215,3 +216,58 @@ def test_cycle_checker_finds_a_cycle(tmp_path: Path) -> None:
     (pkg / "c.py").write_text("import geo.a\n")
     assert _import_cycles(pkg) == [["geo.a", "geo.b"]]
     assert _import_cycles(pkg, top_level_only=True) == []
+
+
+# --- issue 11: typed records across stage boundaries, no import cycle -------------------------
+STAGE_MODULES = ["stages", "pipeline", "runner", "guided_stage", "timeline_stage", "watch"]
+# file edges: these build or read a JSON object (run.json, watch_state.json, index rows)
+JSON_EDGES = {"pipeline._manifest", "runner.to_json", "watch._read_json", "watch._event_record",
+              "watch._claim_outcomes", "watch._index_html", "watch.link", "watch._write_outputs",
+              "watch._summarise"}
+
+
+def _untyped_dict_signatures(path: Path, module: str) -> list[str]:
+    """Functions of ``path`` whose argument or return annotations mention ``dict[str, Any]``."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        a = node.args
+        anns = [x.annotation for x in [*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg]
+                if x is not None and x.annotation is not None]
+        text = " ".join(ast.unparse(t) for t in [*anns, node.returns] if t is not None)
+        if "dict[str, Any]" in text.replace("Dict", "dict") and \
+                f"{module}.{node.name}" not in JSON_EDGES:
+            out.append(f"geo/{path.name}:{node.lineno} {node.name}({text})")
+    return out
+
+
+def test_no_untyped_dict_crosses_a_stage_boundary() -> None:
+    """Stage functions pass geo.records dataclasses; dict[str, Any] only at the JSON edges."""
+    bad = [s for m in STAGE_MODULES for s in _untyped_dict_signatures(GEO / f"{m}.py", m)]
+    assert not bad, "pass a geo.records dataclass instead:\n" + "\n".join(bad)
+
+
+def test_untyped_dict_checker_finds_one(tmp_path: Path) -> None:
+    (tmp_path / "m.py").write_text("from typing import Any\n\n\ndef ok(x: int) -> int:\n"
+                                   "    return x\n\n\ndef bad(meta: dict[str, Any]) -> None:\n"
+                                   "    pass\n")
+    assert [s.split()[1].split("(")[0] for s in _untyped_dict_signatures(tmp_path / "m.py", "m")
+            ] == ["bad"]
+
+
+def test_no_import_cycle() -> None:
+    """No module of geo imports itself back at module level (records <- stages <- pipeline)."""
+    cycles = _import_cycles(top_level_only=True)
+    assert not cycles, f"import cycles: {cycles}"
+
+
+def test_stage_modules_import_alone() -> None:
+    """Each split module imports first in a fresh interpreter (no order-dependent cycle)."""
+    import subprocess
+    import sys
+
+    for m in ["records", "runner", "stages", "pipeline", "changes", "watch"]:
+        r = subprocess.run([sys.executable, "-c", f"import geo.{m}"], capture_output=True,
+                           text=True, cwd=GEO.parent, check=False)
+        assert r.returncode == 0, f"geo.{m}: {r.stderr[-500:]}"

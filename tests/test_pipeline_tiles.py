@@ -22,12 +22,12 @@ def test_demo_run_tiled_equals_untiled(tmp_path: Path, caplog: pytest.LogCapture
     caplog.set_level(logging.INFO, logger="geo.detect.tiled")
     config = load_config(demo_run["files"].config)
     assert config.detect.tile_px > max(json.loads(
-        (Path(demo_run["summary"]["run_dir"]) / "grid.json").read_text())["shape"])
-    runs = {0: Path(demo_run["summary"]["run_dir"])}  # the session's demo run is untiled
+        (Path(demo_run["summary"].run_dir) / "grid.json").read_text())["shape"])
+    runs = {0: Path(demo_run["summary"].run_dir)}  # the session's demo run is untiled
     # the demo grid is 461 x 462 px: 256 cuts it into 4 tiles
     cfg = dataclasses.replace(config, detect=dataclasses.replace(config.detect, tile_px=256),
                               output=dataclasses.replace(config.output, report=False))
-    runs[256] = Path(run_aoi(cfg, tmp_path / "run_256")["run_dir"])
+    runs[256] = Path(run_aoi(cfg, tmp_path / "run_256").run_dir)
     a = gpd.read_file(runs[0] / "footprints.geojson")
     b = gpd.read_file(runs[256] / "footprints.geojson")
     assert len(a) >= 4

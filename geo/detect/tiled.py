@@ -14,17 +14,17 @@ import dataclasses
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import geopandas as gpd
 import numpy as np
 from numpy.typing import NDArray
 
 from geo.config import RunConfig
 from geo.detect import building_method
+from geo.footprints import valid_geometry
 from geo.geoarray import GeoArray
 from geo.grid import Grid
 from geo.reading import read_to_grid
+from geo.records import DateRecord, DetectResult
 from geo.rundir import RunDir
 from geo.tiles import Window, sample_thresholds, sub_grid, tile_windows, tiled_footprints
 
@@ -38,26 +38,28 @@ def needs_tiles(grid: Grid, config: RunConfig) -> bool:
     return 0 < config.detect.tile_px < max(grid.shape)
 
 
-def _reader(scene: Path, valid: Path, meta: dict[str, Any]) -> Callable[[Grid], GeoArray]:
+def _reader(scene: Path, valid: Path, meta: DateRecord) -> Callable[[Grid], GeoArray]:
     def read(g: Grid) -> GeoArray:
-        ga = read_to_grid(str(scene), g, date=meta["date"], source_id=meta["source_id"],
-                          roles=meta["bands"])
-        vm = read_to_grid(str(valid), g, date=meta["date"], roles=["b1"])
-        ga = dataclasses.replace(ga, kind=meta["kind"])
+        ga = read_to_grid(str(scene), g, date=meta.date, source_id=meta.source_id,
+                          roles=list(meta.bands))
+        vm = read_to_grid(str(valid), g, date=meta.date, roles=["b1"])
+        ga = dataclasses.replace(ga, kind=meta.kind)
         return ga.with_data(ga.data, valid=(vm.data[0] > 0) & ga.valid)
 
     return read
 
 
-def detect_date_tiled(meta: dict[str, Any], grid: Grid, config: RunConfig, partial: RunDir,
-                      aoi_name: str) -> tuple[gpd.GeoDataFrame, NDArray[np.uint8],
-                                              NDArray[np.bool_], dict[str, Any]]:
-    """Footprints, mask (uint8, 255 = no data) and valid mask of one date, tile by tile.
+def detect_date_tiled(meta: DateRecord, grid: Grid, config: RunConfig, partial: RunDir,
+                      aoi_name: str) -> tuple[NDArray[np.uint8], NDArray[np.bool_],
+                                              DetectResult]:
+    """Mask (uint8, 255 = no data), valid mask and detection of one date, tile by tile.
+
+    The detection's footprints are not yet through the plausibility gates.
 
     The footprints equal those of an untiled run with the same thresholds (see
     :mod:`geo.tiles`).
     """
-    d = meta["date"]
+    d = meta.date
     read = _reader(partial.scene(d), partial.valid_mask(d), meta)
     params = config.detect
     tile_px = params.tile_px
@@ -74,9 +76,9 @@ def detect_date_tiled(meta: dict[str, Any], grid: Grid, config: RunConfig, parti
         valid[r0:r1, c0:c1] = v
 
     fp = tiled_footprints(read, grid, params, thresholds=thr, date=d, aoi_name=aoi_name,
-                          tile_px=tile_px, coreg_residual_m=float(meta.get("residual_m", 0.0)),
+                          tile_px=tile_px, coreg_residual_m=meta.residual,
                           on_tile=keep)
     n_tiles = len(tile_windows(grid.shape, tile_px))
     log.info("detect %s: %d tiles of %d px, %d footprints", d, n_tiles, tile_px, len(fp))
-    return fp, mask, valid, {"detect_method": method, "detect_threshold": thr.threshold,
-                             "detect_tiles": n_tiles}
+    return mask, valid, DetectResult(footprints=fp, valid=valid_geometry(valid, grid),
+                                     method=method, threshold=thr.threshold, tiles=n_tiles)
