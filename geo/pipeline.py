@@ -604,7 +604,7 @@ def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoD
             extra: dict[str, Any], progress: Progress[Any] | None = None) -> dict[str, Any]:
     """Track, measure and write every vector output, run.json and the report; publish."""
     from geo.measure import measure_sites
-    from geo.timeline_stage import with_timeline
+    from geo.timeline_stage import timeline_json, with_timeline
 
     partial = session.partial
     with stage("track+measure") as rec:
@@ -615,7 +615,8 @@ def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoD
         rec.update(n_sites=len(tracks.sites), n_events=len(tracks.events))
     tracks = _carry_columns(tracks, dates)
     tracks = _with_cloud_share(tracks, valid_by_date)
-    tracks = with_timeline(tracks, partial, grid, run_warnings)  # geo/timeline_stage.py
+    with stage("timeline"):  # geo/timeline_stage.py
+        tracks = with_timeline(tracks, partial, grid, run_warnings)
     changes = changes_from_events(tracks.events, tracks.footprints)
     synthetic = _is_synthetic(aoi)
     outputs: dict[str, str] = {}
@@ -639,6 +640,7 @@ def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoD
         "warnings": run_warnings,
         "stages": stage.records,
         "n_sites": len(tracks.sites),
+        "timeline": timeline_json(tracks.sites),
         **extra,
     }
     _write_json(partial.run_json, manifest)

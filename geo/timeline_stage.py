@@ -15,48 +15,104 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import rasterio
+from rasterio.windows import Window
 
+from geo.geoarray import GeoArray
 from geo.grid import Grid
+from geo.reading import GDAL_ENV
 from geo.rundir import RunDir
-from geo.timeline import FEATURES, SceneStats, Timeline, fit_timeline, scene_stats, timeline_record
+from geo.timeline import (
+    EVENTS,
+    FEATURES,
+    SceneStats,
+    Timeline,
+    building_window,
+    event_from_record,
+    fit_timeline,
+    scene_stats,
+    timeline_record,
+    window_grid,
+)
 
-__all__ = ["series_table", "with_timeline"]
+__all__ = ["series_table", "timeline_json", "with_timeline"]
 
 log = logging.getLogger(__name__)
 
 
-def _series(run: RunDir, grid: Grid, outlines: dict[str, Any]) -> dict[str, list[SceneStats]]:
-    """Per site, the statistics of every usable scene (each scene read once)."""
-    from geo.pipeline import _load_scene
-    from geo.reading import read_to_grid
+def _usable_meta(run: RunDir, date: str, res_m: float) -> dict[str, Any] | None:
+    """A scene's metadata, or ``None`` when it is skipped or misaligned by more than a pixel."""
+    meta_path = run.scene_meta(date)
+    if not meta_path.is_file():
+        return None
+    meta: dict[str, Any] = json.loads(meta_path.read_text())
+    if meta.get("skipped") or float(meta.get("residual_m") or 0.0) > res_m:
+        return None  # misaligned by more than a pixel: the outline would sample the ring
+    bands = meta.get("bands", [])
+    ok = ("red" in bands and "nir" in bands) or {"red", "green", "blue"} <= set(bands)
+    return meta if ok else None
 
+
+def _read_windows(path: Path, mask_path: Path, meta: dict[str, Any], grid: Grid,
+                  wins: dict[str, tuple[slice, slice]]) -> dict[str, GeoArray]:
+    """Each window of a run scene (on ``grid`` already: plain windowed reads, no warp).
+
+    ``valid`` is the scene's nodata/mask and its valid mask (clouds) from the checkpoint.
+    """
+    out: dict[str, GeoArray] = {}
+    with rasterio.Env(**GDAL_ENV), rasterio.open(path) as src:
+        vm = rasterio.open(mask_path) if mask_path.is_file() else None
+        try:
+            for sid, win in wins.items():
+                w = Window.from_slices(*win)
+                data = src.read(window=w, out_dtype="float32", masked=True)
+                arr = np.ma.getdata(data)
+                valid = (np.all(src.read_masks(window=w) > 0, axis=0)
+                         & ~np.any(np.ma.getmaskarray(data), axis=0)
+                         & np.all(np.isfinite(arr), axis=0))
+                if vm is not None:
+                    valid &= vm.read(1, window=w) > 0
+                out[sid] = GeoArray(data=arr, valid=valid, grid=window_grid(grid, win),
+                                    date=meta["date"], bands=tuple(meta["bands"]),
+                                    source_id=meta["source_id"], kind=meta["kind"])
+        finally:
+            if vm is not None:
+                vm.close()
+    return out
+
+
+def _series(run: RunDir, grid: Grid, outlines: dict[str, Any]) -> dict[str, list[SceneStats]]:
+    """Per site, the statistics of every usable scene, read window by window.
+
+    Only each building's window (outline, ring and margin: :func:`building_window`) of the
+    scene and of its valid mask is read.
+    """
+    wins = {sid: w for sid, g in outlines.items()
+            if 0 not in window_grid(grid, w := building_window(grid, g)).shape}
     out: dict[str, list[SceneStats]] = {sid: [] for sid in outlines}
     for date, path in run.scenes().items():
-        meta_path = run.scene_meta(date)
-        if not meta_path.is_file():
+        meta = _usable_meta(run, date, grid.res_m)
+        if meta is None:
             continue
-        meta = json.loads(meta_path.read_text())
-        if meta.get("skipped") or float(meta.get("residual_m") or 0.0) > grid.res_m:
-            continue  # misaligned by more than a pixel: the outline would sample the ring
-        ga = _load_scene(path, grid, meta)
-        if not ga.has("red", "nir"):
-            continue
-        if run.valid_mask(date).is_file():
-            vm = read_to_grid(str(run.valid_mask(date)), grid, date=date, roles=["b1"])
-            ga = ga.with_data(ga.data, valid=(vm.data[0] > 0) & ga.valid)
-        for sid, geom in outlines.items():
-            st = scene_stats(ga, geom)
+        for sid, ga in _read_windows(path, run.valid_mask(date), meta, grid, wins).items():
+            st = scene_stats(ga, outlines[sid])
             if st is not None:
                 out[sid].append(st)
     return out
 
 
 def series_table(fits: dict[str, Timeline]) -> pd.DataFrame:
-    """One row per site and scene: date, sensor resolution, phase, inside and contrast indices."""
-    rows = [{"site_id": sid, "date": st.date, "res_m": st.res_m, "phase": ph,
+    """One row per site and scene: date, resolution, RGB or not, phase, inside and contrast indices.
+
+    On RGB rows ``ndvi_*`` is excess green and ``bsi_*`` the red-blue index
+    (:func:`geo.timeline._rgb_indices`).
+    """
+    rows = [{"site_id": sid, "date": st.date, "res_m": st.res_m, "rgb": st.rgb, "phase": ph,
              **{f"{f}_in": round(float(v), 4) for f, v in zip(FEATURES, st.inside, strict=True)},
              **{f"{f}_contrast": round(float(v), 4)
                 for f, v in zip(FEATURES, st.contrast, strict=True)}}
@@ -119,3 +175,26 @@ def with_timeline(tracks: Any, run: RunDir, grid: Grid | None, warnings: list[st
     log.info("timeline: %d sites over %d scenes", len(fits),
              max((len(t.dates) for t in fits.values()), default=0))
     return dataclasses.replace(tracks, sites=sites, footprints=fp)
+
+
+def timeline_json(sites: pd.DataFrame) -> dict[str, dict[str, Any]] | None:
+    """The ``timeline`` key of ``run.json``: per site, its phase, scenes and event dates.
+
+    ``{site_id: {"phase", "scenes", "cleared": {"date", "lo", "hi", "confidence"},
+    "roofed": {...}}}`` (schema: :class:`geo.export.run_schema.SiteTimeline`); ``None`` when
+    the run has no timeline columns (no usable series).
+    """
+    if "timeline_scenes" not in sites.columns:
+        return None
+    out: dict[str, dict[str, Any]] = {}
+    for rec in sites.drop(columns="geometry", errors="ignore").to_dict("records"):
+        n = rec.get("timeline_scenes")
+        entry: dict[str, Any] = {
+            "phase": rec["phase"] if isinstance(rec.get("phase"), str) else None,
+            "scenes": int(n) if isinstance(n, int | float) and n == n else 0}
+        for name in EVENTS:
+            ev = event_from_record({str(k): v for k, v in rec.items()}, name)
+            entry[name] = {"date": ev.estimate, "lo": ev.lo, "hi": ev.hi,
+                           "confidence": round(ev.confidence, 4)}
+        out[str(rec["site_id"])] = entry
+    return out
