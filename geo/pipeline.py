@@ -332,7 +332,7 @@ def _run_stages(config: RunConfig, aoi: Aoi, grid: Grid, source: Any, scenes: li
                                "detect_threshold", "valid_frac")} for m in metas],
         "change_maps": change_meta, "inputs": inputs}
     return _finish(config, aoi, grid, footprints, dates, valid_by_date, session, stage,
-                   run_warnings, started, extra, progress=prog)
+                   run_warnings, started, extra, progress=prog, source=source)
 
 
 def detect_date(meta: dict[str, Any], grid: Grid, config: RunConfig, partial: RunDir,
@@ -601,8 +601,12 @@ def _export_layers(tracks: Any, changes: gpd.GeoDataFrame, partial: RunDir,
 def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoDataFrame,
             dates: list[str], valid_by_date: dict[str, BaseGeometry] | None,
             session: RunSession, stage: _Stages, run_warnings: list[str], started: str,
-            extra: dict[str, Any], progress: Progress[Any] | None = None) -> dict[str, Any]:
-    """Track, measure and write every vector output, run.json and the report; publish."""
+            extra: dict[str, Any], progress: Progress[Any] | None = None,
+            source: Any = None) -> dict[str, Any]:
+    """Track, measure and write every vector output, run.json and the report; publish.
+
+    ``source``: the run's imagery source, for the timeline's extra STAC scenes.
+    """
     from geo.measure import measure_sites
     from geo.timeline_stage import timeline_json, with_timeline
 
@@ -616,7 +620,8 @@ def _finish(config: RunConfig, aoi: Aoi, grid: Grid | None, footprints: gpd.GeoD
     tracks = _carry_columns(tracks, dates)
     tracks = _with_cloud_share(tracks, valid_by_date)
     with stage("timeline"):  # geo/timeline_stage.py
-        tracks = with_timeline(tracks, partial, grid, run_warnings)
+        tracks = with_timeline(tracks, partial, grid, run_warnings, source=source, aoi=aoi,
+                               span=(config.source.start or None, config.source.end or None))
     changes = changes_from_events(tracks.events, tracks.footprints)
     synthetic = _is_synthetic(aoi)
     outputs: dict[str, str] = {}

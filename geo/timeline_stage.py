@@ -23,6 +23,7 @@ import pandas as pd
 import rasterio
 from rasterio.windows import Window
 
+from geo.aoi import Aoi
 from geo.geoarray import GeoArray
 from geo.grid import Grid
 from geo.reading import GDAL_ENV
@@ -39,6 +40,7 @@ from geo.timeline import (
     timeline_record,
     window_grid,
 )
+from geo.timeline_extra import extra_series
 
 __all__ = ["series_table", "timeline_json", "with_timeline"]
 
@@ -137,7 +139,9 @@ def _multispectral(run: RunDir) -> list[bool]:
     return out
 
 
-def with_timeline(tracks: Any, run: RunDir, grid: Grid | None, warnings: list[str]) -> Any:
+def with_timeline(tracks: Any, run: RunDir, grid: Grid | None, warnings: list[str], *,
+                  source: Any = None, aoi: Aoi | None = None,
+                  span: tuple[str | None, str | None] = (None, None)) -> Any:
     """``tracks`` with the timeline columns on sites and ``phase`` on footprints.
 
     Parameters
@@ -150,11 +154,20 @@ def with_timeline(tracks: Any, run: RunDir, grid: Grid | None, warnings: list[st
         The AOI grid; ``None`` (a ``measure`` run from footprints) adds nothing.
     warnings
         The run's warnings, appended to when multispectral scenes gave no usable series.
+    source, aoi, span
+        The run's imagery source, AOI and ``(start, end)``: from a STAC source, the scenes it
+        did not choose are added, read by building window (:mod:`geo.timeline_extra`).
     """
     if grid is None or not len(tracks.sites):
         return tracks
     outlines = dict(zip(tracks.sites["site_id"], tracks.sites.geometry, strict=True))
     series = _series(run, grid, outlines)
+    if source is not None and aoi is not None:
+        more, warn = extra_series(source, aoi, grid, set(run.scenes()), outlines,
+                                  start=span[0], end=span[1])
+        warnings.extend([warn] if warn else [])
+        for sid, extra in more.items():
+            series[sid] += extra
     if not any(series.values()):
         if any(_multispectral(run)):
             warnings.append("construction timeline: no scene clear enough over any site "
