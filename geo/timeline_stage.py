@@ -64,27 +64,29 @@ def _read_windows(path: Path, mask_path: Path, meta: dict[str, Any], grid: Grid,
                   wins: dict[str, tuple[slice, slice]]) -> dict[str, GeoArray]:
     """Each window of a run scene (on ``grid`` already: plain windowed reads, no warp).
 
-    ``valid`` is the scene's nodata/mask and its valid mask (clouds) from the checkpoint.
+    One read of the windows' bounding box (scene, its nodata mask and the valid mask of the
+    checkpoint: clouds), cut into the windows in memory; nothing outside the buildings' box.
     """
-    out: dict[str, GeoArray] = {}
+    if not wins:
+        return {}
+    r0 = min(w[0].start for w in wins.values())
+    r1 = max(w[0].stop for w in wins.values())
+    c0 = min(w[1].start for w in wins.values())
+    c1 = max(w[1].stop for w in wins.values())
+    box = Window.from_slices(slice(r0, r1), slice(c0, c1))
     with rasterio.Env(**GDAL_ENV), rasterio.open(path) as src:
-        vm = rasterio.open(mask_path) if mask_path.is_file() else None
-        try:
-            for sid, win in wins.items():
-                w = Window.from_slices(*win)
-                data = src.read(window=w, out_dtype="float32", masked=True)
-                arr = np.ma.getdata(data)
-                valid = (np.all(src.read_masks(window=w) > 0, axis=0)
-                         & ~np.any(np.ma.getmaskarray(data), axis=0)
-                         & np.all(np.isfinite(arr), axis=0))
-                if vm is not None:
-                    valid &= vm.read(1, window=w) > 0
-                out[sid] = GeoArray(data=arr, valid=valid, grid=window_grid(grid, win),
-                                    date=meta["date"], bands=tuple(meta["bands"]),
-                                    source_id=meta["source_id"], kind=meta["kind"])
-        finally:
-            if vm is not None:
-                vm.close()
+        arr = src.read(window=box, out_dtype="float32")
+        valid = np.all(src.read_masks(window=box) > 0, axis=0) & np.all(np.isfinite(arr), axis=0)
+    if mask_path.is_file():
+        with rasterio.open(mask_path) as vm:
+            valid &= vm.read(1, window=box) > 0
+    out: dict[str, GeoArray] = {}
+    for sid, (rr, cc) in wins.items():
+        r, c = slice(rr.start - r0, rr.stop - r0), slice(cc.start - c0, cc.stop - c0)
+        out[sid] = GeoArray(data=np.ascontiguousarray(arr[:, r, c]), valid=valid[r, c],
+                            grid=window_grid(grid, (rr, cc)), date=meta["date"],
+                            bands=tuple(meta["bands"]), source_id=meta["source_id"],
+                            kind=meta["kind"])
     return out
 
 
