@@ -102,7 +102,8 @@ def timeline_figure_html(timeline_csv: Path, sites: pd.DataFrame | None, out: Pa
     for ax, sid in zip(axes, sids, strict=True):
         _panel(ax, series[series["site_id"] == sid].sort_values("date"), sid, sites)
     fig.suptitle("Construction timeline", fontsize=12)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.07, right=0.98, top=1 - 0.9 / (3.4 * len(sids) + 0.6),
+                        bottom=0.35 / (3.4 * len(sids) + 0.6), hspace=0.45)
     FigureCanvasAgg(fig)
     name = "timeline.png"
     fig.savefig(out / name, dpi=dpi, facecolor="white")
