@@ -59,8 +59,11 @@ class Shift:
         return math.hypot(self.dy_px, self.dx_px)
 
 
-MIN_CHECKED_SHIFT_PX = 2.0
-"""Shifts of at least this many pixels are applied only if they improve the agreement."""
+MIN_CHECKED_SHIFT_PX = 0.0
+"""Shifts larger than this many pixels are applied only if they improve the agreement.
+
+Zero: every shift is checked. Sub-pixel and 1-2 px peaks of noise on a featureless patch
+(a 30 × 30 px field around one hall) are as wrong as large ones and used to be applied."""
 MIN_NCC_GAIN = 0.01
 """A checked shift must raise the correlation with the reference by more than this; a shift
 estimated on featureless or changed ground (a peak of noise) does not, and is refused rather
@@ -73,6 +76,20 @@ def _ncc(a: NDArray[np.float32], b: NDArray[np.float32], valid: NDArray[np.bool_
     if x.size < 2 or not (x.std() > 0 and y.std() > 0):
         return float("nan")
     return float(np.corrcoef(x, y)[0, 1])
+
+
+def _lossless_shift(img: NDArray[np.float32], valid: NDArray[np.bool_], dy: float, dx: float
+                    ) -> NDArray[np.float32]:
+    """``img`` moved by ``(dy, dx)`` in the Fourier domain (invalid pixels filled first).
+
+    For judging a shift: bilinear resampling smooths the noise away at fractional shifts, so
+    any sub-pixel shift of a noisy featureless image would seem to raise the correlation; a
+    Fourier shift keeps the spectrum.
+    """
+    fill = float(img[valid].mean()) if valid.any() else 0.0
+    src = np.where(valid & np.isfinite(img), img, fill).astype(np.float64)
+    out = np.fft.ifftn(ndimage.fourier_shift(np.fft.fftn(src), (dy, dx))).real
+    return out.astype(np.float32)
 
 
 def _prepare(img: NDArray[np.float32], valid: NDArray[np.bool_]) -> NDArray[np.float64]:
@@ -191,36 +208,62 @@ def coregister(
         The aligned ``mov`` and the shift applied. When ``ok`` is False the
         image is not moved and ``residual_px`` is the estimated (uncorrected)
         misalignment, NaN if even that failed.
+
+    Notes
+    -----
+    Every non-zero shift is applied only if it raises the correlation with the reference
+    (``mov`` moved losslessly, by Fourier shift) by more than unrelated images reach by chance
+    (``2·sqrt(2 ln n / n)``, n valid pixels) or halves the misfit ``1 − correlation``. A
+    sub-pixel shift that does not is left out with ``ok`` True, no shift and the estimate as
+    ``residual_px`` (the doubt left); a larger one is refused with ``ok`` False.
     """
     check_same_grid(ref.grid, mov.grid,
                     what=f"{mov.source_id or mov.date} vs {ref.source_id or ref.date}")
     a = brightness(ref)
     valid = ref.valid & mov.valid
     est = estimate_shift(a, brightness(mov), valid=valid)
+    name = mov.source_id or mov.date
     if not est.ok:
         log.warning("co-registration of %s to %s failed (too little valid overlap)",
-                    mov.source_id or mov.date, ref.source_id or ref.date)
+                    name, ref.source_id or ref.date)
         return mov, est
-    if est.magnitude_px > max_shift_px:
-        log.warning("co-registration of %s: shift %.2f px above max_shift_px=%.1f; not applied",
-                    mov.source_id or mov.date, est.magnitude_px, max_shift_px)
-        return mov, Shift(dy_px=est.dy_px, dx_px=est.dx_px, error=est.error,
-                          residual_px=est.magnitude_px, ok=False)
     moved = apply_shift(mov, est.dy_px, est.dx_px)
-    if est.magnitude_px >= MIN_CHECKED_SHIFT_PX:
-        both = valid & moved.valid
-        before, after = _ncc(a, brightness(mov), both), _ncc(a, brightness(moved), both)
-        # the largest correlation two unrelated images reach at some shift: ~sqrt(2 ln n / n)
-        chance = math.sqrt(2.0 * math.log(max(int(both.sum()), 2)) / max(int(both.sum()), 2))
-        if not (after > before + max(MIN_NCC_GAIN, 2.0 * chance) and after > 3.0 * chance):
+    if est.magnitude_px > MIN_CHECKED_SHIFT_PX:
+        before, after, significant = _significance(a, mov, valid & moved.valid, est)
+        if not significant:
+            if est.magnitude_px < 1.0:  # a sub-pixel peak of noise: leave the image, say so
+                log.info("co-registration of %s: a %.2f px shift is not significant; "
+                         "not applied", name, est.magnitude_px)
+                return mov, Shift(dy_px=0.0, dx_px=0.0, error=est.error,
+                                  residual_px=est.magnitude_px, ok=True)
             log.warning("co-registration of %s: a shift of %.2f px does not improve agreement "
                         "with the reference (correlation %.3f -> %.3f); not applied",
-                        mov.source_id or mov.date, est.magnitude_px, before, after)
+                        name, est.magnitude_px, before, after)
             return mov, Shift(dy_px=est.dy_px, dx_px=est.dx_px, error=est.error,
                               residual_px=float("nan"), ok=False)
+    if est.magnitude_px > max_shift_px:  # a real misalignment beyond the limit
+        log.warning("co-registration of %s: shift %.2f px above max_shift_px=%.1f; not applied",
+                    name, est.magnitude_px, max_shift_px)
+        return mov, Shift(dy_px=est.dy_px, dx_px=est.dx_px, error=est.error,
+                          residual_px=est.magnitude_px, ok=False)
     again = estimate_shift(a, brightness(moved), valid=valid & moved.valid)
     residual = again.magnitude_px if again.ok else float("nan")
     log.info("co-registration of %s: shift (%.2f, %.2f) px, residual %.2f px",
-             mov.source_id or mov.date, est.dy_px, est.dx_px, residual)
+             name, est.dy_px, est.dx_px, residual)
     return moved, Shift(dy_px=est.dy_px, dx_px=est.dx_px, error=est.error,
                         residual_px=residual, ok=True)
+
+
+def _significance(a: NDArray[np.float32], mov: GeoArray, both: NDArray[np.bool_], est: Shift
+                  ) -> tuple[float, float, bool]:
+    """Correlation with the reference before and after the shift, and whether it is real.
+
+    Real: the (lossless) shift raises the correlation by more than unrelated images reach by
+    chance at some shift (~ sqrt(2 ln n / n), n pixels), or halves the misfit 1 − r.
+    """
+    before = _ncc(a, brightness(mov), both)
+    after = _ncc(a, _lossless_shift(brightness(mov), mov.valid, est.dy_px, est.dx_px), both)
+    n = max(int(both.sum()), 2)
+    chance = math.sqrt(2.0 * math.log(n) / n)
+    gain = after > before + max(MIN_NCC_GAIN, 2.0 * chance) or (1 - after) < 0.5 * (1 - before)
+    return before, after, bool(gain and after > 3.0 * chance)

@@ -72,6 +72,7 @@ class RunContext:
     started: str = dataclasses.field(
         default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     workers: int = 1
+    source: Any = None  # the run's imagery source (the timeline reads extra STAC scenes)
 
     @property
     def partial(self) -> RunDir:
@@ -158,7 +159,7 @@ def run_aoi(
                        inputs=_config_inputs(config))
     ctx = RunContext(config=config, aoi=aoi, grid=grid, session=session, stages=stage,
                      progress=progress or no_progress, warnings=run_warnings, started=started,
-                     workers=workers)
+                     workers=workers, source=source)
     return _guarded(session, lambda: _run_stages(ctx, grid, source, scenes))
 
 
@@ -363,6 +364,8 @@ def _export_layers(tracks: Any, changes: gpd.GeoDataFrame, partial: RunDir,
 
 def _manifest(ctx: RunContext, tracks: Any, inputs: RunInputs) -> dict[str, Any]:
     """The run.json object (the file edge: written as JSON by :func:`_finish`)."""
+    from geo.timeline_stage import timeline_json
+
     aoi, grid = ctx.aoi, ctx.grid
     return {
         "factorywatch": __version__,
@@ -379,6 +382,7 @@ def _manifest(ctx: RunContext, tracks: Any, inputs: RunInputs) -> dict[str, Any]
         "warnings": ctx.warnings,
         "stages": ctx.stages.to_json(),
         "n_sites": len(tracks.sites),
+        "timeline": timeline_json(tracks.sites),
         **inputs.to_json(),
     }
 
@@ -399,7 +403,9 @@ def _finish(ctx: RunContext, footprints: gpd.GeoDataFrame,
         notes.update(n_sites=len(tracks.sites), n_events=len(tracks.events))
     tracks = _carry_columns(tracks, dates)
     tracks = _with_cloud_share(tracks, valid_by_date)
-    tracks = with_timeline(tracks, partial, grid, ctx.warnings)  # geo/timeline_stage.py
+    with ctx.stages("timeline"):  # geo/timeline_stage.py
+        tracks = with_timeline(tracks, partial, grid, ctx.warnings, source=ctx.source, aoi=aoi,
+                               span=(config.source.start or None, config.source.end or None))
     changes = changes_from_events(tracks.events, tracks.footprints)
     outputs: dict[str, str] = {}
     with ctx.stages("export") as notes:

@@ -35,6 +35,7 @@ resolved (its interval then spans the whole gap).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 from collections.abc import Sequence
@@ -43,16 +44,33 @@ from typing import Literal
 
 import numpy as np
 import shapely
+from affine import Affine
 from numpy.typing import NDArray
 from shapely.geometry.base import BaseGeometry
 
 from geo.detect.indices import normalized_difference
 from geo.geoarray import GeoArray
+from geo.grid import Grid
 from geo.types import Verdict
 
-__all__ = ["EVENTS", "FEATURES", "MIN_CONFIDENCE", "DateClaim", "Phase", "PhaseDate", "SceneStats",
-           "Timeline", "build_series", "check_date_claim", "event_from_record", "fit_timeline",
-           "scene_stats", "timeline_record"]
+__all__ = [
+    "EVENTS",
+    "FEATURES",
+    "MIN_CONFIDENCE",
+    "DateClaim",
+    "Phase",
+    "PhaseDate",
+    "SceneStats",
+    "Timeline",
+    "build_series",
+    "building_window",
+    "check_date_claim",
+    "event_from_record",
+    "fit_timeline",
+    "scene_stats",
+    "timeline_record",
+    "window_grid",
+]
 
 Phase = Literal["vegetated", "cleared", "construction", "roofed", "unknown"]
 FEATURES: tuple[str, ...] = ("ndvi", "bsi", "bright")
@@ -64,6 +82,8 @@ MIN_VALID_FRAC = 0.6
 _SE_FLOOR = np.array([0.02, 0.015, 0.006])
 """Per-feature floor of a scene's standard error (residual calibration/co-registration)."""
 _MIN_SEG = 2
+_SHORT = 8
+"""Series with fewer scenes (a few yearly RGB dates) allow one-scene phases (:func:`_min_seg`)."""
 _MAX_SEG = 5
 _MIN_SLOPE_N = 4
 
@@ -81,6 +101,9 @@ class SceneStats:
     """Standard error of ``contrast`` per feature."""
     n_inside: int
     res_m: float
+    rgb: bool = False
+    """True when the scene has no NIR: :data:`FEATURES` are then the RGB stand-ins
+    (excess green for NDVI, red-blue index for BSI; see :func:`_rgb_indices`)."""
 
 
 @dataclass(frozen=True)
@@ -118,8 +141,31 @@ class Timeline:
 
 # ---------------------------------------------------------------- per-scene statistics
 
+def _rgb_indices(ga: GeoArray) -> NDArray[np.float32]:
+    """(3, rows, cols) stand-ins from RGB alone: excess green, red-blue index, brightness.
+
+    Excess green (2G − R − B) / (R + G + B) separates green vegetation from soil and roofs
+    (grey, red and blue ones) as NDVI does, less strongly; (R − B) / (R + B) is a colour index
+    (soil and red roofs high, grey and blue roofs low); brightness is the RGB mean on a 0-1
+    scale (8-bit DN / 255, 16-bit DN / 10000). None of them tells a roof from a paved yard.
+    """
+    red, green, blue = ga.band("red"), ga.band("green"), ga.band("blue")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        exg = (2 * green - red - blue) / (red + green + blue)
+        rbi = (red - blue) / (red + blue)
+    bright = (red + green + blue) / 3.0
+    top = float(np.nanpercentile(bright[ga.valid], 99)) if ga.valid.any() else 0.0
+    scale = 1.0 if top <= 1.5 else 255.0 if top <= 300.0 else 10_000.0
+    return np.stack([exg, rbi, bright / scale]).astype(np.float32)
+
+
 def _indices(ga: GeoArray) -> NDArray[np.float32]:
-    """(3, rows, cols) NDVI, BSI and brightness; BSI falls back to −NDVI without SWIR."""
+    """(3, rows, cols) NDVI, BSI and brightness; BSI falls back to −NDVI without SWIR.
+
+    Without NIR (RGB imagery) the RGB stand-ins of :func:`_rgb_indices`.
+    """
+    if not ga.has("nir"):
+        return _rgb_indices(ga)
     nir, red = ga.band("nir"), ga.band("red")
     blue = ga.band("blue") if ga.has("blue") else red
     swir = ga.band("swir16") if ga.has("swir16") else None
@@ -148,6 +194,37 @@ def _masks(outline: BaseGeometry, ga: GeoArray, ring_m: float
     return np.asarray(inside, bool), np.asarray(ring, bool)
 
 
+def building_window(grid: Grid, outline: BaseGeometry, *, ring_m: float = 30.0
+                    ) -> tuple[slice, slice]:
+    """Rows and columns of ``grid`` holding the outline, its ring and a one-pixel margin.
+
+    What :func:`scene_stats` reads of a scene: a building's statistics need nothing else, so
+    extra scenes can be read window by window (:mod:`geo.timeline_stage`).
+    """
+    res = grid.res_m
+    x0, y0, x1, y1 = outline.buffer(max(ring_m, 2.0 * res) + 2.0 * res).bounds
+    inv = ~grid.transform
+    c0, r0 = inv * (x0, y1)
+    c1, r1 = inv * (x1, y0)
+    rows, cols = grid.shape
+    return (slice(max(int(np.floor(r0)), 0), min(int(np.ceil(r1)), rows)),
+            slice(max(int(np.floor(c0)), 0), min(int(np.ceil(c1)), cols)))
+
+
+def window_grid(grid: Grid, win: tuple[slice, slice]) -> Grid:
+    """The sub-grid of ``grid`` covering the window ``win`` (rows, cols), pixel-aligned."""
+    r, c = win
+    return Grid(grid.crs, grid.transform * Affine.translation(c.start, r.start),
+                (r.stop - r.start, c.stop - c.start))
+
+
+def _crop(ga: GeoArray, win: tuple[slice, slice]) -> GeoArray:
+    """The pixels of ``ga`` in ``win`` on the matching sub-grid."""
+    r, c = win
+    return dataclasses.replace(ga, data=ga.data[:, r, c], valid=ga.valid[r, c],
+                               grid=window_grid(ga.grid, win))
+
+
 def _med_se(v: NDArray[np.float32]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Median and its standard error (1.253 × 1.4826 MAD / √n) per row of (3, n)."""
     med = np.median(v, axis=1)
@@ -162,14 +239,19 @@ def scene_stats(ga: GeoArray, outline: BaseGeometry, *, ring_m: float = 30.0
     Parameters
     ----------
     ga
-        The scene, with at least ``red`` and ``nir`` bands; ``valid`` is its cloud/nodata mask.
+        The scene, with ``red`` and ``nir`` bands, or ``red``, ``green`` and ``blue`` (RGB:
+        the stand-in indices, ``rgb`` set); ``valid`` is its cloud/nodata mask.
     outline
         The building outline in the CRS of ``ga.grid``.
     ring_m
         Width of the ring around the outline, metres (at least two pixels).
     """
-    if not ga.has("red", "nir"):
+    if not (ga.has("red", "nir") or ga.has("red", "green", "blue")):
         return None
+    win = building_window(ga.grid, outline, ring_m=ring_m)
+    if win[0].stop <= win[0].start or win[1].stop <= win[1].start:
+        return None
+    ga = _crop(ga, win)
     inside, ring = _masks(outline, ga, ring_m)
     if inside.sum() == 0 or ring.sum() == 0:
         return None
@@ -181,7 +263,8 @@ def scene_stats(ga: GeoArray, outline: BaseGeometry, *, ring_m: float = 30.0
     mi, si = _med_se(idx[:, vi])
     mr, sr = _med_se(idx[:, vr])
     se = np.maximum(np.hypot(si, sr), _SE_FLOOR)
-    return SceneStats(ga.date, mi, mi - mr, se, int(vi.sum()), ga.grid.res_m)
+    return SceneStats(ga.date, mi, mi - mr, se, int(vi.sum()), ga.grid.res_m,
+                      rgb=not ga.has("nir"))
 
 
 def build_series(scenes: Sequence[GeoArray], outline: BaseGeometry, *, ring_m: float = 30.0
@@ -192,6 +275,16 @@ def build_series(scenes: Sequence[GeoArray], outline: BaseGeometry, *, ring_m: f
 
 
 # ---------------------------------------------------------------- segmentation
+
+def _min_seg(n: int) -> int:
+    """Fewest scenes per phase: two, or one in a series shorter than :data:`_SHORT`.
+
+    With four yearly dates, two-scene phases would force the one change point into the middle
+    gap and give a narrow interval that need not hold the truth; one-scene phases let the
+    posterior spread over every gap the data allow.
+    """
+    return 1 if n < _SHORT else _MIN_SEG
+
 
 def _segment_costs(y: NDArray[np.float64], w: NDArray[np.float64], r: NDArray[np.float64]
                    ) -> NDArray[np.float64]:
@@ -223,7 +316,7 @@ def _segment_costs(y: NDArray[np.float64], w: NDArray[np.float64], r: NDArray[np
         sol = np.linalg.solve(a_reg.reshape(-1, 2, 2), b.reshape(-1, 2, 1)).reshape(b.shape)
         c_lin = q - np.einsum("ija,ija->ij", b, sol)
         cost += np.where(slope_ok, c_lin, c_mean)
-    cost[(j - i) < _MIN_SEG] = np.inf
+    cost[(j - i) < _min_seg(n)] = np.inf
     out: NDArray[np.float64] = np.maximum(np.nan_to_num(cost, nan=np.inf, posinf=np.inf), 0.0)
     return out
 
@@ -271,15 +364,51 @@ _LIKE_RING = (0.1, 0.06)
 """|contrast| (NDVI, BSI) below which a segment looks like its surroundings."""
 _LABEL_SCALE = (0.05, 0.02)
 """Margins (NDVI, BSI) over which a label goes from a coin toss to certain."""
+_VEG_EXG = 0.15
+"""RGB: inside excess green above this: vegetated."""
+_RGB_ROOF_BRIGHT = 0.3
+"""RGB: a non-vegetated segment with inside brightness (0-1) above this is roofed."""
+_RGB_LIKE_RING = (0.06, 0.03)
+"""RGB: |contrast| (excess green, brightness) below which a segment looks like its ring."""
+_RGB_SCALE = (0.04, 0.03)
+"""RGB: margins (excess green, brightness) over which a label goes from a toss to certain."""
+_RGB_ROOF_CONF = 0.85
+"""RGB: most confidence of a roofed label (below MIN_CONFIDENCE: claims stay undecidable)."""
 
 
-def _label(seg_inside: NDArray[np.float64], seg_contrast: NDArray[np.float64]
-           ) -> tuple[str, float]:
+def _sigmoid(m: float) -> float:
+    return float(1 / (1 + np.exp(-2 * m)))
+
+
+def _label_rgb(seg_inside: NDArray[np.float64], seg_contrast: NDArray[np.float64]
+               ) -> tuple[str, float]:
+    """:func:`_label` from the RGB stand-ins (excess green, red-blue index, brightness).
+
+    Vegetated: excess green above :data:`_VEG_EXG`, or like the ring in colour and brightness;
+    otherwise roofed when brighter than :data:`_RGB_ROOF_BRIGHT` (RGB cannot tell a roof from
+    a paved yard or bright soil, so a roof's confidence is capped at :data:`_RGB_ROOF_CONF`
+    and claims on it stay undecidable), else soil.
+    """
+    exg, bright = float(seg_inside[0]), float(seg_inside[2])
+    like_ring = min((_RGB_LIKE_RING[0] - abs(seg_contrast[0])) / _RGB_SCALE[0],
+                    (_RGB_LIKE_RING[1] - abs(seg_contrast[2])) / _RGB_SCALE[1])
+    m_veg = max((exg - _VEG_EXG) / _RGB_SCALE[0], like_ring)
+    if m_veg > 0:
+        return "vegetated", _sigmoid(m_veg)
+    m_roof = (bright - _RGB_ROOF_BRIGHT) / _RGB_SCALE[1]
+    conf = _sigmoid(min(-m_veg, abs(m_roof)))
+    return ("roofed", min(conf, _RGB_ROOF_CONF)) if m_roof > 0 else ("soil", conf)
+
+
+def _label(seg_inside: NDArray[np.float64], seg_contrast: NDArray[np.float64], *,
+           rgb: bool = False) -> tuple[str, float]:
     """Coarse class of a segment and the label's confidence.
 
     From the segment's median inside indices and contrasts. Vegetated: green, or looking like
-    its (cropland) surroundings, as a bare winter field does.
+    its (cropland) surroundings, as a bare winter field does. ``rgb``: :func:`_label_rgb`.
     """
+    if rgb:
+        return _label_rgb(seg_inside, seg_contrast)
     ndvi, bsi = float(seg_inside[0]), float(seg_inside[1])
     like_ring = min((_LIKE_RING[0] - abs(seg_contrast[0])) / _LABEL_SCALE[0],
                     (_LIKE_RING[1] - abs(seg_contrast[1])) / _LABEL_SCALE[1])
@@ -313,7 +442,8 @@ def _cp_posterior(cost: NDArray[np.float64], lo: int, hi: int) -> tuple[NDArray[
 
     The profile likelihood with the neighbouring change points held, flat prior.
     """
-    ts = np.arange(lo + _MIN_SEG, hi - _MIN_SEG + 1)
+    m = _min_seg(cost.shape[0] - 1)
+    ts = np.arange(lo + m, hi - m + 1)
     c = cost[lo, ts] + cost[ts, hi]
     p = np.exp(-0.5 * (c - c.min()))
     return ts, p / p.sum()
@@ -361,10 +491,12 @@ def fit_timeline(series: Sequence[SceneStats], *, max_segments: int = _MAX_SEG) 
     max_segments
         Most segments (phases) fitted.
     """
+    if any(not s.rgb for s in series):  # multispectral scenes: RGB ones add only doubt
+        series = [s for s in series if not s.rgb]
     dates = tuple(s.date for s in series)
     if not series:
         return Timeline((), (), {}, (), ())
-    if len(series) < 2 * _MIN_SEG:
+    if len(series) < 2 * _min_seg(len(series)):
         cps: list[int] = []
         cost = np.zeros((len(series) + 1, len(series) + 1))
         penalty = 0.0
@@ -373,7 +505,8 @@ def fit_timeline(series: Sequence[SceneStats], *, max_segments: int = _MAX_SEG) 
     bounds = [0, *cps, len(series)]
     inside = np.stack([s.inside for s in series])
     contrast = np.stack([s.contrast for s in series])
-    labels = [_label(np.median(inside[a:b], axis=0), np.median(contrast[a:b], axis=0))
+    rgb = series[0].rgb
+    labels = [_label(np.median(inside[a:b], axis=0), np.median(contrast[a:b], axis=0), rgb=rgb)
               for a, b in itertools.pairwise(bounds)]
     phases = _phases([c for c, _ in labels])
     per_scene: list[Phase] = []

@@ -15,51 +15,111 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import rasterio
+from rasterio.windows import Window
 from shapely.geometry.base import BaseGeometry
 
+from geo.aoi import Aoi
+from geo.geoarray import GeoArray
 from geo.grid import Grid
+from geo.reading import GDAL_ENV
+from geo.records import DateRecord
 from geo.rundir import RunDir
-from geo.timeline import FEATURES, SceneStats, Timeline, fit_timeline, scene_stats, timeline_record
+from geo.timeline import (
+    EVENTS,
+    FEATURES,
+    SceneStats,
+    Timeline,
+    building_window,
+    event_from_record,
+    fit_timeline,
+    scene_stats,
+    timeline_record,
+    window_grid,
+)
+from geo.timeline_extra import extra_series
 
-__all__ = ["series_table", "with_timeline"]
+__all__ = ["series_table", "timeline_json", "with_timeline"]
 
 log = logging.getLogger(__name__)
 
 
+def _usable_meta(run: RunDir, date: str, res_m: float) -> DateRecord | None:
+    """A scene's record, or ``None`` when it is skipped or misaligned by more than a pixel."""
+    meta_path = run.scene_meta(date)
+    if not meta_path.is_file():
+        return None
+    meta = DateRecord.from_json(json.loads(meta_path.read_text()))
+    if meta.skipped or meta.residual > res_m:
+        return None  # misaligned by more than a pixel: the outline would sample the ring
+    bands = set(meta.bands)
+    ok = {"red", "nir"} <= bands or {"red", "green", "blue"} <= bands
+    return meta if ok else None
+
+
+def _read_windows(path: Path, mask_path: Path, meta: DateRecord, grid: Grid,
+                  wins: dict[str, tuple[slice, slice]]) -> dict[str, GeoArray]:
+    """Each window of a run scene (on ``grid`` already: plain windowed reads, no warp).
+
+    One read of the windows' bounding box (scene, its nodata mask and the valid mask of the
+    checkpoint: clouds), cut into the windows in memory; nothing outside the buildings' box.
+    """
+    if not wins:
+        return {}
+    r0 = min(w[0].start for w in wins.values())
+    r1 = max(w[0].stop for w in wins.values())
+    c0 = min(w[1].start for w in wins.values())
+    c1 = max(w[1].stop for w in wins.values())
+    box = Window.from_slices(slice(r0, r1), slice(c0, c1))
+    with rasterio.Env(**GDAL_ENV), rasterio.open(path) as src:
+        arr = src.read(window=box, out_dtype="float32")
+        valid = np.all(src.read_masks(window=box) > 0, axis=0) & np.all(np.isfinite(arr), axis=0)
+    if mask_path.is_file():
+        with rasterio.open(mask_path) as vm:
+            valid &= vm.read(1, window=box) > 0
+    out: dict[str, GeoArray] = {}
+    for sid, (rr, cc) in wins.items():
+        r, c = slice(rr.start - r0, rr.stop - r0), slice(cc.start - c0, cc.stop - c0)
+        out[sid] = GeoArray(data=np.ascontiguousarray(arr[:, r, c]), valid=valid[r, c],
+                            grid=window_grid(grid, (rr, cc)), date=meta.date,
+                            bands=tuple(meta.bands), source_id=meta.source_id,
+                            kind=meta.kind)
+    return out
+
+
 def _series(run: RunDir, grid: Grid, outlines: dict[str, BaseGeometry]
             ) -> dict[str, list[SceneStats]]:
-    """Per site, the statistics of every usable scene (each scene read once)."""
-    from geo.reading import read_to_grid
-    from geo.records import DateRecord
-    from geo.stages import load_scene
+    """Per site, the statistics of every usable scene, read window by window.
 
+    Only each building's window (outline, ring and margin: :func:`building_window`) of the
+    scene and of its valid mask is read.
+    """
+    wins = {sid: w for sid, g in outlines.items()
+            if 0 not in window_grid(grid, w := building_window(grid, g)).shape}
     out: dict[str, list[SceneStats]] = {sid: [] for sid in outlines}
     for date, path in run.scenes().items():
-        meta_path = run.scene_meta(date)
-        if not meta_path.is_file():
+        meta = _usable_meta(run, date, grid.res_m)
+        if meta is None:
             continue
-        meta = DateRecord.from_json(json.loads(meta_path.read_text()))
-        if meta.skipped or meta.residual > grid.res_m:
-            continue  # misaligned by more than a pixel: the outline would sample the ring
-        ga = load_scene(path, grid, meta)
-        if not ga.has("red", "nir"):
-            continue
-        if run.valid_mask(date).is_file():
-            vm = read_to_grid(str(run.valid_mask(date)), grid, date=date, roles=["b1"])
-            ga = ga.with_data(ga.data, valid=(vm.data[0] > 0) & ga.valid)
-        for sid, geom in outlines.items():
-            st = scene_stats(ga, geom)
+        for sid, ga in _read_windows(path, run.valid_mask(date), meta, grid, wins).items():
+            st = scene_stats(ga, outlines[sid])
             if st is not None:
                 out[sid].append(st)
     return out
 
 
 def series_table(fits: dict[str, Timeline]) -> pd.DataFrame:
-    """One row per site and scene: date, sensor resolution, phase, inside and contrast indices."""
-    rows = [{"site_id": sid, "date": st.date, "res_m": st.res_m, "phase": ph,
+    """One row per site and scene: date, resolution, RGB or not, phase, inside and contrast indices.
+
+    On RGB rows ``ndvi_*`` is excess green and ``bsi_*`` the red-blue index
+    (:func:`geo.timeline._rgb_indices`).
+    """
+    rows = [{"site_id": sid, "date": st.date, "res_m": st.res_m, "rgb": st.rgb, "phase": ph,
              **{f"{f}_in": round(float(v), 4) for f, v in zip(FEATURES, st.inside, strict=True)},
              **{f"{f}_contrast": round(float(v), 4)
                 for f, v in zip(FEATURES, st.contrast, strict=True)}}
@@ -79,12 +139,14 @@ def _multispectral(run: RunDir) -> list[bool]:
     for date in run.scenes():
         meta_path = run.scene_meta(date)
         if meta_path.is_file():
-            bands = json.loads(meta_path.read_text()).get("bands", [])
+            bands = DateRecord.from_json(json.loads(meta_path.read_text())).bands
             out.append("red" in bands and "nir" in bands)
     return out
 
 
-def with_timeline(tracks: Any, run: RunDir, grid: Grid | None, warnings: list[str]) -> Any:
+def with_timeline(tracks: Any, run: RunDir, grid: Grid | None, warnings: list[str], *,
+                  source: Any = None, aoi: Aoi | None = None,
+                  span: tuple[str | None, str | None] = (None, None)) -> Any:
     """``tracks`` with the timeline columns on sites and ``phase`` on footprints.
 
     Parameters
@@ -97,11 +159,20 @@ def with_timeline(tracks: Any, run: RunDir, grid: Grid | None, warnings: list[st
         The AOI grid; ``None`` (a ``measure`` run from footprints) adds nothing.
     warnings
         The run's warnings, appended to when multispectral scenes gave no usable series.
+    source, aoi, span
+        The run's imagery source, AOI and ``(start, end)``: from a STAC source, the scenes it
+        did not choose are added, read by building window (:mod:`geo.timeline_extra`).
     """
     if grid is None or not len(tracks.sites):
         return tracks
     outlines = dict(zip(tracks.sites["site_id"], tracks.sites.geometry, strict=True))
     series = _series(run, grid, outlines)
+    if source is not None and aoi is not None:
+        more, warn = extra_series(source, aoi, grid, set(run.scenes()), outlines,
+                                  start=span[0], end=span[1])
+        warnings.extend([warn] if warn else [])
+        for sid, extra in more.items():
+            series[sid] += extra
     if not any(series.values()):
         if any(_multispectral(run)):
             warnings.append("construction timeline: no scene clear enough over any site "
@@ -122,3 +193,26 @@ def with_timeline(tracks: Any, run: RunDir, grid: Grid | None, warnings: list[st
     log.info("timeline: %d sites over %d scenes", len(fits),
              max((len(t.dates) for t in fits.values()), default=0))
     return dataclasses.replace(tracks, sites=sites, footprints=fp)
+
+
+def timeline_json(sites: pd.DataFrame) -> dict[str, dict[str, Any]] | None:
+    """The ``timeline`` key of ``run.json``: per site, its phase, scenes and event dates.
+
+    ``{site_id: {"phase", "scenes", "cleared": {"date", "lo", "hi", "confidence"},
+    "roofed": {...}}}`` (schema: :class:`geo.export.run_schema.SiteTimeline`); ``None`` when
+    the run has no timeline columns (no usable series).
+    """
+    if "timeline_scenes" not in sites.columns:
+        return None
+    out: dict[str, dict[str, Any]] = {}
+    for rec in sites.drop(columns="geometry", errors="ignore").to_dict("records"):
+        n = rec.get("timeline_scenes")
+        entry: dict[str, Any] = {
+            "phase": rec["phase"] if isinstance(rec.get("phase"), str) else None,
+            "scenes": int(n) if isinstance(n, int | float) and n == n else 0}
+        for name in EVENTS:
+            ev = event_from_record({str(k): v for k, v in rec.items()}, name)
+            entry[name] = {"date": ev.estimate, "lo": ev.lo, "hi": ev.hi,
+                           "confidence": round(ev.confidence, 4)}
+        out[str(rec["site_id"])] = entry
+    return out

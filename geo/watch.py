@@ -267,6 +267,9 @@ def _link_rasters(store: RunDir, partial: RunDir, dates: list[str],
     for d in dates:
         _link(store.scene(d), partial.scene(d))
         _link(store.mask(d), partial.mask(d))
+        for ck in (store.scene_meta(d), store.valid_mask(d)):  # the timeline reads them
+            if ck.exists():
+                _link(ck, partial.checkpoints / ck.name)
     for cm in change_maps:
         for name in ("change_prob", "change_mask"):
             src = getattr(store, name)(cm.date_from, cm.date_to)

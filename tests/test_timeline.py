@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import geopandas as gpd
@@ -132,10 +133,10 @@ def _write_run_inputs(root: Path, h: ts.History) -> Path:
     cfg = root / "aoi.toml"
     cfg.write_text('[aoi]\ngeometry = "aoi.geojson"\nname = "hall"\n[source]\nkind = "local"\n'
                    'path = "imagery"\n[grid]\nresolution_m = 10.0\n[detect]\n'
-                   # the stack is aligned by construction; co-registration on this
-                   # featureless 300 m patch finds spurious 50 m "shifts", so it is off
+                   # the stack is aligned by construction; co-registration stays on: on
+                   # this featureless 300 m patch it must refuse its noise peaks
                    'min_area_m2 = 2000.0\n[output]\nreport = false\n[coreg]\n'
-                   'enabled = false\n')
+                   'enabled = true\n')
     return cfg
 
 
@@ -154,6 +155,13 @@ def test_a_run_gets_the_timeline_columns_and_date_claims(tmp_path: Path) -> None
     for ev, truth in (("cleared", HALL.cleared), ("roofed", HALL.roofed)):
         lo, hi = str(hall[f"{ev}_date_lo"])[:10], str(hall[f"{ev}_date_hi"])[:10]
         assert lo < truth <= hi, (ev, lo, hi)
+    manifest = json.loads((run / "run.json").read_text())
+    applied = [s for s in manifest["coregistration"]
+               if s.get("coreg_ok") and float(s.get("shift_m") or 0.0) > 0]
+    assert not applied, applied  # aligned by construction: no shift is significant
+    tl_json = manifest["timeline"][hall["site_id"]]
+    assert tl_json["roofed"]["hi"] == str(hall["roofed_date_hi"])[:10]
+    assert tl_json["scenes"] == hall["timeline_scenes"]
     series = pd.read_csv(RunDir(run).timeline_csv)
     assert set(series["site_id"]) == set(sites["site_id"])
     assert (series["site_id"] == hall["site_id"]).sum() == hall["timeline_scenes"] >= 30

@@ -366,3 +366,6 @@ def test_a_date_that_failed_is_redone_next_time_and_done_dates_are_not_reread(
     assert reads == ["synthetic_scene_b.tif"]  # the stored dates are not read again
     run = json.loads(RunDir(tmp_path / "w" / "site_a" / "run").run_json.read_text())
     assert run["dates"] == list(DATES[:3])
+    # the timeline is built from the watch store's scenes (their metadata and valid masks)
+    assert run["timeline"] and all(t["scenes"] >= 2 for t in run["timeline"].values()), \
+        run["timeline"]

@@ -14,7 +14,38 @@ import pydantic
 
 from geo.errors import SourceError
 
-__all__ = ["RunJson", "check_run_json"]
+__all__ = ["EventDates", "RunJson", "SiteTimeline", "check_run_json"]
+
+
+class EventDates(pydantic.BaseModel):
+    """One construction event of a site (``run.json`` ``timeline.<site>.cleared``/``roofed``).
+
+    It happened in ``(lo, hi]`` (95 %), best estimate ``date``; ``lo`` null with ``hi`` set:
+    already there in the first scene; ``hi`` null: not reached by the last scene; all null:
+    not seen. ``confidence`` below 0.9 makes date claims on it undecidable.
+    """
+
+    model_config = pydantic.ConfigDict(extra="allow")
+
+    date: str | None = None
+    lo: str | None = None
+    hi: str | None = None
+    confidence: float = 0.0
+
+
+class SiteTimeline(pydantic.BaseModel):
+    """A site's construction timeline (``run.json`` ``timeline.<site_id>``, issue 16).
+
+    ``phase``: vegetated / cleared / construction / roofed at the last usable scene;
+    ``scenes``: how many scenes the series has (0: none clear enough over the site).
+    """
+
+    model_config = pydantic.ConfigDict(extra="allow")
+
+    phase: str | None = None
+    scenes: int = 0
+    cleared: EventDates | None = None
+    roofed: EventDates | None = None
 
 
 class RunJson(pydantic.BaseModel):
@@ -34,6 +65,8 @@ class RunJson(pydantic.BaseModel):
     stages: list[dict[str, Any]] | None = None
     warnings: list[str] | None = None
     claims: list[dict[str, Any]] | None = None
+    timeline: dict[str, SiteTimeline] | None = None
+    """Per site id, its construction timeline; null when the run has no usable series."""
 
 
 def check_run_json(run: dict[str, Any], path: str | Path) -> None:
