@@ -223,7 +223,7 @@ STAGE_MODULES = ["stages", "pipeline", "runner", "guided_stage", "timeline_stage
 # file edges: these build or read a JSON object (run.json, watch_state.json, index rows)
 JSON_EDGES = {"pipeline._manifest", "runner.to_json", "watch._read_json", "watch._event_record",
               "watch._claim_outcomes", "watch._index_html", "watch.link", "watch._write_outputs",
-              "watch._summarise"}
+              "watch._summarise", "timeline_stage.timeline_json"}
 
 
 def _untyped_dict_signatures(path: Path, module: str) -> list[str]:
