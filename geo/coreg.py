@@ -68,6 +68,14 @@ MIN_NCC_GAIN = 0.01
 """A checked shift must raise the correlation with the reference by more than this; a shift
 estimated on featureless or changed ground (a peak of noise) does not, and is refused rather
 than applied (a wrong shift moves every outline: confidently wrong areas and dates)."""
+RELATED_NCC = 0.3
+"""Two dates whose brightness already correlates this well share structure (roofs, roads), so
+a phase-correlation peak under :data:`SMALL_SHIFT_PX` comes from it: such a shift needs only to
+raise the correlation by :data:`MIN_NCC_GAIN` (a real 1.1 px shift on a changed scene gains
+about 0.02, below the chance bound). Featureless stacks correlate at |r| < 0.1 and still face
+the chance bound."""
+SMALL_SHIFT_PX = 2.0
+"""See :data:`RELATED_NCC`."""
 
 
 def _ncc(a: NDArray[np.float32], b: NDArray[np.float32], valid: NDArray[np.bool_]) -> float:
@@ -259,10 +267,14 @@ def _significance(a: NDArray[np.float32], mov: GeoArray, both: NDArray[np.bool_]
     """Correlation with the reference before and after the shift, and whether it is real.
 
     Real: the (lossless) shift raises the correlation by more than unrelated images reach by
-    chance at some shift (~ sqrt(2 ln n / n), n pixels), or halves the misfit 1 − r.
+    chance at some shift (~ sqrt(2 ln n / n), n pixels), or halves the misfit 1 − r; for dates
+    that already agree (:data:`RELATED_NCC`) a shift under :data:`SMALL_SHIFT_PX` needs only
+    to raise the correlation.
     """
     before = _ncc(a, brightness(mov), both)
     after = _ncc(a, _lossless_shift(brightness(mov), mov.valid, est.dy_px, est.dx_px), both)
+    if before >= RELATED_NCC and est.magnitude_px < SMALL_SHIFT_PX:
+        return before, after, bool(after > before + MIN_NCC_GAIN)
     n = max(int(both.sum()), 2)
     chance = math.sqrt(2.0 * math.log(n) / n)
     gain = after > before + max(MIN_NCC_GAIN, 2.0 * chance) or (1 - after) < 0.5 * (1 - before)
