@@ -33,10 +33,18 @@ collect_ignore = ["qgis_check.py"]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Doctests are run for ``geo/`` only; test helpers' examples are illustrations."""
+    """Doctests are run for ``geo/`` only; test helpers' examples are illustrations.
+
+    Modules with a ``slow`` test run first (in file order, each module's tests in their own
+    order): with ``--dist loadscope --no-loadscope-reorder`` (pyproject) the xdist workers
+    start on the long modules and the many short ones fill in behind them, instead of one
+    long module starting last and running alone.
+    """
     here = Path(__file__).resolve().parent
     items[:] = [it for it in items if not (isinstance(it, pytest.DoctestItem)
                                            and Path(str(it.path)).resolve().is_relative_to(here))]
+    slow = {it.path for it in items if it.get_closest_marker("slow")}
+    items.sort(key=lambda it: it.path not in slow)  # stable: file and test order kept
 
 
 SHARED = _find_shared()

@@ -101,6 +101,7 @@ class _Interrupting:
         return self.inner.read(scene, grid)
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                  demo_run: dict[str, Any]) -> None:
     import geo.pipeline as pipeline
@@ -152,6 +153,7 @@ def test_overwrite_replaces_only_when_complete(tmp_path: Path, demo_run: dict[st
     assert (Path(summary["run_dir"]) / "run.json").exists()
 
 
+@pytest.mark.slow
 def test_dask_workers_give_the_same_result(tmp_path: Path, demo_run: dict[str, Any]) -> None:
     """--workers 2 runs the per-date and per-pair stages on a local Dask distributed cluster."""
     config = _lean(demo_run["files"].config)
@@ -164,6 +166,7 @@ def test_dask_workers_give_the_same_result(tmp_path: Path, demo_run: dict[str, A
     assert sorted(a["area_m2"].round(1)) == sorted(b["area_m2"].round(1))
 
 
+@pytest.mark.slow
 def test_real_sentinel2_oscd_bercy(tmp_path: Path) -> None:
     """A real Sentinel-2 pair (OSCD Paris-Bercy, EPSG:4326 band files) through the whole run."""
     import dataclasses
