@@ -17,7 +17,6 @@ from geo.config import load_config
 from geo.pipeline import run_aoi
 
 
-@pytest.mark.slow
 def test_demo_run_tiled_equals_untiled(tmp_path: Path, caplog: pytest.LogCaptureFixture,
                                        demo_run: dict[str, Any]) -> None:
     caplog.set_level(logging.INFO, logger="geo.tiled_detect")
