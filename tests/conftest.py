@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import socket
 from collections.abc import Callable, Iterator
@@ -32,10 +33,18 @@ collect_ignore = ["qgis_check.py"]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Doctests are run for ``geo/`` only; test helpers' examples are illustrations."""
+    """Doctests are run for ``geo/`` only; test helpers' examples are illustrations.
+
+    Modules with a ``slow`` test run first (in file order, each module's tests in their own
+    order): with ``--dist loadscope --no-loadscope-reorder`` (pyproject) the xdist workers
+    start on the long modules and the many short ones fill in behind them, instead of one
+    long module starting last and running alone.
+    """
     here = Path(__file__).resolve().parent
     items[:] = [it for it in items if not (isinstance(it, pytest.DoctestItem)
                                            and Path(str(it.path)).resolve().is_relative_to(here))]
+    slow = {it.path for it in items if it.get_closest_marker("slow")}
+    items.sort(key=lambda it: it.path not in slow)  # stable: file and test order kept
 
 
 SHARED = _find_shared()
@@ -158,23 +167,61 @@ def make_geotiff(tmp_path: Path) -> Iterator[MakeGeoTiff]:
     yield make
 
 
-# --- one real demo run per test session (per xdist worker), shared by every test that reads it -
+# --- one real demo run per test session, shared by every test (and every xdist worker) -------
+def _session_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder every xdist worker of this test session shares (the session's own basetemp
+    when it runs without workers; with workers, their common parent, as pytest-xdist
+    documents for session-wide fixtures)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
-def demo_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The SYNTHETIC demo written and run once: ``files``, ``summary``, ``cmp`` (truth comparison).
+def demo_cli(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """``factorywatch demo FOLDER --json`` (the real CLI, in-process), run once per session.
+
+    The first worker to get here runs it under a file lock; the others wait and read what it
+    wrote. Returns ``folder`` (the demo FOLDER: ``inputs/`` and ``run/``) and ``json`` (what
+    the command printed). Tests must treat the folder as read-only; copy it to change it.
+    """
+    from click.testing import CliRunner
+    from filelock import FileLock
+
+    from geo.cli import main
+
+    root = _session_root(tmp_path_factory)
+    folder, printed = root / "shared-demo" / "fw", root / "shared-demo" / "demo.json"
+    with FileLock(str(root / "shared-demo.lock")):
+        if not printed.is_file():
+            r = CliRunner().invoke(main, ["demo", str(folder), "--json", "-q"])
+            assert r.exit_code == 0, r.output
+            printed.write_text(r.stdout)
+    return {"folder": folder, "json": json.loads(printed.read_text())}
+
+
+def _summary(d: dict[str, Any]) -> Any:
+    """The ``--json`` summary as the :class:`geo.records.RunSummary` that ``run_aoi`` returns."""
+    from geo.records import RunSummary
+
+    seqs = ("dates", "warnings", "new_dates")
+    return RunSummary(**{k: tuple(v) if k in seqs and v is not None else v for k, v in d.items()
+                         if k in RunSummary.__dataclass_fields__})
+
+
+@pytest.fixture(scope="session")
+def demo_run(demo_cli: dict[str, Any]) -> dict[str, Any]:
+    """The SYNTHETIC demo run (``demo_cli``): ``files``, ``summary``, ``cmp`` (truth comparison).
 
     Tests must treat the run directory as read-only; a test that needs to change a run copies it.
     """
-    from geo.config import load_config
-    from geo.demo import write_demo
-    from geo.demo_report import compare_to_truth
-    from geo.pipeline import run_aoi
+    from geo.demo import DemoFiles
 
-    root = tmp_path_factory.mktemp("demo")
-    files = write_demo(root / "inputs")
-    summary = run_aoi(load_config(files.config), root / "run")
-    return {"root": root, "files": files, "summary": summary,
-            "cmp": compare_to_truth(Path(summary.run_dir), files.truth)}
+    inputs = demo_cli["folder"] / "inputs"
+    files = DemoFiles(config=inputs / "demo.toml", aoi=inputs / "demo.geojson",
+                      imagery=inputs / "imagery", truth=inputs / "truth.geojson")
+    assert all(Path(p).exists() for p in (files.config, files.aoi, files.imagery, files.truth))
+    return {"root": demo_cli["folder"], "files": files, "summary": _summary(demo_cli["json"]["summary"]),
+            "cmp": demo_cli["json"]["comparison"]}
 
 
 @pytest.fixture(scope="session")

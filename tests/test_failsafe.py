@@ -107,6 +107,7 @@ def test_factory_scene_no_confident_wrong_verdict(tmp_path: Path) -> None:
         assert row["area_m2_lo"] <= lay.truth_area_m2("B", d) <= row["area_m2_hi"], d
 
 
+@pytest.mark.slow
 def test_region_gate_on_real_sentinel2_bercy(tmp_path: Path) -> None:
     """Real S2 Paris-Bercy with the scene-wide built-up threshold: the km² blob is a region."""
     from common import write_bercy_inputs

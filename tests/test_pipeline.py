@@ -73,13 +73,16 @@ def test_run_json_provenance(demo_run: dict[str, Any]) -> None:
     assert not (run.parent / (run.name + ".partial")).exists()
 
 
-def test_demo_cli(tmp_path: Path) -> None:
-    r = CliRunner().invoke(main, ["demo", str(tmp_path / "d"), "--json"], catch_exceptions=False)
-    assert r.exit_code == 0, r.stderr
-    out = json.loads(r.stdout)
+def test_demo_cli(demo_cli: dict[str, Any]) -> None:
+    """``factorywatch demo FOLDER --json`` (the session's run) prints the comparison, and the
+    same command again refuses to touch the demo FOLDER without --overwrite."""
+    out = demo_cli["json"]
     assert out["comparison"]["synthetic"] is True
-    r2 = CliRunner().invoke(main, ["demo", str(tmp_path / "d")])
+    assert Path(out["summary"]["run_dir"]) == demo_cli["folder"] / "run"
+    before = sorted(p.stat().st_mtime_ns for p in demo_cli["folder"].rglob("*"))
+    r2 = CliRunner().invoke(main, ["demo", str(demo_cli["folder"])])
     assert r2.exit_code == 1 and "--overwrite" in r2.stderr
+    assert sorted(p.stat().st_mtime_ns for p in demo_cli["folder"].rglob("*")) == before
 
 
 class _Interrupting:
@@ -98,6 +101,7 @@ class _Interrupting:
         return self.inner.read(scene, grid)
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                  demo_run: dict[str, Any]) -> None:
     import geo.pipeline as pipeline
@@ -134,7 +138,7 @@ def test_overwrite_replaces_only_when_complete(tmp_path: Path, demo_run: dict[st
 
     from geo.errors import RunDirError
 
-    config = load_config(demo_run["files"].config)
+    config = _lean(demo_run["files"].config)  # the report is not the point here
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "old.txt").write_text("x")
@@ -149,6 +153,7 @@ def test_overwrite_replaces_only_when_complete(tmp_path: Path, demo_run: dict[st
     assert (Path(summary.run_dir) / "run.json").exists()
 
 
+@pytest.mark.slow
 def test_dask_workers_give_the_same_result(tmp_path: Path, demo_run: dict[str, Any]) -> None:
     """--workers 2 runs the per-date and per-pair stages on a local Dask distributed cluster."""
     config = _lean(demo_run["files"].config)
@@ -161,6 +166,7 @@ def test_dask_workers_give_the_same_result(tmp_path: Path, demo_run: dict[str, A
     assert sorted(a["area_m2"].round(1)) == sorted(b["area_m2"].round(1))
 
 
+@pytest.mark.slow
 def test_real_sentinel2_oscd_bercy(tmp_path: Path) -> None:
     """A real Sentinel-2 pair (OSCD Paris-Bercy, EPSG:4326 band files) through the whole run."""
     import dataclasses

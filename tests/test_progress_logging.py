@@ -68,6 +68,7 @@ def test_report_has_a_progress_bar_and_logs_do_not_break_it(run_dir: Path) -> No
         assert re.match(r"^\d\d:\d\d:\d\d (DEBUG|INFO) ", ln), repr(ln)
 
 
+@pytest.mark.slow
 def test_verbose_adds_detail(run_dir: Path) -> None:
     plain = CliRunner().invoke(main, ["report", str(run_dir)])
     verbose = CliRunner().invoke(main, ["report", str(run_dir), "-v"])

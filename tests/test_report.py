@@ -117,9 +117,10 @@ def test_missing_parts_are_noted_not_invented(tmp_path: Path) -> None:
     assert (run / "report" / "pair_2021-06-03_2022-06-08.png").exists()  # from the scenes
 
 
-def test_rebuild_replaces_old_report(tmp_path: Path) -> None:
-    run = make_run_dir(tmp_path / "run")
-    write_report(run)
+def test_rebuild_replaces_old_report(report: tuple[Path, str], run_dir: Path,
+                                    tmp_path: Path) -> None:
+    run = Path(shutil.copytree(run_dir, tmp_path / "run"))  # a run with a report already
+    assert (run / "report" / "index.html").is_file()
     (run / "report" / "stale.png").write_bytes(b"x")
     write_report(run)
     assert not (run / "report" / "stale.png").exists()

@@ -1,6 +1,7 @@
 """The demo's report in headless Chromium: claim with verdict, legend, scale bar, attribution.
 
-One SYNTHETIC demo run (``factorywatch demo``, ~15-40 s CPU) is shared by every test here.
+The session's SYNTHETIC demo run (``factorywatch demo --json``, conftest ``demo_cli``; ~17 s
+CPU) is shared by every test here and the other demo tests.
 The DOM is read after the bundled map script ran (``--dump-dom``), and a screenshot must show
 a rendered page, not a blank one. Fails on main before issue 14: the demo's claim never
 reached the report, and the figures had no scale bar, legend or attribution.
@@ -16,11 +17,9 @@ import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
-from click.testing import CliRunner
-
-from geo.cli import main
 
 pytestmark = pytest.mark.skipif(shutil.which("chromium") is None,
                                 reason="Debian chromium not installed")
@@ -66,24 +65,20 @@ class _Dom(HTMLParser):
                 self.text[k][-1] += data
 
 
-_DEMO_OUTPUT: dict[str, str] = {}
-
-
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("demo") / "fw"
-    r = CliRunner().invoke(main, ["demo", str(folder), "-q"])
-    assert r.exit_code == 0, r.output
-    _DEMO_OUTPUT["stdout"] = r.stdout
-    return folder / "run"
+def demo(demo_cli: dict[str, Any]) -> Path:
+    """The session's ``factorywatch demo`` run (conftest ``demo_cli``): read only."""
+    return Path(demo_cli["folder"]) / "run"
 
 
-def test_demo_table_marks_truth_outside_interval(demo: Path) -> None:
+def test_demo_table_marks_truth_outside_interval(demo: Path, demo_cli: dict[str, Any]) -> None:
     """Rows whose true area is outside the 95% interval say so; the others say yes."""
-    from geo.demo_report import compare_to_truth
+    from geo.demo_report import compare_to_truth, format_comparison
 
     res = compare_to_truth(demo, demo.parent / "inputs" / "truth.geojson")
-    rows = {ln.split()[0]: ln for ln in _DEMO_OUTPUT["stdout"].splitlines()
+    # the table the command prints without --json, from the comparison it printed with --json
+    table = format_comparison(demo_cli["json"]["comparison"])
+    rows = {ln.split()[0]: ln for ln in table.splitlines()
             if ln[:1].isalpha() and len(ln.split()) > 5 and ln.split()[1].count(":")}
     outside = []
     for h in res["halls"]:
@@ -95,8 +90,7 @@ def test_demo_table_marks_truth_outside_interval(demo: Path) -> None:
             outside.append(h["hall"])
             assert "truth outside interval" in rows[h["hall"]]
     if outside:
-        assert f"Hall(s) {', '.join(outside)}: the true area lies outside" in _DEMO_OUTPUT[
-            "stdout"]
+        assert f"Hall(s) {', '.join(outside)}: the true area lies outside" in table
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +138,7 @@ def test_screenshot_is_not_blank(demo: Path, tmp_path: Path) -> None:
     img = Image.open(png).convert("RGB")
     colours = img.resize((130, 240)).getcolors(maxcolors=100_000) or []
     assert len(colours) > 500  # figures and the map drawn, not a blank or an error page
-    shutil.copy(png, demo.parent / "demo_report.png")  # kept beside the run to look at
+    # the PNG stays in this test's tmp_path to look at (the shared demo folder is read-only)
 
 
 def test_local_run_provenance_lists_only_the_local_source(demo: Path) -> None:

@@ -275,6 +275,7 @@ def test_demo_overwrite_refuses_a_run_folder_it_did_not_write(tmp_path: Path) ->
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.slow
 def test_demo_overwrite_keeps_the_users_other_files(tmp_path: Path) -> None:
     folder = user_folder(tmp_path / "demo")
     before = snapshot(tmp_path, folder / "inputs", folder / "run")

@@ -43,12 +43,18 @@ def no_gdal_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(GDAL_ENV, "GDAL_HTTP_MAX_RETRY", "0")
 
 
-@pytest.fixture
-def clean(stac: StacServer, tmp_path_factory: pytest.TempPathFactory) -> list[np.ndarray]:
-    """Reference pixels of every selected scene, read with no faults into a separate cache."""
-    src = _source(stac, tmp_path_factory.mktemp("clean"))
-    grid = grid_for_aoi(AOI.geometry, 10.0)
-    return [src.read(s, grid).data for s in src.search(AOI, START, END)]
+@pytest.fixture(scope="module")
+def clean(stac_server: StacServer, tmp_path_factory: pytest.TempPathFactory
+          ) -> list[np.ndarray]:
+    """Reference pixels of every selected scene, read once per module with no faults into a
+    separate cache (with GDAL's in-process HTTP cache off, as in ``stac``, so that no later
+    read is answered from memory)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CPL_VSIL_CURL_NON_CACHED", f"/vsicurl/{stac_server.url}")
+        stac_server.state.faults.clear()
+        src = _source(stac_server, tmp_path_factory.mktemp("clean"))
+        grid = grid_for_aoi(AOI.geometry, 10.0)
+        return [src.read(s, grid).data for s in src.search(AOI, START, END)]
 
 
 def _assert_cache_sound(root: Path) -> None:
