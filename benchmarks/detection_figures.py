@@ -4,6 +4,9 @@ Writes benchmarks/out/figures/<dataset>_<name>_<method>.png (git-ignored). Colou
 the prediction panel: green = true positive, red = false positive, blue = missed.
 
     python benchmarks/detection_figures.py [--method learned] [DATASET_DIR ...]
+    python benchmarks/detection_figures.py --method cnn --only test_7,000213 --out docs/cnn
+
+``--method cnn`` uses, per dataset, a packaged model that never saw it (geo.cnn.held_out).
 """
 
 from __future__ import annotations
@@ -45,16 +48,26 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("datasets", nargs="*", type=Path, default=DEFAULT)
     ap.add_argument("--method", default="learned")
+    ap.add_argument("--only", default="", help="comma-separated image names (stems) to draw")
+    ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
-    OUT.mkdir(parents=True, exist_ok=True)
+    only = {s for s in args.only.split(",") if s}
+    args.out.mkdir(parents=True, exist_ok=True)
     params = DetectParams(min_area_m2=20.0)
     for ds in args.datasets:
         for a_p, b_p, l_p in list_triplets(ds):
+            if only and a_p.stem not in only:
+                continue
             a, b, lab = read_image(a_p), read_image(b_p), read_label(l_p)
             if args.method == "learned":
                 from geo.models import learned_change_map
 
                 cm = learned_change_map(a, b, params=params, exclude_group=group_of(a_p.name))
+            elif args.method == "cnn":
+                from geo.cnn import dataset_key, held_out
+
+                with held_out(dataset_key(ds)):
+                    cm = change_map(a, b, params=params, method="cnn")
             else:
                 cm = change_map(a, b, params=params, method=args.method)
             tp, fp, fn, _ = confusion(cm.mask, lab)
@@ -75,8 +88,8 @@ def main() -> None:
                 axi.axis("off")
             fig.suptitle(f"{ds.name}/{a_p.name}", fontsize=10)
             fig.tight_layout()
-            dst = OUT / f"{ds.name}_{a_p.stem}_{args.method}.png"
-            fd, tmp = tempfile.mkstemp(dir=OUT, suffix=".png")
+            dst = args.out / f"{ds.name}_{a_p.stem}_{args.method}.png"
+            fd, tmp = tempfile.mkstemp(dir=args.out, suffix=".png")
             os.close(fd)
             fig.savefig(tmp, dpi=80)
             plt.close(fig)

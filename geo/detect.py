@@ -339,6 +339,10 @@ def building_score(
     """Per-pixel building score of ``method`` and (``rgb-objects``) the vegetation mask."""
     if method == "builtup":
         return _builtup_score(ga), None
+    if method == "cnn":
+        from geo.cnn import cnn_building_probability
+
+        return cnn_building_probability(ga)[0], None
     return _rgb_building_score(ga)
 
 
@@ -350,6 +354,13 @@ def thresholds_from_scores(
 
     ``score``, ``valid`` and ``veg`` are arrays of one shape (any: a scene or a 1-D sample).
     """
+    if method == "cnn":
+        # a probability: the model's own threshold, and a stricter one for the ambiguity band
+        from geo.cnn import THRESHOLD
+
+        t = THRESHOLD if params.threshold is None else float(params.threshold)
+        return BuildingThresholds(method=method, threshold=t, alt_threshold=t + 0.5 * (1 - t),
+                                  dark_threshold=-math.inf)
     if method == "rgb-objects":
         # dark class: below the Otsu split of the darkest half (shadow, water, dense canopy)
         vals = score[valid] if valid.any() else score.ravel()
@@ -719,4 +730,9 @@ def change_map(a: GeoArray, b: GeoArray, *, params: DetectParams,
 
         prob, t = learned_change(a, b)
         return change_map_from_probability(prob, t, a, b, params=params, method="learned")
+    if m == "cnn":
+        from geo.cnn import cnn_change_probability
+
+        prob, t = cnn_change_probability(a, b)
+        return change_map_from_probability(prob, t, a, b, params=params, method="cnn")
     return _rgb_objects_change(a, b, params)

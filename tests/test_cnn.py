@@ -1,0 +1,140 @@
+"""The numpy Siamese U-Net (geo/cnn.py) on its shipped weights: tiling, torch parity, LOO, wiring."""
+
+from __future__ import annotations
+
+import sys
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pytest
+from affine import Affine
+
+from geo.cnn import (
+    GSD_M,
+    LAYERS,
+    forward,
+    held_out,
+    load_cnn_models,
+    pick_model,
+    tiled,
+)
+from geo.errors import BandError, ConfigError
+from geo.geoarray import GeoArray
+from geo.grid import Grid
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _rand(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).random(shape).astype(np.float32)
+
+
+def _ga(data: np.ndarray, res: float) -> GeoArray:
+    g = Grid(crs="EPSG:32633", transform=Affine(res, 0, 500000, 0, -res, 5000000),
+             shape=data.shape[1:])
+    return GeoArray(data=data, valid=np.ones(data.shape[1:], bool), grid=g, date="d",
+                    bands=("red", "green", "blue"), kind="rgb")
+
+
+def test_weights_small_and_complete() -> None:
+    ref = resources.files("geo.models").joinpath("cnn.npz")
+    with resources.as_file(ref) as p:
+        assert p.stat().st_size <= 5_000_000
+    models = load_cnn_models()
+    assert "all" in models
+    for m in models.values():
+        assert set(m.weights) == {n for n, *_ in LAYERS}
+        for name, cin, cout, k in LAYERS:
+            assert m.weights[name][0].shape == (cout, cin, k, k)
+    # every fold leaves out what its name says, and the shipped model saw every source
+    for name, m in models.items():
+        if name != "all":
+            for left in name.removeprefix("loo-").split("-"):
+                assert left not in m.trained_on
+                assert left in models["all"].trained_on
+
+
+def test_tiled_equals_untiled() -> None:
+    m = load_cnn_models()["all"]
+    a, b = _rand((3, 200, 150), 1), _rand((3, 200, 150), 2)
+    small = tiled(lambda t: forward(m, *t), [a, b], tile=64, halo=64)
+    whole = tiled(lambda t: forward(m, *t), [a, b], tile=1024, halo=64)
+    for s, w in zip(small, whole, strict=True):
+        assert s.shape == (200, 150)
+        np.testing.assert_allclose(s, w, atol=1e-5)
+    # and the halo matters: without it the tile edges differ
+    cut = tiled(lambda t: forward(m, *t), [a, b], tile=64, halo=0)
+    assert float(np.abs(cut[0] - whole[0]).max()) > 1e-4
+
+
+def test_numpy_equals_torch() -> None:
+    torch = pytest.importorskip("torch")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from train_cnn import build_model
+
+    m = load_cnn_models()["all"]
+    net = build_model()
+    with torch.no_grad():
+        for name, *_ in LAYERS:
+            net.convs[name].weight.copy_(torch.from_numpy(m.weights[name][0]))
+            net.convs[name].bias.copy_(torch.from_numpy(m.weights[name][1]))
+        a, b = _rand((3, 96, 128), 3), _rand((3, 96, 128), 4)
+        ours = forward(m, a, b)
+        theirs = net(torch.from_numpy(a)[None], torch.from_numpy(b)[None])
+        for o, t in zip(ours, theirs, strict=True):
+            np.testing.assert_allclose(o, torch.sigmoid(t)[0].numpy(), atol=1e-4)
+
+
+def test_held_out_never_uses_a_model_that_saw_the_dataset() -> None:
+    models = load_cnn_models()
+    for name in models:
+        if name == "all":
+            continue
+        for left in name.removeprefix("loo-").split("-"):
+            assert left not in pick_model(left).trained_on
+    assert pick_model(None).name == "all"
+    assert pick_model("not-a-training-source").name == "all"
+    with pytest.raises(ConfigError, match="retrain"):
+        pick_model("xbd")  # in every model's training set: refused, not silently memorised
+
+
+def test_refuses_coarse_grids() -> None:
+    from geo.cnn import cnn_change_probability
+
+    ga = _ga(_rand((3, 40, 40)) * 255, 10.0)
+    with pytest.raises(BandError, match=r"10 m.*'auto'"):
+        cnn_change_probability(ga, ga)
+
+
+def test_resamples_to_the_model_gsd() -> None:
+    from geo.cnn import cnn_building_probability
+
+    img = _rand((3, 64, 64), 5) * 255
+    p1, t = cnn_building_probability(_ga(img, 1.0))
+    assert p1.shape == (64, 64) and 0 <= float(p1.min()) and float(p1.max()) <= 1
+    assert t == 0.5
+    p05, _ = cnn_building_probability(_ga(img, GSD_M))
+    assert p05.shape == (64, 64)
+    assert not np.allclose(p1, p05)  # the 1 m input was run at 0.5 m, not as if it were 0.5 m
+
+
+def test_change_map_and_building_mask_methods() -> None:
+    from geo.config import DetectParams
+    from geo.detect import building_mask, change_map
+
+    a = _ga(_rand((3, 80, 80), 6) * 255, 0.5)
+    b = _ga(_rand((3, 80, 80), 7) * 255, 0.5)
+    cm = change_map(a, b, params=DetectParams(min_area_m2=0.0), method="cnn")
+    assert cm.method == "cnn" and cm.mask.shape == (80, 80)
+    bm = building_mask(a, DetectParams(method="cnn", min_area_m2=0.0))
+    assert bm.method == "cnn"
+    assert bm.alt_mask.sum() <= bm.mask.sum()  # the stricter threshold
+
+
+def test_held_out_context_restores() -> None:
+    from geo.cnn import _HELD_OUT
+
+    with held_out("levir"):
+        assert _HELD_OUT.get() == "levir"
+    assert _HELD_OUT.get() is None
