@@ -104,11 +104,11 @@ def synthetic_cases() -> list[tuple[str, GeoArray, np.ndarray]]:
 HELD_OUT = {"spacenet1_rio": "spacenet", "spacenet4_atlanta_pan": "spacenet",
             "open_cities_accra": "opencities"}
 """Training-source name of each real set: ``--method cnn`` scores it with a model that never
-saw it (leave-one-dataset-out, geo.cnn.held_out)."""
+saw it (leave-one-dataset-out, geo.detect.cnn.held_out)."""
 
 
 def main() -> None:
-    from geo.cnn import held_out
+    from geo.detect.cnn import held_out
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", type=Path)

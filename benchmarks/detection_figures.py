@@ -6,7 +6,7 @@ the prediction panel: green = true positive, red = false positive, blue = missed
     python benchmarks/detection_figures.py [--method learned] [DATASET_DIR ...]
     python benchmarks/detection_figures.py --method cnn --only test_7,000213 --out docs/cnn
 
-``--method cnn`` uses, per dataset, a packaged model that never saw it (geo.cnn.held_out).
+``--method cnn`` uses, per dataset, a packaged model that never saw it (geo.detect.cnn.held_out).
 """
 
 from __future__ import annotations
@@ -60,11 +60,11 @@ def main() -> None:
                 continue
             a, b, lab = read_image(a_p), read_image(b_p), read_label(l_p)
             if args.method == "learned":
-                from geo.models import learned_change_map
+                from geo.detect.learned import learned_change_map
 
                 cm = learned_change_map(a, b, params=params, exclude_group=group_of(a_p.name))
             elif args.method == "cnn":
-                from geo.cnn import dataset_key, held_out
+                from geo.detect.cnn import dataset_key, held_out
 
                 with held_out(dataset_key(ds)):
                     cm = change_map(a, b, params=params, method="cnn")

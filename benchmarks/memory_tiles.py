@@ -12,7 +12,7 @@ Three variants run side by side, each in a fresh child process (peak RSS = the c
 - ``bare``: decode every pixel of the scene once (rasterio, block by block): the floor;
 - ``untiled``: what the pipeline's detect stage does for a small grid: ``read_to_grid`` of the
   whole scene, ``building_mask``, ``polygonize``;
-- ``tiled``: ``geo.tiled_detect.detect_date_tiled`` (``detect.tile_px`` tiles read as windows
+- ``tiled``: ``geo.detect.tiled.detect_date_tiled`` (``detect.tile_px`` tiles read as windows
   of the scene, thresholds from a lattice sample, footprints merged exactly across seams).
 
 It checks that ``tiled`` and ``untiled`` give the same number of footprints and total area
@@ -127,7 +127,7 @@ elif mode == "untiled":
     out = {"n": len(fp), "area": float(fp["area_m2"].sum()), "threshold": bm.threshold}
 else:
     from geo.config import DetectParams, RunConfig
-    from geo.tiled_detect import detect_date_tiled
+    from geo.detect.tiled import detect_date_tiled
     cfg = RunConfig(detect=DetectParams(min_area_m2=50.0, tile_px=tile_px,
                                         tile_max_building_m=70.0))
     fp, _m, _v, upd = detect_date_tiled(meta, grid, cfg, folder, "b")

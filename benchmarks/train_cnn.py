@@ -1,9 +1,9 @@
-"""Train the compact Siamese U-Net (geo/cnn.py) on ../shared/data alone, on the CPU (PyTorch).
+"""Train the compact Siamese U-Net (geo/detect/cnn.py) on ../shared/data alone, on the CPU (PyTorch).
 
 Needs the ``train`` extra (``pip install 'factorywatch[train]'``). Seeded: the same
 command gives the same weights and scores on the same machine and torch build.
 
-Sources, all resampled to the model's 0.5 m GSD (geo.cnn.GSD_M):
+Sources, all resampled to the model's 0.5 m GSD (geo.detect.cnn.GSD_M):
 change pairs: levir (LEVIR-CD crops + test_7, 0.5 m), whu (WHU-CD, GSD unstated: 0.5 m
 assumed, as the benchmark does), dsifn (unstated: 0.5 m assumed), egy (EGY-BCD, unstated:
 0.5 m assumed), sztaki (SZTAKI Szada, 1.5 m, upsampled 3x);
@@ -16,7 +16,7 @@ jitter, up to 2 px misregistration of the second date.
 
     python benchmarks/train_cnn.py --leave-out levir,spacenet --steps 600   # one fold
     python benchmarks/train_cnn.py --all                                     # every fold + shipped
-Writes benchmarks/out/cnn/<name>.npz and <name>.json; --all also writes geo/models/cnn.npz.
+Writes benchmarks/out/cnn/<name>.npz and <name>.json; --all also writes geo/detect/cnn.npz.
 """
 
 from __future__ import annotations
@@ -36,11 +36,11 @@ sys.path.insert(0, str(ROOT))
 from _paths import shared_data  # noqa: E402
 
 from geo.benchmark import group_of, list_triplets, read_image, read_label  # noqa: E402
-from geo.cnn import GSD_M, LAYERS, WIDTHS, resample  # noqa: E402
+from geo.detect.cnn import GSD_M, LAYERS, WIDTHS, resample  # noqa: E402
 
 DATA = shared_data()
 OUT = ROOT / "benchmarks" / "out" / "cnn"
-SHIPPED = ROOT / "geo" / "models" / "cnn.npz"
+SHIPPED = ROOT / "geo" / "detect" / "cnn.npz"
 CROP = 96
 BATCH = 4
 """Change pairs and building images per step (each)."""
@@ -293,17 +293,17 @@ def export(net, name: str, trained_on: list[str]) -> dict[str, np.ndarray]:  # t
 
 
 def run_fold(src: dict[str, list[Sample]], name: str, leave_out: tuple[str, ...], steps: int,
-             seed: int) -> dict[str, np.ndarray]:
+             seed: int, out: Path = OUT) -> dict[str, np.ndarray]:
     net, secs = train(src, leave_out, steps, seed)
     trained_on = [k for k in src if k not in leave_out]
     arrays = export(net, name, trained_on)
-    OUT.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(OUT / f"{name}.npz", models=np.array([name]), **arrays)
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out / f"{name}.npz", models=np.array([name]), **arrays)
     meta = {"name": name, "leave_out": list(leave_out), "trained_on": trained_on,
             "steps": steps, "seed": seed, "crop_px": CROP, "batch": BATCH, "gsd_m": GSD_M,
             "widths": list(WIDTHS), "train_seconds": round(secs, 1),
             "n_weights": int(sum(v.size for k, v in arrays.items() if k.endswith((".w", ".b"))))}
-    (OUT / f"{name}.json").write_text(json.dumps(meta, indent=2))
+    (out / f"{name}.json").write_text(json.dumps(meta, indent=2))
     print(json.dumps(meta), file=sys.stderr)
     return arrays
 
@@ -314,8 +314,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=500)
     ap.add_argument("--leave-out", default="", help="comma-separated sources, e.g. levir,spacenet")
     ap.add_argument("--all", action="store_true", help="every fold in FOLDS + the shipped model")
+    ap.add_argument("--out", type=Path, default=OUT, help="folder for the per-fold files")
     ap.add_argument("--pack", action="store_true",
-                    help="only pack benchmarks/out/cnn/<fold>.npz into geo/models/cnn.npz")
+                    help="only pack benchmarks/out/cnn/<fold>.npz into geo/detect/cnn.npz")
     args = ap.parse_args()
     folds = FOLDS if (args.all or args.pack) else {
         "loo-" + "-".join(args.leave_out.split(",")) if args.leave_out else "all":
@@ -324,11 +325,11 @@ def main() -> None:
     src = None if args.pack else load_all()
     for name, lo in folds.items():
         if args.pack:
-            with np.load(OUT / f"{name}.npz") as z:
+            with np.load(args.out / f"{name}.npz") as z:
                 arrays.update({k: z[k] for k in z.files if k != "models"})
             continue
         assert src is not None
-        arrays.update(run_fold(src, name, lo, args.steps, args.seed))
+        arrays.update(run_fold(src, name, lo, args.steps, args.seed, args.out))
     if args.all or args.pack:
         np.savez_compressed(SHIPPED, models=np.array(list(folds)), **arrays)
         print(f"wrote {SHIPPED} ({SHIPPED.stat().st_size / 1e6:.2f} MB)", file=sys.stderr)

@@ -280,14 +280,14 @@ def run_benchmark(
     -------
     BenchmarkResult
         ``params`` records, for ``cnn``, the packaged model used and the held-out
-        dataset (:func:`geo.cnn.dataset_key` of ``dataset_dir``): a fold model
+        dataset (:func:`geo.detect.cnn.dataset_key` of ``dataset_dir``): a fold model
         that never saw it.
     """
     p = params or DetectParams(min_area_m2=20.0)
     triplets = list_triplets(dataset_dir)
     extra: dict[str, Any] = {}
     if method == "cnn":
-        from geo.cnn import dataset_key, held_out, pick_model
+        from geo.detect.cnn import dataset_key, held_out, pick_model
 
         key = dataset_key(dataset_dir)
         extra = {"cnn_model": pick_model(key).name, "held_out": key}
@@ -319,7 +319,7 @@ def _score_all(dataset_dir: str | Path, triplets: list[tuple[Path, Path, Path]],
                               f"{truth.shape} differ in size")
         t0 = time.perf_counter()
         if method == "learned":
-            from geo.models import learned_change_map
+            from geo.detect.learned import learned_change_map
 
             cm = learned_change_map(a, b, params=p, exclude_group=group_of(a_path.name))
         else:

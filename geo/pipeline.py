@@ -342,7 +342,7 @@ def detect_date(meta: dict[str, Any], grid: Grid, config: RunConfig, partial: Ru
     Returns ``(footprints, valid_geometry, meta_update)``; writes ``masks/<date>.tif``.
     """
     from geo.detect import building_mask
-    from geo.tiled_detect import detect_date_tiled, needs_tiles
+    from geo.detect.tiled import detect_date_tiled, needs_tiles
 
     d = meta["date"]
     if needs_tiles(grid, config):  # large grid: tile by tile, from windows of the scene COG

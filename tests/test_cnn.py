@@ -1,4 +1,4 @@
-"""The numpy Siamese U-Net (geo/cnn.py) on its shipped weights: tiling, torch parity, LOO, wiring."""
+"""The numpy Siamese U-Net (geo/detect/cnn.py) on its shipped weights: tiling, torch parity, LOO, wiring."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from affine import Affine
 
-from geo.cnn import (
+from geo.detect.cnn import (
     GSD_M,
     LAYERS,
     forward,
@@ -38,7 +38,7 @@ def _ga(data: np.ndarray, res: float) -> GeoArray:
 
 
 def test_weights_small_and_complete() -> None:
-    ref = resources.files("geo.models").joinpath("cnn.npz")
+    ref = resources.files("geo.detect").joinpath("cnn.npz")
     with resources.as_file(ref) as p:
         assert p.stat().st_size <= 5_000_000
     models = load_cnn_models()
@@ -100,7 +100,7 @@ def test_held_out_never_uses_a_model_that_saw_the_dataset() -> None:
 
 
 def test_refuses_coarse_grids() -> None:
-    from geo.cnn import cnn_change_probability
+    from geo.detect.cnn import cnn_change_probability
 
     ga = _ga(_rand((3, 40, 40)) * 255, 10.0)
     with pytest.raises(BandError, match=r"10 m.*'auto'"):
@@ -108,7 +108,7 @@ def test_refuses_coarse_grids() -> None:
 
 
 def test_resamples_to_the_model_gsd() -> None:
-    from geo.cnn import cnn_building_probability
+    from geo.detect.cnn import cnn_building_probability
 
     img = _rand((3, 64, 64), 5) * 255
     p1, t = cnn_building_probability(_ga(img, 1.0))
@@ -133,7 +133,7 @@ def test_change_map_and_building_mask_methods() -> None:
 
 
 def test_held_out_context_restores() -> None:
-    from geo.cnn import _HELD_OUT
+    from geo.detect.cnn import _HELD_OUT
 
     with held_out("levir"):
         assert _HELD_OUT.get() == "levir"

@@ -8,7 +8,7 @@ are resampled to it and the probabilities back. Grids coarser than
 :data:`MAX_RES_M` (Sentinel-2 10 m) are refused: a 0.5 m building model says
 nothing about them.
 
-The weights (``models/cnn.npz``) were trained by ``benchmarks/train_cnn.py``
+The weights (``geo/detect/cnn.npz``) were trained by ``benchmarks/train_cnn.py``
 (PyTorch, CPU, seeded) on ``../shared/data`` alone. The file holds the shipped
 model (``all``: every training source) and one model per leave-out fold, each
 with the list of datasets it was trained on, so that ``factorywatch benchmark
@@ -35,6 +35,15 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from geo.config import DetectParams
+from geo.detect.common import (
+    BuildingMask,
+    BuildingThresholds,
+    ChangeMap,
+    change_map_from_probability,
+    cleanup_mask,
+    opening_radius_px,
+)
 from geo.errors import BandError, ConfigError
 from geo.geoarray import GeoArray
 
@@ -46,8 +55,11 @@ __all__ = [
     "TILE_PX",
     "WIDTHS",
     "CnnModel",
+    "cnn_building_mask",
     "cnn_building_probability",
+    "cnn_change_method",
     "cnn_change_probability",
+    "cnn_thresholds",
     "dataset_key",
     "forward",
     "held_out",
@@ -275,6 +287,40 @@ def cnn_building_probability(ga: GeoArray) -> tuple[NDArray[np.float32], float]:
     return np.where(ga.valid, prob, 0.0).astype(np.float32), THRESHOLD
 
 
+# ------------------------------------------------------------ registry entries
+
+
+def cnn_change_method(a: GeoArray, b: GeoArray, params: DetectParams) -> ChangeMap:
+    """``cnn`` change: the change head's probability over 0.5, then the shared cleanup."""
+    prob, t = cnn_change_probability(a, b)
+    return change_map_from_probability(prob, t, a, b, params=params, method="cnn")
+
+
+def cnn_thresholds(params: DetectParams) -> BuildingThresholds:
+    """Fixed building thresholds, so that the tiles of a scene agree.
+
+    The head's 0.5 (``params.threshold`` overrides it) and, for the boundary-ambiguity
+    mask, a stricter one halfway to 1.
+    """
+    t = THRESHOLD if params.threshold is None else float(params.threshold)
+    return BuildingThresholds(method="cnn", threshold=t, alt_threshold=t + 0.5 * (1.0 - t),
+                              dark_threshold=-np.inf)
+
+
+def cnn_building_mask(ga: GeoArray, params: DetectParams,
+                      thresholds: BuildingThresholds | None = None) -> BuildingMask:
+    """``cnn`` building mask: the building head's probability over the threshold, cleaned up."""
+    prob, _ = cnn_building_probability(ga)
+    thr = thresholds if thresholds is not None else cnn_thresholds(params)
+    res_m, area = ga.grid.res_m, ga.grid.pixel_area_m2
+    radius = opening_radius_px(params, res_m)
+    mask, alt = (cleanup_mask(prob > t, res_m=res_m, pixel_area_m2=area, params=params,
+                              valid=ga.valid, radius_px=radius)
+                 for t in (thr.threshold, thr.alt_threshold))
+    return BuildingMask(mask=mask, score=prob, alt_mask=alt, method="cnn",
+                        threshold=thr.threshold)
+
+
 # ------------------------------------------------------------ weights
 
 _HELD_OUT: ContextVar[str | None] = ContextVar("cnn_held_out", default=None)
@@ -298,9 +344,9 @@ def held_out(dataset: str | None) -> Iterator[None]:
 @cache
 def load_cnn_models() -> dict[str, CnnModel]:
     """All models in the packaged ``cnn.npz``, by name (``all`` is the shipped one)."""
-    ref = resources.files("geo.models").joinpath(_WEIGHTS)
+    ref = resources.files("geo.detect").joinpath(_WEIGHTS)
     if not ref.is_file():
-        raise ConfigError(f"geo/models/{_WEIGHTS} is missing; reinstall factorywatch or run "
+        raise ConfigError(f"geo/detect/{_WEIGHTS} is missing; reinstall factorywatch or run "
                           "benchmarks/train_cnn.py to rebuild it")
     with resources.as_file(ref) as path, np.load(path) as z:
         names = [str(n) for n in z["models"]]
