@@ -101,6 +101,18 @@ def synthetic_cases() -> list[tuple[str, GeoArray, np.ndarray]]:
     return out
 
 
+def _figure(out: Path, name: str, ga: GeoArray, lab: np.ndarray, mask: np.ndarray, method: str,
+            tp: int, fp: int, fn: int) -> None:
+    from _figures import LEGEND, overlay, rgb, save_panels
+
+    out.mkdir(parents=True, exist_ok=True)
+    dst = out / f"{name.split(' ')[0]}_{ga.source_id or ga.date}_{method}.png".replace("/", "_")
+    iou = scores(tp, fp, fn)[3]
+    save_panels(dst, name, [(rgb(ga.data), "image"), (lab, "label (building)"),
+                            (overlay(mask, lab), f"{method}: IoU {iou:.2f}\n{LEGEND}")])
+    print(dst, file=sys.stderr)
+
+
 HELD_OUT = {"spacenet1_rio": "spacenet", "spacenet4_atlanta_pan": "spacenet",
             "open_cities_accra": "opencities"}
 """Training-source name of each real set: ``--method cnn`` scores it with a model that never
@@ -113,6 +125,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", type=Path)
     ap.add_argument("--method", default="auto", help="building method (auto, rgb-objects, cnn, ...)")
+    ap.add_argument("--figures", type=Path, help="write image / label / prediction PNGs here")
     args = ap.parse_args()
     params = DetectParams(min_area_m2=PARAMS.min_area_m2, method=args.method)
     tot: dict[str, dict[str, float]] = {}
@@ -123,6 +136,8 @@ def main() -> None:
         dt = time.perf_counter() - t0
         valid = ga.valid
         tp, fp, fn, _ = confusion(bm.mask, lab, valid)
+        if args.figures:
+            _figure(args.figures, name, ga, lab, bm.mask, bm.method, tp, fp, fn)
         d = tot.setdefault(name, {"tp": 0, "fp": 0, "fn": 0, "n": 0, "s": 0.0, "mp": 0.0,
                                   "det_px": 0, "true_px": 0, "method": bm.method})
         d["tp"] += tp

@@ -12,20 +12,13 @@ the prediction panel: green = true positive, red = false positive, blue = missed
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
-
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _figures import LEGEND, overlay, rgb, save_panels  # noqa: E402
 from _paths import shared_data  # noqa: E402
 
 from geo.benchmark import (  # noqa: E402
@@ -72,28 +65,10 @@ def main() -> None:
                 cm = change_map(a, b, params=params, method=args.method)
             tp, fp, fn, _ = confusion(cm.mask, lab)
             f1 = scores(tp, fp, fn)[2]
-            over = np.zeros((*lab.shape, 3))
-            over[cm.mask & lab] = (0, 0.8, 0)
-            over[cm.mask & ~lab] = (0.9, 0, 0)
-            over[~cm.mask & lab] = (0, 0.3, 1)
-            fig, ax = plt.subplots(1, 4, figsize=(13, 3.6))
-            for axi, img, title in (
-                (ax[0], a.data.transpose(1, 2, 0) / 255, "before (A)"),
-                (ax[1], b.data.transpose(1, 2, 0) / 255, "after (B)"),
-                (ax[2], lab, "label (change)"),
-                (ax[3], over, f"{args.method}: F1 {f1:.2f}\ngreen TP, red FP, blue missed"),
-            ):
-                axi.imshow(np.clip(img, 0, 1), cmap="gray" if img.ndim == 2 else None)
-                axi.set_title(title, fontsize=9)
-                axi.axis("off")
-            fig.suptitle(f"{ds.name}/{a_p.name}", fontsize=10)
-            fig.tight_layout()
             dst = args.out / f"{ds.name}_{a_p.stem}_{args.method}.png"
-            fd, tmp = tempfile.mkstemp(dir=args.out, suffix=".png")
-            os.close(fd)
-            fig.savefig(tmp, dpi=80)
-            plt.close(fig)
-            os.replace(tmp, dst)
+            save_panels(dst, f"{ds.name}/{a_p.name}", [
+                (rgb(a.data), "before (A)"), (rgb(b.data), "after (B)"), (lab, "label (change)"),
+                (overlay(cm.mask, lab), f"{args.method}: F1 {f1:.2f}\n{LEGEND}")])
             print(dst)
 
 

@@ -263,6 +263,7 @@ def train(src: dict[str, list[Sample]], leave_out: tuple[str, ...], steps: int, 
     opt = torch.optim.AdamW(net.parameters(), lr=LR, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=LR, total_steps=steps, pct_start=0.1)
     t0 = time.time()
+    c0 = time.process_time()
     t_data = 0.0
     for step in range(steps):
         td = time.time()
@@ -279,6 +280,7 @@ def train(src: dict[str, list[Sample]], leave_out: tuple[str, ...], steps: int, 
         if step % 50 == 0 or step == steps - 1:
             print(f"step {step:5d} loss {loss.item():.3f} ({time.time() - t0:.0f} s, data {t_data:.0f} s)",
                   file=sys.stderr, flush=True)
+    print(f"cpu {time.process_time() - c0:.0f} s", file=sys.stderr)
     return net, time.time() - t0
 
 

@@ -57,14 +57,14 @@ def test_weights_small_and_complete() -> None:
 
 def test_tiled_equals_untiled() -> None:
     m = load_cnn_models()["all"]
-    a, b = _rand((3, 200, 150), 1), _rand((3, 200, 150), 2)
-    small = tiled(lambda t: forward(m, *t), [a, b], tile=64, halo=64)
+    a, b = _rand((3, 90, 75), 1), _rand((3, 90, 75), 2)
+    small = tiled(lambda t: forward(m, *t), [a, b], tile=48, halo=64)
     whole = tiled(lambda t: forward(m, *t), [a, b], tile=1024, halo=64)
     for s, w in zip(small, whole, strict=True):
-        assert s.shape == (200, 150)
+        assert s.shape == (90, 75)
         np.testing.assert_allclose(s, w, atol=1e-5)
     # and the halo matters: without it the tile edges differ
-    cut = tiled(lambda t: forward(m, *t), [a, b], tile=64, halo=0)
+    cut = tiled(lambda t: forward(m, *t), [a, b], tile=48, halo=0)
     assert float(np.abs(cut[0] - whole[0]).max()) > 1e-4
 
 
@@ -79,7 +79,7 @@ def test_numpy_equals_torch() -> None:
         for name, *_ in LAYERS:
             net.convs[name].weight.copy_(torch.from_numpy(m.weights[name][0]))
             net.convs[name].bias.copy_(torch.from_numpy(m.weights[name][1]))
-        a, b = _rand((3, 96, 128), 3), _rand((3, 96, 128), 4)
+        a, b = _rand((3, 64, 80), 3), _rand((3, 64, 80), 4)
         ours = forward(m, a, b)
         theirs = net(torch.from_numpy(a)[None], torch.from_numpy(b)[None])
         for o, t in zip(ours, theirs, strict=True):
@@ -110,12 +110,12 @@ def test_refuses_coarse_grids() -> None:
 def test_resamples_to_the_model_gsd() -> None:
     from geo.detect.cnn import cnn_building_probability
 
-    img = _rand((3, 64, 64), 5) * 255
+    img = _rand((3, 40, 40), 5) * 255
     p1, t = cnn_building_probability(_ga(img, 1.0))
-    assert p1.shape == (64, 64) and 0 <= float(p1.min()) and float(p1.max()) <= 1
+    assert p1.shape == (40, 40) and 0 <= float(p1.min()) and float(p1.max()) <= 1
     assert t == 0.5
     p05, _ = cnn_building_probability(_ga(img, GSD_M))
-    assert p05.shape == (64, 64)
+    assert p05.shape == (40, 40)
     assert not np.allclose(p1, p05)  # the 1 m input was run at 0.5 m, not as if it were 0.5 m
 
 
@@ -123,10 +123,10 @@ def test_change_map_and_building_mask_methods() -> None:
     from geo.config import DetectParams
     from geo.detect import building_mask, change_map
 
-    a = _ga(_rand((3, 80, 80), 6) * 255, 0.5)
-    b = _ga(_rand((3, 80, 80), 7) * 255, 0.5)
+    a = _ga(_rand((3, 48, 48), 6) * 255, 0.5)
+    b = _ga(_rand((3, 48, 48), 7) * 255, 0.5)
     cm = change_map(a, b, params=DetectParams(min_area_m2=0.0), method="cnn")
-    assert cm.method == "cnn" and cm.mask.shape == (80, 80)
+    assert cm.method == "cnn" and cm.mask.shape == (48, 48)
     bm = building_mask(a, DetectParams(method="cnn", min_area_m2=0.0))
     assert bm.method == "cnn"
     assert bm.alt_mask.sum() <= bm.mask.sum()  # the stricter threshold
@@ -138,3 +138,16 @@ def test_held_out_context_restores() -> None:
     with held_out("levir"):
         assert _HELD_OUT.get() == "levir"
     assert _HELD_OUT.get() is None
+
+
+@pytest.mark.parametrize(("scale", "expect_median"), [(1.0, None), (0.3 / 255, 0.36), (8.0, 0.36)])
+def test_input_scale_8bit_reflectance_and_16bit(scale: float, expect_median: float | None) -> None:
+    from geo.detect.cnn import _gain, rgb01
+
+    img = _rand((3, 30, 30), 8) * 200 + 20  # 8-bit DN
+    ga = _ga((img * scale).astype(np.float32), 0.5)
+    x = rgb01(ga, _gain([ga]))
+    if expect_median is None:
+        np.testing.assert_allclose(x, img / 255, rtol=1e-5)  # 8-bit: / 255, as in training
+    else:  # dark reflectance or 16-bit DN: brought to the training tiles' median
+        assert float(np.median(x.mean(0))) == pytest.approx(expect_median, rel=1e-3)

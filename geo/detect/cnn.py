@@ -223,13 +223,19 @@ def resample(x: NDArray[np.float32], factor: float, *, order: int = 1) -> NDArra
 
 
 def _gain(dates: list[GeoArray]) -> float:
-    """One scale for all dates: 1/255 for 8-bit images, else a median-brightness gain."""
+    """One scale for all dates of a pair (no per-image stretch).
+
+    1/255 for 8-bit images; else (reflectance 0..1, or 11-16-bit DN) the factor that brings
+    the median brightness to 0.36, the 8-bit training tiles' median / 255 (for reflectance
+    kept between 1 and 8).
+    """
     vals = np.concatenate([g.data[:3, g.valid] if g.valid.any() else g.data[:3].reshape(
         min(3, g.data.shape[0]), -1) for g in dates], axis=1)
-    if not vals.size or float(np.quantile(vals, 0.99)) > 2.0:
+    q99 = float(np.quantile(vals, 0.99)) if vals.size else 255.0
+    if 2.0 < q99 <= 255.0:
         return 1.0 / 255.0
-    med = float(np.median(vals.mean(0)))
-    return float(np.clip(0.36 / max(med, 1e-6), 1.0, 8.0))
+    med = max(float(np.median(vals.mean(0))), 1e-6)
+    return 0.36 / med if q99 > 255.0 else float(np.clip(0.36 / med, 1.0, 8.0))
 
 
 def rgb01(ga: GeoArray, gain: float) -> NDArray[np.float32]:
