@@ -7,7 +7,9 @@ Real, third-party labels from ../shared/data:
 Pixel precision/recall/F1/IoU from global TP/FP/FN per dataset, and the detected/true
 area ratio. The SYNTHETIC demo row uses geo.synthetic (labelled synthetic).
 
-    python benchmarks/detection_buildings.py [--json benchmarks/out/buildings.json]
+    python benchmarks/detection_buildings.py [--method cnn] [--json benchmarks/out/buildings.json]
+
+``--method cnn`` scores each real set with a packaged model that never saw it.
 """
 
 from __future__ import annotations
@@ -99,17 +101,43 @@ def synthetic_cases() -> list[tuple[str, GeoArray, np.ndarray]]:
     return out
 
 
+def _figure(out: Path, name: str, ga: GeoArray, lab: np.ndarray, mask: np.ndarray, method: str,
+            tp: int, fp: int, fn: int) -> None:
+    from _figures import LEGEND, overlay, rgb, save_panels
+
+    out.mkdir(parents=True, exist_ok=True)
+    dst = out / f"{name.split(' ')[0]}_{ga.source_id or ga.date}_{method}.png".replace("/", "_")
+    iou = scores(tp, fp, fn)[3]
+    save_panels(dst, name, [(rgb(ga.data), "image"), (lab, "label (building)"),
+                            (overlay(mask, lab), f"{method}: IoU {iou:.2f}\n{LEGEND}")])
+    print(dst, file=sys.stderr)
+
+
+HELD_OUT = {"spacenet1_rio": "spacenet", "spacenet4_atlanta_pan": "spacenet",
+            "open_cities_accra": "opencities"}
+"""Training-source name of each real set: ``--method cnn`` scores it with a model that never
+saw it (leave-one-dataset-out, geo.detect.cnn.held_out)."""
+
+
 def main() -> None:
+    from geo.detect.cnn import held_out
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--method", default="auto", help="building method (auto, rgb-objects, cnn, ...)")
+    ap.add_argument("--figures", type=Path, help="write image / label / prediction PNGs here")
     args = ap.parse_args()
+    params = DetectParams(min_area_m2=PARAMS.min_area_m2, method=args.method)
     tot: dict[str, dict[str, float]] = {}
     for name, ga, lab in cases() + synthetic_cases():
         t0 = time.perf_counter()
-        bm = building_mask(ga, PARAMS)
+        with held_out(HELD_OUT.get(name)):
+            bm = building_mask(ga, params)
         dt = time.perf_counter() - t0
         valid = ga.valid
         tp, fp, fn, _ = confusion(bm.mask, lab, valid)
+        if args.figures:
+            _figure(args.figures, name, ga, lab, bm.mask, bm.method, tp, fp, fn)
         d = tot.setdefault(name, {"tp": 0, "fp": 0, "fn": 0, "n": 0, "s": 0.0, "mp": 0.0,
                                   "det_px": 0, "true_px": 0, "method": bm.method})
         d["tp"] += tp

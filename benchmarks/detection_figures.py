@@ -4,25 +4,21 @@ Writes benchmarks/out/figures/<dataset>_<name>_<method>.png (git-ignored). Colou
 the prediction panel: green = true positive, red = false positive, blue = missed.
 
     python benchmarks/detection_figures.py [--method learned] [DATASET_DIR ...]
+    python benchmarks/detection_figures.py --method cnn --only test_7,000213 --out docs/cnn
+
+``--method cnn`` uses, per dataset, a packaged model that never saw it (geo.detect.cnn.held_out).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
-
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _figures import LEGEND, overlay, rgb, save_panels  # noqa: E402
 from _paths import shared_data  # noqa: E402
 
 from geo.benchmark import (  # noqa: E402
@@ -45,42 +41,34 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("datasets", nargs="*", type=Path, default=DEFAULT)
     ap.add_argument("--method", default="learned")
+    ap.add_argument("--only", default="", help="comma-separated image names (stems) to draw")
+    ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
-    OUT.mkdir(parents=True, exist_ok=True)
+    only = {s for s in args.only.split(",") if s}
+    args.out.mkdir(parents=True, exist_ok=True)
     params = DetectParams(min_area_m2=20.0)
     for ds in args.datasets:
         for a_p, b_p, l_p in list_triplets(ds):
+            if only and a_p.stem not in only:
+                continue
             a, b, lab = read_image(a_p), read_image(b_p), read_label(l_p)
             if args.method == "learned":
                 from geo.detect.learned import learned_change_map
 
                 cm = learned_change_map(a, b, params=params, exclude_group=group_of(a_p.name))
+            elif args.method == "cnn":
+                from geo.detect.cnn import dataset_key, held_out
+
+                with held_out(dataset_key(ds)):
+                    cm = change_map(a, b, params=params, method="cnn")
             else:
                 cm = change_map(a, b, params=params, method=args.method)
             tp, fp, fn, _ = confusion(cm.mask, lab)
             f1 = scores(tp, fp, fn)[2]
-            over = np.zeros((*lab.shape, 3))
-            over[cm.mask & lab] = (0, 0.8, 0)
-            over[cm.mask & ~lab] = (0.9, 0, 0)
-            over[~cm.mask & lab] = (0, 0.3, 1)
-            fig, ax = plt.subplots(1, 4, figsize=(13, 3.6))
-            for axi, img, title in (
-                (ax[0], a.data.transpose(1, 2, 0) / 255, "before (A)"),
-                (ax[1], b.data.transpose(1, 2, 0) / 255, "after (B)"),
-                (ax[2], lab, "label (change)"),
-                (ax[3], over, f"{args.method}: F1 {f1:.2f}\ngreen TP, red FP, blue missed"),
-            ):
-                axi.imshow(np.clip(img, 0, 1), cmap="gray" if img.ndim == 2 else None)
-                axi.set_title(title, fontsize=9)
-                axi.axis("off")
-            fig.suptitle(f"{ds.name}/{a_p.name}", fontsize=10)
-            fig.tight_layout()
-            dst = OUT / f"{ds.name}_{a_p.stem}_{args.method}.png"
-            fd, tmp = tempfile.mkstemp(dir=OUT, suffix=".png")
-            os.close(fd)
-            fig.savefig(tmp, dpi=80)
-            plt.close(fig)
-            os.replace(tmp, dst)
+            dst = args.out / f"{ds.name}_{a_p.stem}_{args.method}.png"
+            save_panels(dst, f"{ds.name}/{a_p.name}", [
+                (rgb(a.data), "before (A)"), (rgb(b.data), "after (B)"), (lab, "label (change)"),
+                (overlay(cm.mask, lab), f"{args.method}: F1 {f1:.2f}\n{LEGEND}")])
             print(dst)
 
 

@@ -267,7 +267,8 @@ def run_benchmark(
         Folder with ``A/``, ``B/`` and ``label/``.
     method : str
         A name from :data:`geo.detect.METHODS`. ``learned`` never scores an
-        image with a model trained on its group (see :func:`group_of`).
+        image with a model trained on its group (see :func:`group_of`), ``cnn``
+        never a dataset its model was trained on (leave-one-dataset-out).
     params : DetectParams, optional
         Defaults to ``DetectParams(min_area_m2=20)``: LEVIR houses are small.
     res_m : float
@@ -278,11 +279,28 @@ def run_benchmark(
     Returns
     -------
     BenchmarkResult
+        ``params`` records, for ``cnn``, the packaged model used and the held-out
+        dataset (:func:`geo.detect.cnn.dataset_key` of ``dataset_dir``): a fold model
+        that never saw it.
     """
-    from geo.detect import change_map
-
     p = params or DetectParams(min_area_m2=20.0)
     triplets = list_triplets(dataset_dir)
+    extra: dict[str, Any] = {}
+    if method == "cnn":
+        from geo.detect.cnn import dataset_key, held_out, pick_model
+
+        key = dataset_key(dataset_dir)
+        extra = {"cnn_model": pick_model(key).name, "held_out": key}
+        with held_out(key):
+            return _score_all(dataset_dir, triplets, method, p, res_m, progress, extra)
+    return _score_all(dataset_dir, triplets, method, p, res_m, progress, extra)
+
+
+def _score_all(dataset_dir: str | Path, triplets: list[tuple[Path, Path, Path]], method: str,
+               p: DetectParams, res_m: float, progress: Progress | None,
+               extra: dict[str, Any]) -> BenchmarkResult:
+    from geo.detect import change_map
+
     it: Iterable[tuple[Path, Path, Path]] = triplets
     if progress is not None:
         it = progress(triplets, f"benchmark {method}")
@@ -324,5 +342,5 @@ def run_benchmark(
         tp=tp, fp=fp, fn=fn, n_images=len(per),
         seconds_per_megapixel=total_s / total_mp if total_mp else 0.0, per_image=per,
         params={"min_area_m2": p.min_area_m2, "opening_m": p.opening_m,
-                "threshold": p.threshold, "res_m": res_m},
+                "threshold": p.threshold, "res_m": res_m, **extra},
     )

@@ -86,9 +86,15 @@ def filter_reach_px(params: DetectParams, res_m: float, method: str) -> int:
 
     Smoothing (4 sigma), the opening and its edge restore (3 × radius) and the edge
     refinement (a ring of 3 px, a 2-px band and a 9-px mean filter), with a margin.
+    ``cnn`` adds the network's receptive field (its tile halo, at the model's GSD).
     """
     sigma = max(0.7, 1.0 / res_m)
-    return 3 * building_radius(params, res_m, method) + math.ceil(4 * sigma) + 16
+    reach = 3 * building_radius(params, res_m, method) + math.ceil(4 * sigma) + 16
+    if method == "cnn":
+        from geo.detect.cnn import GSD_M, HALO_PX
+
+        reach += math.ceil(HALO_PX * GSD_M / res_m)
+    return reach
 
 
 def halo_px_for(params: DetectParams, res_m: float, method: str) -> int:
@@ -114,6 +120,9 @@ def sample_thresholds(read: Reader, grid: Grid, params: DetectParams, *, method:
     enter the statistics. With ``k = 1`` (grids up to ``max_samples`` pixels) the thresholds
     equal those of an untiled run; above, they are those of a regular 1-in-k² sample.
     """
+    if method == "cnn":  # fixed probability thresholds: nothing to sample
+        return thresholds_from_scores(np.zeros(0, np.float32), np.zeros(0, bool), None,
+                                      method=method, params=params, has_swir=has_swir)
     rows, cols = grid.shape
     k = max(1, math.ceil(math.sqrt(rows * cols / max_samples)))
     reach = filter_reach_px(params, grid.res_m, method)

@@ -61,17 +61,18 @@ BandRole = Literal[
 ]
 BAND_ROLES: tuple[str, ...] = get_args(BandRole)
 
-BuildingMethod = Literal["builtup", "rgb-objects", "contrast-objects"]
+BuildingMethod = Literal["builtup", "rgb-objects", "contrast-objects", "cnn"]
 """Per-date building-mask methods (:func:`geo.detect.building_mask`)."""
 BUILDING_METHODS: tuple[str, ...] = get_args(BuildingMethod)
 
-ChangeMethod = Literal["imad", "cva", "index-diff", "pcc", "rgb-objects", "learned", "auto"]
+ChangeMethod = Literal[
+    "imad", "cva", "index-diff", "pcc", "rgb-objects", "learned", "cnn", "auto"]
 """Change-map methods accepted by :func:`geo.detect.change_map` (and ``benchmark -m``)."""
 CHANGE_METHODS: tuple[str, ...] = get_args(ChangeMethod)
 
 DetectMethod = Literal[
     "auto", "builtup", "rgb-objects", "contrast-objects", "imad", "cva", "index-diff", "pcc",
-    "learned",
+    "learned", "cnn",
 ]
 """Values of ``[detect] method`` in a run config."""
 DETECT_METHODS: tuple[str, ...] = get_args(DetectMethod)

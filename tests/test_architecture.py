@@ -26,6 +26,7 @@ FILE_IO_CALLS = {"np.load", "np.save", "json.load", "json.dump", "tomllib.load",
 NOT_PURE = {
     "detect/tiled.py": "the pipeline's tiled detect stage reads scene windows from the run dir",
     "detect/learned.py": "reads its own packaged weights (geo/detect/change_mlp.npz)",
+    "detect/cnn.py": "reads its own packaged weights (geo/detect/cnn.npz)",
 }
 
 

@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from geo.config import DetectParams
+from geo.detect.cnn import cnn_building_mask, cnn_building_probability, cnn_thresholds
 from geo.detect.common import (
     ALT_OUTLINE_FRAC,
     OUTLINE_FRAC,
@@ -116,6 +117,8 @@ def building_score(
     """Per-pixel building score of ``method`` and (``rgb-objects``) the vegetation mask."""
     if method == "builtup":
         return builtup_index(ga), None
+    if method == "cnn":
+        return cnn_building_probability(ga)[0], None
     return _rgb_building_score(ga)
 
 
@@ -142,7 +145,10 @@ def thresholds_from_scores(
     """Scene-wide thresholds from the scores of a whole scene or of a sample of its pixels.
 
     ``score``, ``valid`` and ``veg`` are arrays of one shape (any: a scene or a 1-D sample).
+    ``cnn`` has fixed probability thresholds (:func:`geo.detect.cnn.cnn_thresholds`).
     """
+    if method == "cnn":
+        return cnn_thresholds(params)
     dark_t, exclude = _dark_and_exclude(score, valid, veg, method)
     vals = score[~exclude]
     if params.threshold is not None:
@@ -212,6 +218,7 @@ BUILDING_METHODS: Mapping[BuildingMethod, BuildingMethodFn] = {
     "builtup": builtup_mask,
     "rgb-objects": rgb_objects_mask,
     "contrast-objects": contrast_objects_mask,
+    "cnn": cnn_building_mask,
 }
 """Building-mask method name (:data:`geo.types.BuildingMethod`) -> implementation."""
 

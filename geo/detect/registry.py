@@ -20,6 +20,7 @@ from geo.detect.change import (
     pcc_change,
     rgb_objects_change,
 )
+from geo.detect.cnn import cnn_change_method
 from geo.detect.common import ChangeMap, ChangeMethodFn
 from geo.detect.learned import learned_change_method
 from geo.errors import BandError, ConfigError
@@ -40,6 +41,7 @@ CHANGE_METHODS: Mapping[ChangeMethod, ChangeMethodFn] = {
     "pcc": pcc_change,
     "rgb-objects": rgb_objects_change,
     "learned": learned_change_method,
+    "cnn": cnn_change_method,
 }
 """Change method name (:data:`geo.types.ChangeMethod`, less ``auto``) -> implementation."""
 
