@@ -252,18 +252,25 @@ def _rgb_building_score(ga: GeoArray) -> tuple[NDArray[np.float32], NDArray[np.b
 
 
 def _refine_edges(mask: NDArray[np.bool_], img: NDArray[np.float32], valid: NDArray[np.bool_],
-                  *, frac: float = 0.5, ring_px: int = 3) -> NDArray[np.bool_]:
+                  *, frac: float = 0.5, ring_px: int = 3, small: bool = False,
+                  cover: bool = False) -> NDArray[np.bool_]:
     """Re-draw each object's outline at ``frac`` of the way from its surroundings to its roof.
 
     For a straight edge through a pixel, the pixel's value is the coverage-weighted
     mix of roof and background, so thresholding at the midpoint (``frac=0.5``)
     keeps exactly the pixels more than half covered: the area is unbiased.
+
+    ``small``: an object too small for a two-pixel erosion takes its roof level from a
+    one-pixel erosion, or from the whole object (a dome top, all roof), instead of being left
+    as it is (a 10 m dome top is often a third of the roof). ``cover``: the outline then
+    keeps as many pixels as the object's summed fractional roof cover
+    (:func:`_cover_redraw`).
     """
     lab, n = ndimage.label(mask)
     if n == 0:
         return mask
     out = np.zeros_like(mask)
-    pad = ring_px + 2
+    pad = ring_px + (8 if cover else 2)
     se = _disk(1)
     for i, sl in enumerate(ndimage.find_objects(lab), start=1):
         if sl is None:
@@ -275,8 +282,8 @@ def _refine_edges(mask: NDArray[np.bool_], img: NDArray[np.float32], valid: NDAr
         obj = lab[r0:r1, c0:c1] == i
         sub = img[r0:r1, c0:c1]
         vs = valid[r0:r1, c0:c1]
-        core = ndimage.binary_erosion(obj, se, iterations=2) & vs
-        if core.sum() < 4:
+        core = _roof_core(obj, vs, se, small)
+        if core.sum() < 4 and not (small and core.any()):
             out[r0:r1, c0:c1] |= obj
             continue
         near = ndimage.binary_dilation(obj, se, iterations=2)
@@ -289,18 +296,69 @@ def _refine_edges(mask: NDArray[np.bool_], img: NDArray[np.float32], valid: NDAr
         bg = float(np.median(sub[ring]))
         # the surroundings differ along the outline (shadow on one side, soil or grass on
         # the others): take the background next to each edge pixel, not the ring's median
-        size = 2 * ring_px + 3
-        w = ndimage.uniform_filter(ring.astype(np.float64), size=size)
-        bsum = ndimage.uniform_filter(np.where(ring, sub, 0.0).astype(np.float64), size=size)
-        bg_local = np.where(w > 1e-6, bsum / np.maximum(w, 1e-6), bg)
+        bg_local = _local_background(sub, ring, 2 * ring_px + 3, bg)
         level = bg_local + frac * (roof - bg_local)
         cand = near & vs & ((sub > level) if roof >= bg else (sub < level))
         cl, _ = ndimage.label(cand)
         keep = np.unique(cl[core & cand])
         new = np.isin(cl, keep[keep > 0]) | core
         new = ndimage.binary_fill_holes(new)
+        if cover:
+            free = vs & ((lab[r0:r1, c0:c1] == 0) | obj)
+            new = _cover_redraw(new, core, sub, roof, free, se, ring_px)
         out[r0:r1, c0:c1] |= new
     return out & valid
+
+
+def _local_background(sub: NDArray[np.float32], ring: NDArray[np.bool_], size: int,
+                      fallback: float) -> NDArray[np.float64]:
+    """Mean of ``ring`` pixels within a ``size`` window of each pixel (``fallback`` if none)."""
+    w = ndimage.uniform_filter(ring.astype(np.float64), size=size)
+    bsum = ndimage.uniform_filter(np.where(ring, sub, 0.0).astype(np.float64), size=size)
+    out: NDArray[np.float64] = np.where(w > 1e-6, bsum / np.maximum(w, 1e-6), fallback)
+    return out
+
+
+def _cover_redraw(obj: NDArray[np.bool_], core: NDArray[np.bool_], sub: NDArray[np.float32],
+                  roof: float, free: NDArray[np.bool_], se: NDArray[np.bool_], ring_px: int
+                  ) -> NDArray[np.bool_]:
+    """Redraw ``obj`` with as many pixels as its summed fractional roof cover.
+
+    Each pixel's cover is (value - local background) / (roof - local background), the
+    background taken on a ring 3 to ``ring_px + 3`` pixels outside ``obj`` (clear of its
+    blurred edge): the fraction of the pixel the roof covers, blur included, since a
+    point-spread function moves roof signal into the surroundings without changing its sum.
+    Summed (clipped to [-1, 2] only, so noise averages out) over the object and two pixels
+    around it, it is the roof's area in pixels; the half-covered threshold instead drops the
+    corners a blurred roof rounds off. The pixels kept are those with the highest cover,
+    connected to ``core``.
+    """
+    zone = ndimage.binary_dilation(obj, se, iterations=2) & free
+    ring = ndimage.binary_dilation(obj, se, iterations=ring_px + 3) & free & \
+        ~ndimage.binary_dilation(zone, se)
+    if ring.sum() < 4:
+        return obj
+    bg = _local_background(sub, ring, 2 * ring_px + 7, float(np.median(sub[ring])))
+    cover = (sub - bg) / np.where(np.abs(roof - bg) > 1e-9, roof - bg, 1e-9)
+    vals = cover[zone]
+    n = round(float(np.clip(vals, -1.0, 2.0).sum()))
+    if n <= int(core.sum()) or n >= vals.size:
+        return obj
+    level = float(np.sort(vals)[::-1][n - 1])
+    cl, _ = ndimage.label(zone & (cover >= level))
+    keep = np.unique(cl[core])
+    out: NDArray[np.bool_] = ndimage.binary_fill_holes(np.isin(cl, keep[keep > 0]) | core)
+    return out
+
+
+def _roof_core(obj: NDArray[np.bool_], vs: NDArray[np.bool_], se: NDArray[np.bool_],
+               small: bool) -> NDArray[np.bool_]:
+    """Pixels of ``obj`` that are surely roof: two erosions in, fewer for small objects."""
+    core: NDArray[np.bool_] = ndimage.binary_erosion(obj, se, iterations=2) & vs
+    if core.sum() >= 4 or not small:
+        return core
+    one: NDArray[np.bool_] = ndimage.binary_erosion(obj, se) & vs
+    return one if one.sum() >= 2 else obj & vs
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -432,7 +490,10 @@ def building_mask(ga: GeoArray, params: DetectParams, *,
 def _contrast_objects_mask(ga: GeoArray, params: DetectParams) -> BuildingMask:
     """Local-contrast roofs (:func:`geo.roofs.roof_candidates`), outlines at the midpoint.
 
-    ``alt_mask`` redraws the same objects at 70% of the way from background to roof.
+    The outline keeps as many pixels as the roof's summed fractional cover (unbiased under
+    blur, corners included); ``alt_mask`` draws the same objects at the midpoint threshold
+    instead (half-covered pixels; small by the corners a blur rounds off), so the interval
+    holds the spread between the two ways of drawing the outline.
     """
     from geo.roofs import RoofParams, roof_candidates
 
@@ -448,8 +509,10 @@ def _contrast_objects_mask(ga: GeoArray, params: DetectParams) -> BuildingMask:
         rp = RoofParams(max_ndvi=0.08)
     cand, score = roof_candidates(bright, green, v, rp)
     res_m, area = ga.grid.res_m, ga.grid.pixel_area_m2
-    mask = _refine_edges(cand, bright, v, frac=0.5)
-    alt = _refine_edges(cand, bright, v, frac=0.7)
+    cand = _grow_to_midpoint(cand, bright, v)
+    mask = _refine_edges(cand, bright, v, frac=0.5, small=True, cover=True)
+    # the alternative outline is the other way to draw it: the half-covered threshold
+    alt = _refine_edges(cand, bright, v, frac=0.5, small=True)
     mask = cleanup_mask(mask, res_m=res_m, pixel_area_m2=area, params=params, valid=v,
                         radius_px=0)
     alt = cleanup_mask(alt, res_m=res_m, pixel_area_m2=area, params=params, valid=v,
@@ -459,6 +522,37 @@ def _contrast_objects_mask(ga: GeoArray, params: DetectParams) -> BuildingMask:
                  ga.source_id or ga.date)
     return BuildingMask(mask=mask, score=np.where(v, score, 0.0).astype(np.float32),
                         alt_mask=alt, method="contrast-objects", threshold=rp.h)
+
+
+def _grow_to_midpoint(cand: NDArray[np.bool_], img: NDArray[np.float32],
+                      valid: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """Grow each object over the pixels, connected to it, above its roof/ring midpoint.
+
+    A dome top is the part of a roof within ``h`` of its brightest pixel: on a large roof
+    whose brightness drifts (texture, a ridge) it can be a fraction of the roof, and the edge
+    refinement only moves the outline by two pixels. Each object floods (watershed from the
+    objects, so two roofs never merge) into pixels brighter than the midpoint between its own
+    roof (median) and the median of a ring 2-4 px outside it.
+    """
+    lab, n = ndimage.label(cand)
+    if n == 0:
+        return cand
+    se = np.ones((3, 3), dtype=bool)
+    grown = ndimage.binary_dilation(cand, se, iterations=4)
+    near = ndimage.binary_dilation(cand, se, iterations=1)
+    ring_lab = ndimage.grey_dilation(lab, footprint=np.ones((9, 9), bool))
+    ring_lab = np.where(grown & ~near & valid, ring_lab, 0)
+    idx = np.arange(1, n + 1)
+    roof = np.asarray(ndimage.median(img, lab, idx), dtype=np.float64)
+    bg = np.asarray(ndimage.median(img, ring_lab, idx), dtype=np.float64)
+    bg = np.where(np.isfinite(bg), bg, roof)
+    level = np.concatenate([[np.inf], (roof + bg) / 2.0])
+    above = valid & (img > level[1:].min())
+    ws = segmentation.watershed(-img, markers=lab, mask=above)
+    out = (ws > 0) & (img > level[ws]) | cand
+    cl, _ = ndimage.label(out)
+    keep = np.unique(cl[cand])
+    return np.isin(cl, keep[keep > 0])
 
 
 def _building_radius(params: DetectParams, res_m: float, method: str) -> int:
