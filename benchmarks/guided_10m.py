@@ -180,7 +180,8 @@ def _summarise(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 row["coverage"][str(f)] = round(float(np.mean(np.abs(a - true) <= Z * s)), 3)
                 row["median_halfwidth_pct"][str(f)] = round(float(np.median(Z * s / a)) * 100,
                                                             2)
-            s = np.sqrt(sd**2 + (SHIPPED[0] * a) ** 2 + (SHIPPED[1] * PX_M2) ** 2)
+            fl = np.array([guided.px_floor(x / PX_M2, SHIPPED[1]) for x in a]) * PX_M2
+            s = np.sqrt(sd**2 + (SHIPPED[0] * a) ** 2 + fl**2)
             row["coverage"]["shipped"] = round(float(np.mean(np.abs(a - true) <= Z * s)), 3)
             row["median_halfwidth_pct"]["shipped"] = round(float(np.median(Z * s / a)) * 100, 2)
             rows.append(row)
