@@ -27,8 +27,9 @@ Two modes measure each scene:
   scaled by ±20% in area; its ``area_lo_m2``/``area_hi_m2``; the ratio from the fitted sds
   (no common part, as ``footprint_errors`` treats guided fits).
 
-Per (mode, resolution, size class, shape kind) it prints trials, measured buildings, the area
-coverage, the ratio coverage where both buildings were measured, and the gap to 93–97%. With
+Per (mode, resolution, size class, shape kind) it prints trials, measured buildings, those
+refused as under :data:`geo.claims.SMALL_PX` measured pixels (``claim`` gives them no verdict;
+not scored), the area coverage, the ratio coverage where both buildings were measured, and the gap to 93–97%. With
 n trials a coverage of 95% has a binomial standard error of about sqrt(0.95·0.05/n): ±4.9
 points at n=20, ±2.2 at n=100.
 
@@ -67,6 +68,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _paths import shared_data  # noqa: E402
 
+from geo.claims import SMALL_PX  # noqa: E402
 from geo.config import DetectParams, MeasureParams  # noqa: E402
 from geo.detect import building_mask  # noqa: E402
 from geo.factory_scene import BANDS, SPECTRA  # noqa: E402
@@ -284,7 +286,10 @@ def trial(job: tuple[int, str, float, str, int]) -> dict[str, Any]:
     else:
         r = guided_trial(ga, truths, resid, psf, np.random.default_rng(seed + 7))
     true_a = [float(g.area) for g in truths]
-    m = r["meas"]
+    # an outline under SMALL_PX measured pixels gets no verdict from `claim` (too few for a
+    # trusted interval): refused, counted apart, not scored
+    small = [x is not None and x["area"] / res**2 < SMALL_PX for x in r["meas"]]
+    m = [None if s else x for x, s in zip(r["meas"], small, strict=True)]
     area_in = [None if x is None else bool(x["lo"] <= t <= x["hi"]) for x, t in zip(m, true_a, strict=True)]
     rel = [None if x is None else (x["area"] - t) / t for x, t in zip(m, true_a, strict=True)]
     ratio_in = None
@@ -294,6 +299,7 @@ def trial(job: tuple[int, str, float, str, int]) -> dict[str, Any]:
                              true_a[0] / true_a[1], r["corr"], seed)
     return {"seed": seed, "mode": mode, "res_m": res, "shape": kind, "bin": bin_i,
             "method": r["method"], "true_m2": true_a, "area_in": area_in, "rel_err": rel,
+            "refused_small": small,
             "rel_sd": [None if x is None else (x["hi"] - x["area"]) / 1.96 / x["area"]
                        for x in m],
             "ratio_in": ratio_in}
@@ -319,6 +325,7 @@ def summarise(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     if not rs:
                         continue
                     a_in = [r["area_in"][0] for r in rs if r["area_in"][0] is not None]
+                    small = sum(bool(r.get("refused_small", [False])[0]) for r in rs)
                     errs = [abs(r["rel_err"][0]) for r in rs if r["rel_err"][0] is not None]
                     sds = [r["rel_sd"][0] for r in rs if r["rel_sd"][0] is not None]
                     r_in = [r["ratio_in"] for r in rs if r["ratio_in"] is not None]
@@ -327,7 +334,7 @@ def summarise(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     rows.append({
                         "mode": mode, "res_m": res, "size_m2": f"{blo:,.0f}–{bhi:,.0f}",
                         "shape": kind, "method": rs[0]["method"], "trials": len(rs),
-                        "measured": len(a_in), "area_coverage": ac, "area_gap": _gap(ac),
+                        "measured": len(a_in), "refused_small": small, "area_coverage": ac, "area_gap": _gap(ac),
                         "median_abs_rel_err": float(np.median(errs)) if errs else math.nan,
                         "median_rel_sd": float(np.median(sds)) if sds else math.nan,
                         "pairs": len(r_in), "ratio_coverage": rc, "ratio_gap": _gap(rc),
@@ -342,13 +349,14 @@ def markdown(rows: list[dict[str, Any]], n: int) -> str:
         f"Calibration of 95% intervals, pipeline detectors and fitters, {LABEL} scenes "
         f"({n} trials per cell: a coverage of 95% is known to about ±{se:.0f} points, 1 se; "
         "target 93–97%)", "",
-        "| mode | res (m) | hall size (m²) | shape | method | trials | measured | area coverage "
-        "| gap | median abs err | median 1σ | pairs | ratio coverage | gap |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        f"| mode | res (m) | hall size (m²) | shape | method | trials | measured | < {SMALL_PX} px "
+        "| area coverage | gap | median abs err | median 1σ | pairs | ratio coverage | gap |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(
             f"| {r['mode']} | {r['res_m']:g} | {r['size_m2']} | {r['shape']} | {r['method']} "
-            f"| {r['trials']} | {r['measured']} | {r['area_coverage']:.0%} | {r['area_gap']} "
+            f"| {r['trials']} | {r['measured']} | {r['refused_small']} "
+            f"| {r['area_coverage']:.0%} | {r['area_gap']} "
             f"| {r['median_abs_rel_err']:.1%} | {r['median_rel_sd']:.1%} | {r['pairs']} "
             f"| {r['ratio_coverage']:.0%} | {r['ratio_gap']} |")
     return "\n".join(lines).replace("nan%", "n/a")

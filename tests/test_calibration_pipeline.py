@@ -89,3 +89,23 @@ def test_summary_counts_and_gap(cal) -> None:
     assert cal._gap(1.0) == "+3 pt"
     md = cal.markdown(rows, 1)
     assert "SYNTHETIC" in md and md.count("\n| guided |") == 6
+
+
+def test_auto_10m_halls_no_longer_drawn_small(cal) -> None:
+    """10 m contrast-objects halls of 2,000–6,000 m² (20–60 px): the outline was 35–75 % too
+    small and no interval held the truth; now the area is about right and covered."""
+    rs = [cal.trial((s, "auto", 10.0, "rectangle", 1)) for s in range(40, 46)]
+    errs = [r["rel_err"][0] for r in rs if r["rel_err"][0] is not None]
+    inside = [r["area_in"][0] for r in rs if r["area_in"][0] is not None]
+    assert len(errs) >= 5
+    assert abs(float(sorted(errs)[len(errs) // 2])) < 0.12
+    assert sum(inside) >= len(inside) - 1
+
+
+def test_small_outlines_are_refused_not_scored(cal) -> None:
+    """A 10 m hall of 500–2,000 m² measured under SMALL_PX pixels gets no interval score."""
+    rs = [cal.trial((s, "auto", 10.0, "rectangle", 0)) for s in range(40, 44)]
+    for r in rs:
+        for small, a_in in zip(r["refused_small"], r["area_in"], strict=True):
+            assert not (small and a_in is not None)
+    assert any(any(r["refused_small"]) for r in rs)

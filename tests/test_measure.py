@@ -20,6 +20,7 @@ from geo.measure import (
     measure_sites,
     neighbour_of,
     ratio_interval,
+    small_outline_sd,
 )
 
 D = ["2020-01-01", "2021-01-01"]
@@ -52,7 +53,10 @@ def test_area_sd_sources_add_in_quadrature_and_split_by_correlation():
     a, p = np.array([1000.0, 4000.0]), np.array([130.0, 260.0])
     e = area_errors(a, p, res_m=10.0, boundary_sd_m=2.0, coreg_residual_m=3.0,
                     area_alt_m2=a * 1.1, area_reg_m2=a - 50.0)
-    np.testing.assert_allclose(e.independent, np.hypot(2.0 * np.sqrt(p * 20.0), 50.0))
+    # the 10 px outline also gets the calibrated small-outline term, the 40 px one does not
+    small = small_outline_sd(a, 10.0)
+    assert small[0] > 0 and small[1] == 0
+    np.testing.assert_allclose(e.independent, np.sqrt(4.0 * p * 20.0 + 50.0**2 + small**2))
     corners = 4 * 0.85 * (0.75 * 10.0) ** 2  # blur rounding four corners, PSF 0.75 px
     np.testing.assert_allclose(e.common, np.sqrt((0.1 * a) ** 2 + (3.0 * p / math.pi) ** 2
                                                  + corners**2))
@@ -62,7 +66,7 @@ def test_area_sd_sources_add_in_quadrature_and_split_by_correlation():
     # NaN alt/reg mean "no such source"
     no_alt = area_sd_m2(a, p, res_m=10.0, boundary_sd_m=2.0, coreg_residual_m=0.0,
                         area_alt_m2=np.nan)
-    np.testing.assert_allclose(no_alt, np.hypot(2.0 * np.sqrt(p * 20.0), corners))
+    np.testing.assert_allclose(no_alt, np.sqrt(4.0 * p * 20.0 + small**2 + corners**2))
 
 
 @settings(max_examples=60, deadline=None)
@@ -167,3 +171,19 @@ def test_digitising_sd_param_overrides_vector_boundary_sd():
     assert (b.area_m2_sd > a.area_m2_sd).all()
     assert b.area_m2_sd.iloc[0] == pytest.approx(3.0 * 340 / 2 * math.hypot(1, 0.03 * 6000 / 510),
                                                  rel=0.5)
+
+
+def test_small_pixel_outlines_get_the_calibrated_term() -> None:
+    """Under SMALL_OUTLINE_PX pixels an outline's sd grows (blur bias of small roofs); larger
+    outlines, vector outlines and the doctest hall are unchanged."""
+    from geo.measure import SMALL_OUTLINE_PX, SMALL_OUTLINE_SD_PER_PX
+
+    base = dict(res_m=10.0, boundary_sd_m=np.nan, coreg_residual_m=0.0)
+    big = area_errors([6000.0], [330.0], **base).independent[0]
+    assert big == pytest.approx(float(np.hypot(
+        base["res_m"] / (2 * math.sqrt(3)) * math.sqrt(330.0 * 20.0), 0.0)))
+    small = area_errors([2200.0], [190.0], **base).independent[0]
+    term = SMALL_OUTLINE_SD_PER_PX * (SMALL_OUTLINE_PX - 22.0) * 2200.0
+    assert small > term > 0.25 * 2200.0 * 0.9
+    assert small_outline_sd([2200.0], [0.0])[0] == 0.0  # vector outline: no pixels
+    assert small_outline_sd([3200.0], [10.0])[0] == 0.0

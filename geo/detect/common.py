@@ -195,11 +195,12 @@ def cleanup_mask(mask: NDArray[np.bool_], *, res_m: float, pixel_area_m2: float,
 
 
 def _refine_one(obj: NDArray[np.bool_], sub: NDArray[np.float32], vs: NDArray[np.bool_],
-                free: NDArray[np.bool_], frac: float, ring_px: int) -> NDArray[np.bool_]:
+                free: NDArray[np.bool_], frac: float, ring_px: int, *, small: bool = False,
+                cover: bool = False) -> NDArray[np.bool_]:
     """One object's outline redrawn at ``frac`` between its local background and its roof."""
     se = disk(1)
-    core = ndimage.binary_erosion(obj, se, iterations=REFINE_CORE_EROSION_PX) & vs
-    if core.sum() < REFINE_MIN_PX:
+    core = _roof_core(obj, vs, se, small)
+    if core.sum() < REFINE_MIN_PX and not (small and core.any()):
         return obj
     near = ndimage.binary_dilation(obj, se, iterations=REFINE_CORE_EROSION_PX)
     ring = ndimage.binary_dilation(obj, se, iterations=ring_px + 1) & ~near
@@ -210,32 +211,90 @@ def _refine_one(obj: NDArray[np.bool_], sub: NDArray[np.float32], vs: NDArray[np
     bg = float(np.median(sub[ring]))
     # the surroundings differ along the outline (shadow on one side, soil or grass on
     # the others): take the background next to each edge pixel, not the ring's median
-    size = 2 * ring_px + 3
-    w = ndimage.uniform_filter(ring.astype(np.float64), size=size)
-    bsum = ndimage.uniform_filter(np.where(ring, sub, 0.0).astype(np.float64), size=size)
-    bg_local = np.where(w > 1e-6, bsum / np.maximum(w, 1e-6), bg)
+    bg_local = _local_background(sub, ring, 2 * ring_px + 3, bg)
     level = bg_local + frac * (roof - bg_local)
     cand = near & vs & ((sub > level) if roof >= bg else (sub < level))
     cl, _ = ndimage.label(cand)
     keep = np.unique(cl[core & cand])
     new = np.isin(cl, keep[keep > 0]) | core
     out: NDArray[np.bool_] = ndimage.binary_fill_holes(new)
+    if cover:
+        out = _cover_redraw(out, core, sub, roof, vs & (free | obj), se, ring_px)
     return out
 
 
+def _local_background(sub: NDArray[np.float32], ring: NDArray[np.bool_], size: int,
+                      fallback: float) -> NDArray[np.float64]:
+    """Mean of ``ring`` pixels within a ``size`` window of each pixel (``fallback`` if none)."""
+    w = ndimage.uniform_filter(ring.astype(np.float64), size=size)
+    bsum = ndimage.uniform_filter(np.where(ring, sub, 0.0).astype(np.float64), size=size)
+    out: NDArray[np.float64] = np.where(w > 1e-6, bsum / np.maximum(w, 1e-6), fallback)
+    return out
+
+
+def _cover_redraw(obj: NDArray[np.bool_], core: NDArray[np.bool_], sub: NDArray[np.float32],
+                  roof: float, free: NDArray[np.bool_], se: NDArray[np.bool_], ring_px: int
+                  ) -> NDArray[np.bool_]:
+    """Redraw ``obj`` with as many pixels as its summed fractional roof cover.
+
+    Each pixel's cover is (value - local background) / (roof - local background), the
+    background taken on a ring 3 to ``ring_px + 3`` pixels outside ``obj`` (clear of its
+    blurred edge): the fraction of the pixel the roof covers, blur included, since a
+    point-spread function moves roof signal into the surroundings without changing its sum.
+    Summed (clipped to [-1, 2] only, so noise averages out) over the object and two pixels
+    around it, it is the roof's area in pixels; the half-covered threshold instead drops the
+    corners a blurred roof rounds off. The pixels kept are those with the highest cover,
+    connected to ``core``.
+    """
+    zone = ndimage.binary_dilation(obj, se, iterations=2) & free
+    ring = ndimage.binary_dilation(obj, se, iterations=ring_px + 3) & free & \
+        ~ndimage.binary_dilation(zone, se)
+    if ring.sum() < REFINE_MIN_PX:
+        return obj
+    bg = _local_background(sub, ring, 2 * ring_px + 7, float(np.median(sub[ring])))
+    cover = (sub - bg) / np.where(np.abs(roof - bg) > 1e-9, roof - bg, 1e-9)
+    vals = cover[zone]
+    n = round(float(np.clip(vals, -1.0, 2.0).sum()))
+    if n <= int(core.sum()) or n >= vals.size:
+        return obj
+    level = float(np.sort(vals)[::-1][n - 1])
+    cl, _ = ndimage.label(zone & (cover >= level))
+    keep = np.unique(cl[core])
+    out: NDArray[np.bool_] = ndimage.binary_fill_holes(np.isin(cl, keep[keep > 0]) | core)
+    return out
+
+
+def _roof_core(obj: NDArray[np.bool_], vs: NDArray[np.bool_], se: NDArray[np.bool_],
+               small: bool) -> NDArray[np.bool_]:
+    """Pixels of ``obj`` that are surely roof: two erosions in, fewer for small objects."""
+    core: NDArray[np.bool_] = ndimage.binary_erosion(
+        obj, se, iterations=REFINE_CORE_EROSION_PX) & vs
+    if core.sum() >= REFINE_MIN_PX or not small:
+        return core
+    one: NDArray[np.bool_] = ndimage.binary_erosion(obj, se) & vs
+    return one if one.sum() >= 2 else obj & vs
+
+
 def refine_edges(mask: NDArray[np.bool_], img: NDArray[np.float32], valid: NDArray[np.bool_],
-                 *, frac: float = OUTLINE_FRAC, ring_px: int = REFINE_RING_PX) -> NDArray[np.bool_]:
+                 *, frac: float = OUTLINE_FRAC, ring_px: int = REFINE_RING_PX,
+                 small: bool = False, cover: bool = False) -> NDArray[np.bool_]:
     """Re-draw each object's outline at ``frac`` of the way from its surroundings to its roof.
 
     For a straight edge through a pixel, the pixel's value is the coverage-weighted
     mix of roof and background, so thresholding at the midpoint (``frac=0.5``)
     keeps exactly the pixels more than half covered: the area is unbiased.
+
+    ``small``: an object too small for a two-pixel erosion takes its roof level from a
+    one-pixel erosion, or from the whole object (a dome top, all roof), instead of being left
+    as it is (a 10 m dome top is often a third of the roof). ``cover``: the outline then
+    keeps as many pixels as the object's summed fractional roof cover
+    (:func:`_cover_redraw`).
     """
     lab, n = ndimage.label(mask)
     if n == 0:
         return mask
     out = np.zeros_like(mask)
-    pad = ring_px + 2
+    pad = ring_px + (8 if cover else 2)
     for i, sl in enumerate(ndimage.find_objects(lab), start=1):
         if sl is None:
             continue
@@ -245,7 +304,7 @@ def refine_edges(mask: NDArray[np.bool_], img: NDArray[np.float32], valid: NDArr
         c1 = min(sl[1].stop + pad, mask.shape[1])
         sub_lab = lab[r0:r1, c0:c1]
         out[r0:r1, c0:c1] |= _refine_one(sub_lab == i, img[r0:r1, c0:c1], valid[r0:r1, c0:c1],
-                                         sub_lab == 0, frac, ring_px)
+                                         sub_lab == 0, frac, ring_px, small=small, cover=cover)
     return out & valid
 
 

@@ -32,7 +32,7 @@ import numpy as np
 import shapely
 from numpy.typing import NDArray
 from scipy import ndimage
-from skimage import morphology
+from skimage import morphology, segmentation
 
 from geo.config import DetectParams
 from geo.detect import common
@@ -189,9 +189,12 @@ def roof_candidates(bright: NDArray[np.float32], greenness: NDArray[np.float32],
 
 def contrast_objects_mask(ga: GeoArray, params: DetectParams,
                           thresholds: BuildingThresholds | None = None) -> BuildingMask:
-    """``contrast-objects``: :func:`roof_candidates`, outlines redrawn at the midpoint.
+    """``contrast-objects``: :func:`roof_candidates`, grown to the midpoint, outlines redrawn.
 
-    ``alt_mask`` redraws the same objects at 70% of the way from background to roof.
+    The outline keeps as many pixels as the roof's summed fractional cover (unbiased under
+    blur, corners included); ``alt_mask`` draws the same objects at the midpoint threshold
+    instead (half-covered pixels; small by the corners a blur rounds off), so the interval
+    holds the spread between the two ways of drawing the outline.
     ``thresholds`` is ignored: the dome test is local, so tiles of a scene agree anyway.
     """
     v = ga.valid
@@ -205,8 +208,10 @@ def contrast_objects_mask(ga: GeoArray, params: DetectParams,
         rp = RoofParams(max_ndvi=VEG_EXG)
     cand, score = roof_candidates(bright, green, v, rp)
     res_m, area = ga.grid.res_m, ga.grid.pixel_area_m2
-    mask = common.refine_edges(cand, bright, v, frac=common.OUTLINE_FRAC)
-    alt = common.refine_edges(cand, bright, v, frac=common.ALT_OUTLINE_FRAC)
+    cand = _grow_to_midpoint(cand, bright, v)
+    mask = common.refine_edges(cand, bright, v, frac=common.OUTLINE_FRAC, small=True, cover=True)
+    # the alternative outline is the other way to draw it: the half-covered threshold
+    alt = common.refine_edges(cand, bright, v, frac=common.OUTLINE_FRAC, small=True)
     mask = common.cleanup_mask(mask, res_m=res_m, pixel_area_m2=area, params=params, valid=v,
                                radius_px=0)
     alt = common.cleanup_mask(alt, res_m=res_m, pixel_area_m2=area, params=params, valid=v,
@@ -216,3 +221,35 @@ def contrast_objects_mask(ga: GeoArray, params: DetectParams,
                  ga.source_id or ga.date)
     return BuildingMask(mask=mask, score=np.where(v, score, 0.0).astype(np.float32),
                         alt_mask=alt, method="contrast-objects", threshold=rp.h)
+
+
+def _grow_to_midpoint(cand: NDArray[np.bool_], img: NDArray[np.float32],
+                      valid: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """Grow each object over the pixels, connected to it, above its roof/ring midpoint.
+
+    A dome top is the part of a roof within ``h`` of its brightest pixel: on a large roof
+    whose brightness drifts (texture, a ridge) it can be a fraction of the roof, and the edge
+    refinement only moves the outline by two pixels. Each object floods (watershed from the
+    objects, so two roofs never merge) into pixels brighter than the midpoint between its own
+    roof (median) and the median of a ring 2-4 px outside it.
+    """
+    lab, n = ndimage.label(cand)
+    if n == 0:
+        return cand
+    se = np.ones((3, 3), dtype=bool)
+    grown = ndimage.binary_dilation(cand, se, iterations=4)
+    near = ndimage.binary_dilation(cand, se, iterations=1)
+    ring_lab = ndimage.grey_dilation(lab, footprint=np.ones((9, 9), bool))
+    ring_lab = np.where(grown & ~near & valid, ring_lab, 0)
+    idx = np.arange(1, n + 1)
+    roof = np.asarray(ndimage.median(img, lab, idx), dtype=np.float64)
+    bg = np.asarray(ndimage.median(img, ring_lab, idx), dtype=np.float64)
+    bg = np.where(np.isfinite(bg), bg, roof)
+    level = np.concatenate([[np.inf], (roof + bg) / 2.0])
+    above = valid & (img > level[1:].min())
+    ws = segmentation.watershed(-img, markers=lab, mask=above)
+    out = (ws > 0) & (img > level[ws]) | cand
+    cl, _ = ndimage.label(out)
+    keep = np.unique(cl[cand])
+    grown_out: NDArray[np.bool_] = np.isin(cl, keep[keep > 0])
+    return grown_out
