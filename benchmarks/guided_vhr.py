@@ -110,7 +110,7 @@ def run(name: str, ga: GeoArray, truth: list[shapely.Polygon], seed: int) -> lis
         priors = [_perturb(g, variant, rng, f"b{i}") for i, g in enumerate(truth)]
         outlines = [prior_outline(p) for p in priors]
         for i, (p, g) in enumerate(zip(priors, truth, strict=True)):
-            near = [priors[j] for j in range(len(priors))
+            near = [outlines[j] for j in range(len(priors))
                     if j != i and outlines[j].distance(outlines[i]) < 30.0]
             rows = refine_prior(p, outlines[i], near, [ga], ga.grid, 0.0)
             r = rows[0]

@@ -34,8 +34,8 @@ from _stac_server import StacServer, aoi_geometry_4326, serve_scenario
 
 from geo.aoi import Aoi
 from geo.grid import grid_for_aoi
+from geo.http import RetryPolicy
 from geo.reading import read_to_grid
-from geo.sources.http import RetryPolicy
 from geo.sources.stac import StacSource
 
 

@@ -39,6 +39,7 @@ from geo.grid import Grid
 from geo.match import EVENT_COLUMNS, SITE_COLUMNS, Tracks
 from geo.measure import Z95
 from geo.refine import rectangularity
+from geo.types import NOT_OBSERVED
 
 __all__ = [
     "GUIDED_COLUMNS",
@@ -58,7 +59,6 @@ log = logging.getLogger(__name__)
 
 PRESENCE = ("absent", "cleared ground", "under construction", "roofed")
 """Presence states; ``not observed`` is used where the imagery does not support a fit."""
-NOT_OBSERVED = "not observed"
 GUIDED_COLUMNS = (
     "prior_id", "name", "date", "state", "state_confidence", "area_m2", "area_sd_m2",
     "area_lo_m2", "area_hi_m2", "fit_quality", "contrast_t", "n_dates_joint", "epoch",
@@ -400,7 +400,8 @@ def guided_measure(
         if grid.res_m <= 2.0:
             from geo.refine import refine_prior
 
-            rows += refine_prior(p, prior_outline(p), others, scenes, grid, search_m)
+            rows += refine_prior(p, prior_outline(p), [prior_outline(o) for o in others],
+                                 scenes, grid, search_m)
         else:
             rows += _measure_prior(p, others, scenes, grid, psf_px, margin)
     table = pd.DataFrame(rows)

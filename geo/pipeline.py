@@ -38,6 +38,7 @@ from geo.export.geojson import write_geojson
 from geo.export.tables import write_csv
 from geo.footprints import empty_footprints
 from geo.grid import Grid, to_crs
+from geo.http import redact
 from geo.plausibility import adjacent_spread, gate_warnings
 from geo.preflight import preflight
 from geo.provenance import git_commit, versions
@@ -45,7 +46,6 @@ from geo.records import ChangePair, DateRecord, RunInputs, RunSummary
 from geo.rundir import RunDir, RunSession, begin_run, check_target
 from geo.runner import Progress, StageRunner, Stages, no_progress
 from geo.sources import Scene, open_source
-from geo.sources.http import redact
 from geo.sources.local import file_sha256
 from geo.stages import change_pair, detect_date, prepare_date, write_json
 

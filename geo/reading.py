@@ -23,6 +23,7 @@ from rasterio.warp import transform_bounds
 from geo.errors import NoImageryError, SourceError, one_line
 from geo.geoarray import GeoArray, band_roles
 from geo.grid import Grid
+from geo.http import http_status, redact
 
 __all__ = ["GDAL_ENV", "check_overlap", "read_to_grid", "remote_error"]
 
@@ -98,8 +99,6 @@ def remote_error(href: str, err: BaseException, *, stage: str) -> SourceError:
     ``stage`` is ``open`` or ``read``. Without an HTTP status the connection failed or the
     answer was cut off, which is worth retrying (the message says so, never "corrupt").
     """
-    from geo.sources.http import http_status, redact
-
     url = redact(href.split("/", 2)[2] if href.startswith("/vsicurl/") else href)
     detail = one_line(redact(str(err)), 200)
     code = http_status(err)

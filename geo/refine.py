@@ -37,6 +37,7 @@ from skimage.segmentation import watershed
 from geo.geoarray import GeoArray
 from geo.grid import Grid
 from geo.measure import area_errors
+from geo.types import NOT_OBSERVED
 
 __all__ = ["MAX_REG_CHANGE", "MIN_EDGE_CONTRAST", "MIN_RECT_IOU", "refine_outline",
            "refine_prior"]
@@ -215,14 +216,14 @@ def regularise(raw: BaseGeometry, res_m: float = 1.0) -> tuple[BaseGeometry, boo
     return raw, False
 
 
-def refine_prior(prior: Any, outline: Polygon, others: Sequence[Any],
+def refine_prior(prior: Any, outline: Polygon, other_geoms: Sequence[BaseGeometry],
                  scenes: Sequence[GeoArray], grid: Grid, search_m: float
                  ) -> list[dict[str, Any]]:
-    """Per-date rows (as :func:`geo.guided.guided_measure` expects) for one prior at VHR."""
-    from geo.guided import NOT_OBSERVED, prior_outline
+    """Per-date rows (as :func:`geo.guided.guided_measure` expects) for one prior at VHR.
 
+    ``other_geoms``: the outlines of the other priors (kept out of this one's search band).
+    """
     band = _band_m(outline, search_m)
-    other_geoms = [prior_outline(o) for o in others]
     rows: list[dict[str, Any]] = []
     for ga in scenes:
         row: dict[str, Any] = {"prior_id": prior.prior_id, "name": prior.name, "date": ga.date,
@@ -265,8 +266,6 @@ def refine_prior(prior: Any, outline: Polygon, others: Sequence[Any],
 
 def _weak_edges(rows: list[dict[str, Any]]) -> None:
     """Dates whose outline edges are much weaker than on the building's clearest date."""
-    from geo.guided import NOT_OBSERVED
-
     ec = [float(r["fit_quality"]) for r in rows if r["state"] == "roofed"]
     sds = [float(r["_inner_sd"]) for r in rows if r["state"] == "roofed"]
     if len(ec) < 2:

@@ -96,3 +96,9 @@ FOOTPRINT_KINDS: tuple[str, ...] = get_args(FootprintKind)
 SourceKind = Literal["local", "stac", "synthetic"]
 """Values of ``[source] kind`` in a run config."""
 SOURCE_KINDS: tuple[str, ...] = get_args(SourceKind)
+
+PresenceState = Literal["absent", "cleared ground", "under construction", "roofed", "not observed"]
+"""Per-date state of a guided building (``not observed``: the imagery does not show it)."""
+PRESENCE_STATES: tuple[str, ...] = get_args(PresenceState)
+NOT_OBSERVED: PresenceState = "not observed"
+"""The state of a date on which the imagery does not support the prior (no edges, cloud)."""

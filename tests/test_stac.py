@@ -24,8 +24,8 @@ from click.testing import CliRunner
 from geo.aoi import Aoi
 from geo.errors import CacheMissError, ConfigError, NetworkError, NoImageryError
 from geo.grid import Grid, grid_for_aoi
+from geo.http import RetryPolicy, redact
 from geo.sources.base import ImagerySource, Scene
-from geo.sources.http import RetryPolicy, redact
 from geo.sources.stac import (
     PRESETS,
     StacSource,

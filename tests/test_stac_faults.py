@@ -18,9 +18,9 @@ from _stac_server import (
 from geo.aoi import Aoi
 from geo.errors import NetworkError
 from geo.grid import grid_for_aoi
+from geo.http import RetryPolicy
 from geo.reading import GDAL_ENV
 from geo.sources.cache import WindowCache
-from geo.sources.http import RetryPolicy
 from geo.sources.stac import StacSource
 
 stac_server = _fx.stac_server  # the loopback server, one per module

@@ -27,7 +27,7 @@ from shapely.geometry import box
 from geo.aoi import Aoi
 from geo.errors import CacheMissError, NoImageryError
 from geo.grid import Grid, grid_for_aoi
-from geo.sources.http import RetryPolicy
+from geo.http import RetryPolicy
 from geo.sources.stac import StacSource, scene_from_item
 
 AOI = Aoi(name="ryongsong", geometry=aoi_geometry_4326())

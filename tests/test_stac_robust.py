@@ -21,7 +21,7 @@ from _stac_server import StacServer, aoi_geometry_4326, serve_scenario
 from geo.aoi import Aoi
 from geo.errors import NetworkError, SourceError
 from geo.grid import grid_for_aoi
-from geo.sources.http import RetryPolicy, clear_vsicurl_cache
+from geo.http import RetryPolicy, clear_vsicurl_cache
 from geo.sources.stac import StacSource
 
 AOI = Aoi(name="ryongsong", geometry=aoi_geometry_4326())

@@ -16,7 +16,7 @@ _FIRST = ("id", "date", "aoi_cloud_frac", "valid_frac", "selected", "reject_reas
 
 
 def _record(scene: Any) -> dict[str, Any]:
-    from geo.sources.http import redact
+    from geo.http import redact
 
     props = {k: v for k, v in scene.properties.items() if k != "asset_keys"}
     rec: dict[str, Any] = {"id": scene.id, "date": scene.date, "datetime": scene.datetime}

@@ -12,7 +12,7 @@
     ``{"token": "st=...&sig=...", "msft:expiry": "..."}``; the token is appended as the query
     string. Tokens are kept in memory per collection until shortly before they expire, and
     never written to the cache, ``run.json``, logs or error messages
-    (see :func:`geo.sources.http.redact`).
+    (see :func:`geo.http.redact`).
 ``auto`` (default)
     ``planetary-computer`` for Planetary Computer's API URL, else ``none``.
 """
@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from geo.errors import ConfigError, SourceError, one_line
-from geo.sources.http import RetryPolicy, api_retry, redact
+from geo.http import RetryPolicy, api_retry, redact
 
 __all__ = ["SIGNERS", "AssetSigner", "resolve_sign"]
 

@@ -52,10 +52,7 @@ from geo.errors import (
 )
 from geo.geoarray import GeoArray
 from geo.grid import Grid, grid_for_aoi, to_crs
-from geo.reading import read_to_grid
-from geo.sources.base import Scene
-from geo.sources.cache import WindowCache, default_cache_dir, grid_hash, query_hash
-from geo.sources.http import (
+from geo.http import (
     RETRY_STATUS,
     RetryPolicy,
     api_retry,
@@ -66,6 +63,9 @@ from geo.sources.http import (
     redact,
     strip_query,
 )
+from geo.reading import read_to_grid
+from geo.sources.base import Scene
+from geo.sources.cache import WindowCache, default_cache_dir, grid_hash, query_hash
 from geo.sources.qa import (
     boa_offset_evidence,
     bright_stable_mask,
