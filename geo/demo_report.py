@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
-import numpy as np
 
+from geo._convert import finite_or_none
 from geo.rundir import RunDir
 
 __all__ = ["compare_to_truth", "format_comparison"]
@@ -19,12 +19,6 @@ def _read(path: Path, crs: str) -> gpd.GeoDataFrame:
     return gdf.set_crs("EPSG:4326", allow_override=True).to_crs(crs)
 
 
-def _num(v: Any) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if np.isfinite(f) else None
 
 
 def compare_to_truth(run_dir: Path, truth_path: Path) -> dict[str, Any]:
@@ -60,8 +54,8 @@ def compare_to_truth(run_dir: Path, truth_path: Path) -> dict[str, Any]:
             site_of[str(hall)] = str(best["site_id"])
             area = float(best["area_m2"])
             row.update(site_id=str(best["site_id"]), iou=round(best_iou, 3),
-                       area_m2=round(area, 1), area_m2_lo=_num(best.get("area_m2_lo")),
-                       area_m2_hi=_num(best.get("area_m2_hi")),
+                       area_m2=round(area, 1), area_m2_lo=finite_or_none(best.get("area_m2_lo")),
+                       area_m2_hi=finite_or_none(best.get("area_m2_hi")),
                        area_error_frac=round(area / float(t_last["area_m2"]) - 1, 4))
             lo_, hi_ = row["area_m2_lo"], row["area_m2_hi"]
             row["contains_truth"] = (None if lo_ is None or hi_ is None else
@@ -73,17 +67,17 @@ def compare_to_truth(run_dir: Path, truth_path: Path) -> dict[str, Any]:
         ta = float(truth[(truth["hall"] == "A") & (truth["date"] == last)]["area_m2"].iloc[0])
         tb = float(truth[(truth["hall"] == "B") & (truth["date"] == last)]["area_m2"].iloc[0])
         tb0 = float(truth[truth["hall"] == "B"].sort_values("date")["area_m2"].iloc[0])
-        ratio, lo, hi = (_num(b.get(k)) for k in ("neighbour_area_ratio", "neighbour_area_ratio_lo",
-                                                  "neighbour_area_ratio_hi"))
+        ratio, lo, hi = (finite_or_none(b.get(k)) for k in (
+            "neighbour_area_ratio", "neighbour_area_ratio_lo", "neighbour_area_ratio_hi"))
         pair = {"subject": site_of["B"], "neighbour": str(b.get("neighbour_id")),
                 "neighbour_is_A": str(b.get("neighbour_id")) == site_of["A"],
                 "truth_ratio": round(tb / ta, 4), "ratio": ratio, "ratio_lo": lo, "ratio_hi": hi,
                 "contains_truth": (lo is not None and hi is not None and lo <= tb / ta <= hi),
                 "ratio_error_frac": None if ratio is None else round(ratio / (tb / ta) - 1, 4),
                 "truth_growth_ratio": round(tb / tb0, 4),
-                "growth_ratio": _num(b.get("growth_ratio")),
-                "growth_ratio_lo": _num(b.get("growth_ratio_lo")),
-                "growth_ratio_hi": _num(b.get("growth_ratio_hi")),
+                "growth_ratio": finite_or_none(b.get("growth_ratio")),
+                "growth_ratio_lo": finite_or_none(b.get("growth_ratio_lo")),
+                "growth_ratio_hi": finite_or_none(b.get("growth_ratio_hi")),
                 "sentence": b.get("sentence")}
         try:
             from geo.claims import check_claim

@@ -60,6 +60,7 @@ import shapely
 from filelock import FileLock, Timeout
 
 from geo._atomic import atomic_open, atomic_path, atomic_write_text, sweep_temps
+from geo._convert import finite_or_none
 from geo.aoi import Aoi, read_aoi, validate_aoi
 from geo.config import MeasureParams, RunConfig, load_config, read_toml, resolve_defaults
 from geo.errors import AoiError, ConfigError, FactoryWatchError, RunDirError, RunDirInUseError
@@ -592,11 +593,8 @@ def _event_record(row: Any, plan: _Plan) -> dict[str, Any]:
 
 
 def _num(x: Any) -> float | None:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return None if v != v else round(v, 2)
+    v = finite_or_none(x)
+    return None if v is None else round(v, 2)
 
 
 def _claim_outcomes(claims: Sequence[WatchClaim], plans: dict[str, _Plan],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import math
 import os
@@ -19,6 +20,8 @@ __all__ = [
     "FiniteFloat",
     "ProjectedEpsg",
     "common_options",
+    "echo_json",
+    "echo_summary",
     "configure_logging",
     "handles_errors",
     "json_option",
@@ -210,3 +213,18 @@ def progress_factory(quiet: int) -> Callable[[Iterable[T], str], Iterator[T]] | 
                 _BARS.remove(bar)
 
     return wrap
+
+
+def echo_json(obj: Any) -> None:
+    """Print ``obj`` as indented, key-sorted JSON on stdout (the ``--json`` output)."""
+    click.echo(json.dumps(obj, sort_keys=True, indent=2, default=str))
+
+
+def echo_summary(summary: Any, as_json: bool) -> None:
+    """Print a run's summary (JSON, or the run folder), then its warnings on stderr."""
+    if as_json:
+        echo_json(summary.to_dict())
+    else:
+        click.echo(summary.run_dir)
+    for w in summary.warnings:
+        click.echo(f"Warning: {w}", err=True)

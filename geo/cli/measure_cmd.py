@@ -8,11 +8,9 @@ the sentence says which), 1 runtime error (bad run directory, unknown site, ...)
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import re
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -20,6 +18,8 @@ from geo.cli._common import (
     FiniteFloat,
     ProjectedEpsg,
     common_options,
+    echo_json,
+    echo_summary,
 )
 from geo.types import QUANTITIES, RELATIONS
 
@@ -29,8 +29,6 @@ CLAIM_EXIT_CODES: dict[str, int] = {"supported": 0, "contradicted": 3, "undecida
 """Exit code of ``factorywatch claim`` per verdict."""
 
 
-def _echo_json(obj: Any) -> None:
-    click.echo(json.dumps(obj, sort_keys=True, indent=2, default=str))
 
 _NOT_VISIBLE = ("output", "production", "capacity")
 """Claims about these ("production quadrupled") cannot be checked from imagery."""
@@ -100,7 +98,7 @@ def claim_cmd(run_dir: Path, subject: str, reference: str | None, relation: str 
         text = (f"{subject} {quantity} {relation} {factor:g}x {reference}: not checkable from "
                 f"imagery (factorywatch measures roof footprints in m², not {quantity})")
         if as_json:
-            _echo_json({"verdict": "not-checkable", "quantity": quantity, "subject_id": subject,
+            echo_json({"verdict": "not-checkable", "quantity": quantity, "subject_id": subject,
                         "reference": reference, "relation": relation, "factor": factor,
                         "sentence": text, "exit_code": 4})
         else:
@@ -124,7 +122,7 @@ def claim_cmd(run_dir: Path, subject: str, reference: str | None, relation: str 
         save_claim(run_dir, claim_record(res, reference=reference, quantity=quantity,
                                          sentence=res.sentence + caveat))
     if as_json:
-        _echo_json({**dataclasses.asdict(res), "quantity": quantity,
+        echo_json({**dataclasses.asdict(res), "quantity": quantity,
                     "sentence": res.sentence + caveat,
                     "exit_code": CLAIM_EXIT_CODES[res.verdict]})
     else:
@@ -165,7 +163,7 @@ def _date_claim(run_dir: Path, subject: str, given: dict[str, str], as_json: boo
                            date)
     sentence = f"{subject} {res.sentence}"
     if as_json:
-        _echo_json({**dataclasses.asdict(res), "subject_id": subject, "sentence": sentence,
+        echo_json({**dataclasses.asdict(res), "subject_id": subject, "sentence": sentence,
                     "exit_code": CLAIM_EXIT_CODES[res.verdict]})
     else:
         click.echo(sentence)
@@ -233,12 +231,7 @@ def measure_cmd(footprints: tuple[Path, ...], run_dir: Path | None, date_field: 
     out = run_dir or Path("runs") / safe_name(name)
     summary = run_vector(gdf, out, aoi_name=name, config=config, overwrite=overwrite,
                          source_paths=[str(p) for p in footprints])
-    if as_json:
-        _echo_json(summary.to_dict())
-    else:
-        click.echo(summary.run_dir)
-    for w in summary.warnings:
-        click.echo(f"Warning: {w}", err=True)
+    echo_summary(summary, as_json)
 
 
 @click.command("plan")
@@ -277,7 +270,7 @@ def plan_cmd(aoi_config: Path, building_area_m2: float, aspect_ratio: float, as_
         else:
             row["aoi_grid"] = False
     if as_json:
-        _echo_json({"aoi": config.aoi.name, "building_area_m2": building_area_m2,
+        echo_json({"aoi": config.aoi.name, "building_area_m2": building_area_m2,
                     "aspect_ratio": aspect_ratio, "rows": base})
         return
     click.echo(f"{config.aoi.name}: a {building_area_m2:,.0f} m² building "

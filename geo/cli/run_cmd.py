@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
-from geo.cli._common import common_options, progress_factory
+from geo.cli._common import common_options, echo_json, echo_summary, progress_factory
 
 __all__ = ["demo_cmd", "run_cmd", "validate_cmd"]
 
 
-def _echo_json(obj: Any) -> None:
-    click.echo(json.dumps(obj, sort_keys=True, indent=2, default=str))
 
 
 @click.command("run")
@@ -56,12 +52,7 @@ def run_cmd(aoi_config: Path, run_dir: Path | None, overwrite: bool, offline: bo
     out = run_dir or Path("runs") / safe_name(config.aoi.name)
     summary = run_aoi(config, out, overwrite=overwrite, offline=offline,
                       progress=progress_factory(quiet), workers=workers)
-    if as_json:
-        _echo_json(summary.to_dict())
-    else:
-        click.echo(summary.run_dir)
-    for w in summary.warnings:
-        click.echo(f"Warning: {w}", err=True)
+    echo_summary(summary, as_json)
 
 
 @click.command("validate")
@@ -79,7 +70,7 @@ def validate_cmd(aoi_config: Path, as_json: bool, verbose: int, quiet: int) -> N
     for w in config_warnings(aoi_config):
         click.echo(f"{aoi_config}: warning: {w}", err=True)
     if as_json:
-        _echo_json(problems)
+        echo_json(problems)
     else:
         for p in problems:
             click.echo(f"{aoi_config}: {p}", err=True)
@@ -121,7 +112,7 @@ def demo_cmd(folder: Path, overwrite: bool, as_json: bool, verbose: int, quiet: 
 
         save_claim(Path(summary.run_dir), record)
     if as_json:
-        _echo_json({"summary": summary.to_dict(), "comparison": result})
+        echo_json({"summary": summary.to_dict(), "comparison": result})
     else:
         click.echo(format_comparison(result))
         click.echo(f"\nOutputs (SYNTHETIC): {summary.run_dir}")

@@ -40,6 +40,7 @@ from rasterio.enums import Resampling
 from rasterio.features import geometry_mask
 from shapely.geometry import mapping
 
+from geo._convert import finite_or_none
 from geo.aoi import Aoi
 from geo.config import RunConfig
 from geo.errors import (
@@ -233,12 +234,6 @@ def _relative_orbit(props: dict[str, Any]) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def _num(v: Any) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 def _epsg(item: dict[str, Any], asset_keys: dict[str, str]) -> int | None:
@@ -287,10 +282,11 @@ def scene_from_item(item: dict[str, Any], *, api: str = "",
             f"STAC item {iid}: no asset for {', '.join(missing)} (needed); pick a Sentinel-2 "
             "L2A or Landsat C2 L2 collection in [source] collections"
         )
-    sun_el = _num(props.get("view:sun_elevation"))
-    if sun_el is None and _num(props.get("s2:mean_solar_zenith")) is not None:
+    sun_el = finite_or_none(props.get("view:sun_elevation"))
+    if sun_el is None and finite_or_none(props.get("s2:mean_solar_zenith")) is not None:
         sun_el = 90.0 - float(props["s2:mean_solar_zenith"])
-    sun_az = _num(props.get("view:sun_azimuth")) or _num(props.get("s2:mean_solar_azimuth"))
+    sun_az = (finite_or_none(props.get("view:sun_azimuth"))
+              or finite_or_none(props.get("s2:mean_solar_azimuth")))
     out: dict[str, Any] = {
         "collection": item.get("collection"),
         "mission": mission,
@@ -304,10 +300,10 @@ def scene_from_item(item: dict[str, Any], *, api: str = "",
         "processing_baseline": _baseline(props),
         "view_sun_elevation_deg": sun_el,
         "view_sun_azimuth_deg": sun_az,
-        "view_incidence_angle_deg": _num(props.get("view:incidence_angle")),
-        "view_azimuth_deg": _num(props.get("view:azimuth")),
-        "view_off_nadir_deg": _num(props.get("view:off_nadir")),
-        "scene_cloud_cover_pct": _num(props.get("eo:cloud_cover")),
+        "view_incidence_angle_deg": finite_or_none(props.get("view:incidence_angle")),
+        "view_azimuth_deg": finite_or_none(props.get("view:azimuth")),
+        "view_off_nadir_deg": finite_or_none(props.get("view:off_nadir")),
+        "scene_cloud_cover_pct": finite_or_none(props.get("eo:cloud_cover")),
         "epsg": _epsg(item, keys),
         "asset_keys": keys,
         "missing_assets": [r for r in BANDS if r not in assets],
