@@ -60,6 +60,8 @@ __all__ = [
     "change_map",
     "change_map_from_probability",
     "cleanup_mask",
+    "cva_magnitude",
+    "dark_thresholds",
     "otsu_threshold",
 ]
 
@@ -484,26 +486,36 @@ def _robust_z(x: NDArray[np.float32], valid: NDArray[np.bool_]) -> NDArray[np.fl
     return ((x - med) / (mad if mad > 1e-9 else 1.0)).astype(np.float32)
 
 
-def _ignorable(a: GeoArray, b: GeoArray) -> NDArray[np.bool_]:
+def dark_thresholds(a: GeoArray, b: GeoArray) -> tuple[float | None, float | None]:
+    """Per date, the brightness below which a pixel is in that date's dark class.
+
+    Otsu on the darker half of the pixels valid in both dates; None where there are none.
+    A streamed run fits them on a pixel sample (:mod:`geo.stream`).
+    """
+    v = a.valid & b.valid
+    out: list[float | None] = []
+    for br in (_visible(a).mean(0), _visible(b).mean(0)):
+        vals = br[v]
+        out.append(None if vals.size == 0 else
+                   otsu_threshold(vals[vals <= np.quantile(vals, 0.5)]))
+    return out[0], out[1]
+
+
+def _ignorable(a: GeoArray, b: GeoArray, dark_t: tuple[float | None, float | None] | None = None
+               ) -> NDArray[np.bool_]:
     """Pixels whose change looks like shadow or season, not construction.
 
-    Shadow: the darker date is in that date's dark class, the chromaticity is
+    Shadow: the darker date is in that date's dark class (``dark_t``, default
+    :func:`dark_thresholds` of ``a`` and ``b``), the chromaticity is
     unchanged and the brighter date is less than 2.5 times brighter (a cast
     shadow, not a bright new roof on dark ground). Season: vegetated (excess
     green) in both dates.
     """
     ra, rb = _visible(a), _visible(b)
     ba, bb = ra.mean(0), rb.mean(0)
-    v = a.valid & b.valid
-    dark = []
-    for br in (ba, bb):
-        vals = br[v]
-        if vals.size == 0:
-            dark.append(np.zeros(v.shape, bool))
-            continue
-        low = vals[vals <= np.quantile(vals, 0.5)]
-        dark_t = otsu_threshold(low)
-        dark.append(br < dark_t)
+    ts = dark_thresholds(a, b) if dark_t is None else dark_t
+    dark = [np.zeros(ba.shape, bool) if t is None else br < t
+            for br, t in zip((ba, bb), ts, strict=True)]
     ca = ra / np.maximum(ba, 1e-6)
     cb = rb / np.maximum(bb, 1e-6)
     same_chroma = np.abs(ca - cb).max(0) < 0.15
@@ -516,12 +528,13 @@ def _ignorable(a: GeoArray, b: GeoArray) -> NDArray[np.bool_]:
 
 
 def _finish(score: NDArray[np.float32], t: float, a: GeoArray, b: GeoArray,
-            params: DetectParams, method: str, *, ignore: bool = True) -> ChangeMap:
+            params: DetectParams, method: str, *, ignore: bool = True,
+            dark_t: tuple[float | None, float | None] | None = None) -> ChangeMap:
     v = a.valid & b.valid
     prob = np.where(v, _prob_from_score(score, t), 0.0).astype(np.float32)
     raw = (score > t) & v
     if ignore:
-        raw &= ~_ignorable(a, b)
+        raw &= ~_ignorable(a, b, dark_t)
     mask = cleanup_mask(raw, res_m=a.grid.res_m, pixel_area_m2=a.grid.pixel_area_m2,
                         params=params, valid=v, radius_px=_change_radius(params, a.grid.res_m))
     return ChangeMap(probability=prob, mask=mask, method=method)
@@ -577,13 +590,22 @@ def _imad_change(a: GeoArray, b: GeoArray, params: DetectParams) -> ChangeMap:
                      method="imad")
 
 
-def _cva_change(a: GeoArray, b: GeoArray, params: DetectParams) -> ChangeMap:
-    bn, _ = normalize_to(a, b)
+def cva_magnitude(a: GeoArray, bn: GeoArray) -> NDArray[np.float32]:
+    """CVA score: the smoothed length of the band difference ``bn - a`` (``bn`` normalised).
+
+    The smoothing (a Gaussian of 1.5 m, at least 0.5 px) reaches 4 sigma.
+    """
     use = [i for i, r in enumerate(a.bands) if r != "alpha"]
     d = bn.data[use] - a.data[use]
     mag = np.sqrt((d * d).sum(0)).astype(np.float32)
     # a light smoothing (1.5 m) turns speckle into objects that survive the cleanup
-    mag = ndimage.gaussian_filter(mag, max(0.5, 1.5 / a.grid.res_m))
+    out: NDArray[np.float32] = ndimage.gaussian_filter(mag, max(0.5, 1.5 / a.grid.res_m))
+    return out
+
+
+def _cva_change(a: GeoArray, b: GeoArray, params: DetectParams) -> ChangeMap:
+    bn, _ = normalize_to(a, b)
+    mag = cva_magnitude(a, bn)
     v = a.valid & b.valid
     # plain Otsu (the classic CVA baseline), no noise floor
     t = otsu_threshold(mag[v]) if params.threshold is None else float(params.threshold)
