@@ -262,9 +262,15 @@ class _Runner:
 def _run_stages(config: RunConfig, aoi: Aoi, grid: Grid, source: Any, scenes: list[Scene],
                 session: RunSession, stage: _Stages, prog: Progress[Any],
                 run_warnings: list[str], started: str, workers: int) -> dict[str, Any]:
+    from geo.stream import fixed_budget, streams
+
     partial = session.partial
     partial.checkpoints.mkdir(exist_ok=True)
     _write_json(partial.grid_json, grid.to_dict())
+    config = fixed_budget(config)  # every stage (and Dask worker) takes the same path
+    if streams(grid, config):
+        log.info("grid %dx%d is above the memory budget (%.0f MiB): streamed block by block",
+                 *grid.shape, config.grid.memory_budget_mb)
     with _Runner(workers, prog) as runner:
         # --- read, co-register, normalise: one date at a time, checkpointed --------------------
         metas: list[dict[str, Any]] = []
@@ -346,11 +352,10 @@ def detect_date(meta: dict[str, Any], grid: Grid, config: RunConfig, partial: Ru
 
     d = meta["date"]
     if needs_tiles(grid, config):  # large grid: tile by tile, from windows of the scene COG
-        fp, mask_u8, valid, upd = detect_date_tiled(meta, grid, config, partial, aoi_name)
-        _write_raster(mask_u8[None], grid, partial.mask(d), kind="mask", nodata=255)
-        fp = gate_footprints(fp, valid_area_m2=float(valid.sum()) * grid.pixel_area_m2,
+        fp, valid_geom, n_valid, upd = detect_date_tiled(meta, grid, config, partial, aoi_name)
+        fp = gate_footprints(fp, valid_area_m2=float(n_valid) * grid.pixel_area_m2,
                              params=config.detect)  # the same plausibility gates as untiled
-        return fp, _valid_geometry(valid, grid), upd
+        return fp, valid_geom, upd
     ga = _load_scene(partial.scene(d), grid, meta)
     vmask = read_to_grid(str(partial.valid_mask(d)), grid, date=d,
                          roles=["b1"])
@@ -372,7 +377,10 @@ def change_pair(pair: tuple[dict[str, Any], dict[str, Any]], grid: Grid, config:
                 partial: RunDir) -> dict[str, Any]:
     """Change map between two consecutive dates (main process or Dask worker)."""
     from geo.detect import change_map
+    from geo.stream import change_pair_streamed, streams
 
+    if streams(grid, config):
+        return change_pair_streamed(pair, grid, config, partial)
     m0, m1 = pair
     a = _load_scene(partial.scene(m0["date"]), grid, m0)
     b = _load_scene(partial.scene(m1["date"]), grid, m1)
@@ -389,24 +397,15 @@ def change_pair(pair: tuple[dict[str, Any], dict[str, Any]], grid: Grid, config:
             "changed_frac": round(float(cm.mask.mean()), 5)}
 
 
-def prepare_date(scene: Scene, source: Any, grid: Grid, config: RunConfig, partial: RunDir,
-                 ref_meta: dict[str, Any] | None) -> dict[str, Any]:
-    """Read one date onto the grid, align and normalise it to the reference, checkpoint it.
+def date_meta(scene: Scene, ga: GeoArray, valid_frac: float, meta_path: Path
+              ) -> tuple[dict[str, Any], list[str]]:
+    """A date's metadata and notes; ``skipped`` (and written) when too little is valid.
 
-    Runs in the main process or in a Dask worker: everything it needs comes in as
-    picklable values and the reference is re-read from its checkpoint file.
-    Returns the date's metadata (also written to ``.checkpoints/scene_<date>.json``).
+    ``ga`` is the date (or, in a streamed run, its first block: for bands and kind).
     """
-    from geo.coreg import coregister
-    from geo.normalize import normalize_to
-
-    meta_path = partial.scene_meta(scene.date)
-    tif = partial.scene(scene.date)
-    res = grid.res_m
-    ga = source.read(scene, grid)
     notes: list[str] = []
     meta: dict[str, Any] = {"date": scene.date, "source_id": scene.id, "bands": list(ga.bands),
-                            "kind": ga.kind, "valid_frac": round(ga.valid_frac, 4),
+                            "kind": ga.kind, "valid_frac": round(valid_frac, 4),
                             "scene": {"id": scene.id, "date": scene.date,
                                       "properties": scene.properties}}
     if ga.roles_guessed:
@@ -414,46 +413,80 @@ def prepare_date(scene: Scene, source: Any, grid: Grid, config: RunConfig, parti
                "its bands); if wrong, set [source] bands = [...] in the config, one role per band")
         log.warning(msg)
         notes.append(msg)
-    if ga.valid_frac < MIN_VALID_FRAC:
-        msg = (f"{scene.id}: only {ga.valid_frac:.0%} of the AOI is valid (cloud, nodata or "
+    if valid_frac < MIN_VALID_FRAC:
+        msg = (f"{scene.id}: only {valid_frac:.0%} of the AOI is valid (cloud, nodata or "
                "outside the image); date skipped")
         log.warning(msg)
         meta.update(skipped=True, warnings=[msg])
         _write_json(meta_path, meta)
+    return meta, notes
+
+
+def record_shift(scene: Scene, shift: Any, config: RunConfig, res_m: float,
+                 meta: dict[str, Any], notes: list[str]) -> None:
+    """Put a co-registration :class:`geo.coreg.Shift` into ``meta``; warn or fail on excess."""
+    residual_m = float(shift.residual_px * res_m)
+    meta.update(shift_dy_px=round(shift.dy_px, 3), shift_dx_px=round(shift.dx_px, 3),
+                shift_m=round(float(np.hypot(shift.dy_px, shift.dx_px) * res_m), 3),
+                residual_m=round(residual_m, 3), coreg_ok=bool(shift.ok))
+    if residual_m > config.coreg.max_residual_m or not shift.ok:
+        what = ("co-registration failed" if not shift.ok else
+                f"co-registration residual {residual_m:.2f} m is above "
+                f"max_residual_m={config.coreg.max_residual_m} m")
+        msg = f"{scene.id}: {what}"
+        if config.coreg.on_excess == "fail":
+            raise CoregistrationError(
+                f"{msg}; check the image or raise [coreg] max_residual_m in "
+                f"{config.config_path}")
+        log.warning(msg)
+        notes.append(msg)
+
+
+def record_norm(scene: Scene, norm: dict[str, Any], meta: dict[str, Any],
+                notes: list[str]) -> None:
+    """Put a normalisation fit into ``meta``; a rejected fit becomes a note."""
+    meta["normalization"] = norm
+    if norm.get("rejected"):
+        msg = f"{scene.id}: radiometric normalisation {norm['rejected']}"
+        log.warning(msg)
+        notes.append(msg)
+
+
+def prepare_date(scene: Scene, source: Any, grid: Grid, config: RunConfig, partial: RunDir,
+                 ref_meta: dict[str, Any] | None) -> dict[str, Any]:
+    """Read one date onto the grid, align and normalise it to the reference, checkpoint it.
+
+    Runs in the main process or in a Dask worker: everything it needs comes in as
+    picklable values and the reference is re-read from its checkpoint file.
+    Returns the date's metadata (also written to ``.checkpoints/scene_<date>.json``).
+    A grid above the memory budget is streamed block by block (:mod:`geo.stream`).
+    """
+    from geo.coreg import coregister
+    from geo.normalize import normalize_to
+    from geo.stream import prepare_date_streamed, streams
+
+    if streams(grid, config):
+        return prepare_date_streamed(scene, source, grid, config, partial, ref_meta)
+    meta_path = partial.scene_meta(scene.date)
+    ga = source.read(scene, grid)
+    meta, notes = date_meta(scene, ga, ga.valid_frac, meta_path)
+    if meta.get("skipped"):
         return meta
     if ref_meta is None:
         meta.update(shift_dy_px=0.0, shift_dx_px=0.0, shift_m=0.0, residual_m=0.0, reference=True)
     else:
         ref = _load_scene(partial.scene(ref_meta["date"]), grid, ref_meta)
         if config.coreg.enabled:
-            aligned, shift = coregister(ref, ga, max_shift_px=config.coreg.max_shift_m / res)
-            residual_m = float(shift.residual_px * res)
-            meta.update(shift_dy_px=round(shift.dy_px, 3), shift_dx_px=round(shift.dx_px, 3),
-                        shift_m=round(float(np.hypot(shift.dy_px, shift.dx_px) * res), 3),
-                        residual_m=round(residual_m, 3), coreg_ok=bool(shift.ok))
+            aligned, shift = coregister(ref, ga, max_shift_px=config.coreg.max_shift_m / grid.res_m)
+            record_shift(scene, shift, config, grid.res_m, meta, notes)
             if shift.ok:
                 ga = aligned
-            if residual_m > config.coreg.max_residual_m or not shift.ok:
-                what = ("co-registration failed" if not shift.ok else
-                        f"co-registration residual {residual_m:.2f} m is above "
-                        f"max_residual_m={config.coreg.max_residual_m} m")
-                msg = f"{scene.id}: {what}"
-                if config.coreg.on_excess == "fail":
-                    raise CoregistrationError(
-                        f"{msg}; check the image or raise [coreg] max_residual_m in "
-                        f"{config.config_path}")
-                log.warning(msg)
-                notes.append(msg)
         if ga.kind == ref.kind and ga.bands == ref.bands:
             ga, norm = normalize_to(ref, ga)
-            meta["normalization"] = norm
-            if norm.get("rejected"):
-                msg = f"{scene.id}: radiometric normalisation {norm['rejected']}"
-                log.warning(msg)
-                notes.append(msg)
-    _write_raster(np.where(ga.valid, ga.data, np.float32(np.nan)), grid, tif, kind="scene",
-                  nodata=float("nan"), band_names=list(ga.bands),
-                  tags={"DATE": ga.date, "SOURCE_ID": ga.source_id})
+            record_norm(scene, norm, meta, notes)
+    _write_raster(np.where(ga.valid, ga.data, np.float32(np.nan)), grid,
+                  partial.scene(scene.date), kind="scene", nodata=float("nan"),
+                  band_names=list(ga.bands), tags={"DATE": ga.date, "SOURCE_ID": ga.source_id})
     _write_raster(np.where(ga.valid, 1, 0).astype("uint8")[None], grid,
                   partial.valid_mask(scene.date), kind="mask")
     meta["warnings"] = notes

@@ -78,13 +78,21 @@ def _size_problem(config: RunConfig, grid: Grid) -> str | None:
     need, budget = grid_memory_mb(grid, bands), memory_budget_mb(config)
     if need <= budget:
         return None
+    from geo.stream import block_px
+
+    side = min(block_px(config), *grid.shape)
+    block = Grid(crs=grid.crs, transform=grid.transform, shape=(side, side))
+    need = grid_memory_mb(block, bands)  # streamed block by block (geo/stream.py)
+    if need <= budget:
+        return None
     rows, cols = grid.shape
     g = config.grid
     fix = ("lower [grid] buffer_m" if g.buffer_m > 1000 else
            "raise [grid] resolution_m or split the AOI")
     return (
         f"the AOI grid would be {rows:,} x {cols:,} px at {g.resolution_m:g} m "
-        f"(~{need:,.0f} MiB for {bands} bands x {DATES_IN_MEMORY} dates + working arrays), "
+        f"(~{need:,.0f} MiB per streamed block for {bands} bands x {DATES_IN_MEMORY} dates + "
+        "working arrays), "
         f"above the memory budget of {budget:,.0f} MiB; {fix}, or set [grid] memory_budget_mb"
     )
 
