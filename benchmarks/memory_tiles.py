@@ -17,8 +17,7 @@ Three variants run side by side, each in a fresh child process (peak RSS = the c
 
 It checks that ``tiled`` and ``untiled`` give the same number of footprints and total area
 (identical thresholds up to 4 Mpx; above, the sample is 1 pixel in k²). This is the detect stage
-only: co-registration, normalisation, change maps and the COG writes of ``run`` are not tiled
-yet. Run (a few minutes of CPU; run nothing else big beside it)::
+only; ``benchmarks/memory_large.py`` measures a whole streamed ``run``. Run (a few minutes of CPU; run nothing else big beside it)::
 
     python benchmarks/memory_tiles.py [--sizes 1024 2048 3072] [--tile-px 1024] [--json out.json]
 """
@@ -130,7 +129,9 @@ else:
     from geo.tiled_detect import detect_date_tiled
     cfg = RunConfig(detect=DetectParams(min_area_m2=50.0, tile_px=tile_px,
                                         tile_max_building_m=70.0))
-    fp, _m, _v, upd = detect_date_tiled(meta, grid, cfg, folder, "b")
+    from geo.rundir import RunDir
+    (folder / "masks").mkdir(exist_ok=True)
+    fp, _geom, _n, upd = detect_date_tiled(meta, grid, cfg, RunDir(folder), "b")
     out = {"n": len(fp), "area": float(fp["area_m2"].sum()),
            "threshold": upd["detect_threshold"], "tiles": upd["detect_tiles"]}
 ru = resource.getrusage(resource.RUSAGE_SELF)

@@ -128,8 +128,11 @@ def _warp_read(src: Any, grid: Grid, bands: list[int], resampling: Resampling, h
     """Read ``bands`` of the open ``src`` through one WarpedVRT onto ``grid``: data and masks."""
     rows, cols = grid.shape
     try:
+        # an (almost) exact transformer, so a window of the grid (a streamed block) gets the
+        # very pixels of a whole-grid read (GDAL's default approximates to 0.125 px; 0 fails)
         with WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=cols, height=rows,
-                       resampling=resampling, add_alpha=src.nodata is None) as vrt:
+                       resampling=resampling, add_alpha=src.nodata is None,
+                       tolerance=1e-9) as vrt:
             data = vrt.read(bands, out_dtype="float32", masked=True)
             if src.nodata is None:  # the warper's alpha band carries masks/footprint
                 masks = vrt.read(vrt.count)[None]

@@ -1,7 +1,8 @@
 """Streamed runs: memory bounded by the block, for grids above the memory budget.
 
-A grid whose whole-scene arrays would not fit ``[grid] memory_budget_mb`` (default: half the
-memory available, :mod:`geo.preflight`) is never held whole. Every stage works on blocks of
+A grid whose in-memory run would not fit ``[grid] memory_budget_mb`` (default: half the
+memory available, :mod:`geo.preflight`; the need is the measured :data:`IN_MEMORY_MB`) is
+never held whole. Every stage works on blocks of
 ``detect.tile_px`` pixels (2,048 by default):
 
 - **read**: each block of a date is read and warped onto its sub-grid
@@ -47,9 +48,9 @@ from geo.geoarray import GeoArray
 from geo.grid import Grid
 from geo.tiles import Window, _expand, _near_edge, sub_grid, tile_windows
 
-__all__ = ["COREG_PX", "SAMPLE_PX", "block_px", "change_pair_streamed",
-           "fixed_budget", "mosaic", "prepare_date_streamed", "read_window", "sample_windows",
-           "streams", "window_of"]
+__all__ = ["COREG_PX", "IN_MEMORY_MB", "SAMPLE_PX", "block_px", "change_pair_streamed",
+           "fixed_budget", "in_memory_mb", "mosaic", "prepare_date_streamed", "read_window",
+           "sample_windows", "streams", "window_of"]
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +62,21 @@ _SAMPLE_WIN = 512
 _DEFAULT_BLOCK = 2048
 
 
-def streams(grid: Grid, config: RunConfig) -> bool:
-    """True when the grid's whole-scene arrays would exceed the run's memory budget."""
-    from geo.preflight import ASSUMED_BANDS, grid_memory_mb, memory_budget_mb
+IN_MEMORY_MB = (230.0, 194.0)
+"""Peak RSS of an in-memory run: MiB, plus MiB per megapixel of grid (/work/shared/PERF-NOTES.md,
+measured on 1-25 Mpx runs)."""
 
-    return grid_memory_mb(grid, ASSUMED_BANDS.get(config.source.kind, 4)) > \
-        memory_budget_mb(config)
+
+def in_memory_mb(grid: Grid) -> float:
+    """Peak memory an in-memory run of ``grid`` is measured to need, in MiB."""
+    return IN_MEMORY_MB[0] + IN_MEMORY_MB[1] * grid.shape[0] * grid.shape[1] / 1e6
+
+
+def streams(grid: Grid, config: RunConfig) -> bool:
+    """True when an in-memory run of the grid would exceed the run's memory budget."""
+    from geo.preflight import memory_budget_mb
+
+    return in_memory_mb(grid) > memory_budget_mb(config)
 
 
 def fixed_budget(config: RunConfig) -> RunConfig:
