@@ -103,7 +103,10 @@ def make_inputs(root: Path, size: int) -> Path:
     aoi = to_crs(shapely.box(ORIGIN[0], ORIGIN[1] - size * RES, ORIGIN[0] + size * RES,
                              ORIGIN[1]), CRS, "EPSG:4326")
     (root / "aoi.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": [{
-        "type": "Feature", "properties": {"name": "memory_large", "synthetic": True},
+        "type": "Feature", "properties": {
+            "site_id": "memory_large", "name": "SYNTHETIC benchmark AOI (not real imagery)",
+            "synthetic": True, "point_kind": "synthetic", "coord_confidence": "low",
+            "coord_source": "synthetic scene (benchmarks/memory_large.py)"},
         "geometry": shapely.geometry.mapping(aoi)}]}))
     cfg = root / "run.toml"
     cfg.write_text(f"""# SYNTHETIC benchmark AOI ({size} px at {RES} m)

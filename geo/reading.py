@@ -123,6 +123,21 @@ def _open(href: str) -> Any:
         ) from None
 
 
+def _warp_scale(src: Any, grid: Grid) -> dict[str, str]:
+    """GDAL's ``XSCALE``/``YSCALE`` (grid pixels per source pixel), fixed for the whole read.
+
+    GDAL otherwise computes the resampling scale per warp chunk, so a window of the grid (a
+    streamed block) and a whole-grid read would resample with slightly different kernels.
+    Rounded to 1 %, so every window of one grid gets the same value.
+    """
+    b = _bounds_in(grid.crs, src.crs, tuple(grid.bounds))
+    if not all(map(math.isfinite, b)) or b[2] <= b[0] or b[3] <= b[1]:
+        return {}
+    xs = grid.shape[1] * abs(src.res[0]) / (b[2] - b[0])
+    ys = grid.shape[0] * abs(src.res[1]) / (b[3] - b[1])
+    return {"XSCALE": f"{xs:.2f}", "YSCALE": f"{ys:.2f}"}
+
+
 def _warp_read(src: Any, grid: Grid, bands: list[int], resampling: Resampling, href: str,
                name: str) -> tuple[Any, NDArray[np.uint8]]:
     """Read ``bands`` of the open ``src`` through one WarpedVRT onto ``grid``: data and masks."""
@@ -132,7 +147,7 @@ def _warp_read(src: Any, grid: Grid, bands: list[int], resampling: Resampling, h
         # very pixels of a whole-grid read (GDAL's default approximates to 0.125 px; 0 fails)
         with WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=cols, height=rows,
                        resampling=resampling, add_alpha=src.nodata is None,
-                       tolerance=1e-9) as vrt:
+                       tolerance=1e-9, **_warp_scale(src, grid)) as vrt:
             data = vrt.read(bands, out_dtype="float32", masked=True)
             if src.nodata is None:  # the warper's alpha band carries masks/footprint
                 masks = vrt.read(vrt.count)[None]
