@@ -41,9 +41,9 @@ def _series(run: RunDir, grid: Grid, outlines: dict[str, Any]) -> dict[str, list
         meta = json.loads(meta_path.read_text())
         if meta.get("skipped") or float(meta.get("residual_m") or 0.0) > grid.res_m:
             continue  # misaligned by more than a pixel: the outline would sample the ring
+        if not {"red", "nir"} <= set(meta.get("bands", [])):
+            continue  # no red/nir: never read the scene (a streamed grid would not fit)
         ga = _load_scene(path, grid, meta)
-        if not ga.has("red", "nir"):
-            continue
         if run.valid_mask(date).is_file():
             vm = read_to_grid(str(run.valid_mask(date)), grid, date=date, roles=["b1"])
             ga = ga.with_data(ga.data, valid=(vm.data[0] > 0) & ga.valid)
