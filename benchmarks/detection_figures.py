@@ -52,7 +52,7 @@ def main() -> None:
         for a_p, b_p, l_p in list_triplets(ds):
             a, b, lab = read_image(a_p), read_image(b_p), read_label(l_p)
             if args.method == "learned":
-                from geo.models import learned_change_map
+                from geo.detect.learned import learned_change_map
 
                 cm = learned_change_map(a, b, params=params, exclude_group=group_of(a_p.name))
             else:

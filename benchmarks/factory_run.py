@@ -67,7 +67,7 @@ def main() -> None:
     cfg = load_config(tmp / "factory.toml")
     cfg = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, report=False))
     summary = run_aoi(cfg, tmp / "run")
-    sites, fps, _ = read_run_tables(summary["run_dir"])
+    sites, fps, _ = read_run_tables(summary.run_dir)
     for d in lay.dates:
         x, y = lay.centre("B", d)
         hit = fps[(fps["date"] == d) & fps.geometry.contains(shapely.Point(X0 + x, Y0 - y))]

@@ -12,7 +12,7 @@ Three variants run side by side, each in a fresh child process (peak RSS = the c
 - ``bare``: decode every pixel of the scene once (rasterio, block by block): the floor;
 - ``untiled``: what the pipeline's detect stage does for a small grid: ``read_to_grid`` of the
   whole scene, ``building_mask``, ``polygonize``;
-- ``tiled``: ``geo.tiled_detect.detect_date_tiled`` (``detect.tile_px`` tiles read as windows
+- ``tiled``: ``geo.detect.tiled.detect_date_tiled`` (``detect.tile_px`` tiles read as windows
   of the scene, thresholds from a lattice sample, footprints merged exactly across seams).
 
 It checks that ``tiled`` and ``untiled`` give the same number of footprints and total area
@@ -102,8 +102,10 @@ from geo.grid import Grid
 res, (x0, y0) = spec["res"], spec["origin"]
 grid = Grid(crs=spec["crs"], transform=Affine(res, 0, x0, 0, -res, y0), shape=(size, size))
 scene = folder / "scenes" / (spec["date"] + ".tif")
-meta = {"date": spec["date"], "source_id": "bench", "bands": ["red", "green", "blue"],
-        "kind": "rgb"}
+from geo.records import DateRecord, SceneRef
+meta = DateRecord(date=spec["date"], source_id="bench", bands=("red", "green", "blue"),
+                  kind="rgb", valid_frac=1.0,
+                  scene=SceneRef(id="bench", date=spec["date"], properties={}))
 out = {}
 if mode == "bare":
     import rasterio
@@ -118,22 +120,23 @@ elif mode == "untiled":
     from geo.footprints import polygonize
     from geo.reading import read_to_grid
     params = DetectParams(min_area_m2=50.0)
-    ga = dataclasses.replace(read_to_grid(str(scene), grid, date=meta["date"],
-                                          roles=meta["bands"]), kind="rgb")
+    ga = dataclasses.replace(read_to_grid(str(scene), grid, date=meta.date,
+                                          roles=list(meta.bands)), kind="rgb")
     bm = building_mask(ga, params)
-    fp = polygonize(bm.mask, grid, date=meta["date"], aoi_name="b", min_area_m2=50.0,
+    fp = polygonize(bm.mask, grid, date=meta.date, aoi_name="b", min_area_m2=50.0,
                     alt_mask=bm.alt_mask, invalid=~ga.valid)
     out = {"n": len(fp), "area": float(fp["area_m2"].sum()), "threshold": bm.threshold}
 else:
     from geo.config import DetectParams, RunConfig
-    from geo.tiled_detect import detect_date_tiled
+    from geo.rundir import RunDir
+    from geo.detect.tiled import detect_date_tiled
     cfg = RunConfig(detect=DetectParams(min_area_m2=50.0, tile_px=tile_px,
                                         tile_max_building_m=70.0))
-    from geo.rundir import RunDir
     (folder / "masks").mkdir(exist_ok=True)
-    fp, _geom, _n, upd = detect_date_tiled(meta, grid, cfg, RunDir(folder), "b")
+    _n_valid, det = detect_date_tiled(meta, grid, cfg, RunDir(folder), "b")
+    fp = det.footprints
     out = {"n": len(fp), "area": float(fp["area_m2"].sum()),
-           "threshold": upd["detect_threshold"], "tiles": upd["detect_tiles"]}
+           "threshold": det.threshold, "tiles": det.tiles}
 ru = resource.getrusage(resource.RUSAGE_SELF)
 out.update(cpu_s=ru.ru_utime + ru.ru_stime, peak_rss_mb=ru.ru_maxrss / 1024)
 print(json.dumps(out))

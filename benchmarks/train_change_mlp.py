@@ -1,11 +1,11 @@
-"""Train the small learned change model (geo/models/change_mlp.npz) on shared LEVIR-CD only.
+"""Train the small learned change model (geo/detect/change_mlp.npz) on shared LEVIR-CD only.
 
 Deterministic (fixed seeds, fixed pixel samples). Trains one model on every
 LEVIR-CD group in ../shared/data and one per leave-one-group-out fold, so the
 benchmark can score each image with a model that never saw its group (the crop
 test_7_0256_0512 lies inside full_1024/test_7: both are group ``test_7``).
 
-    python benchmarks/train_change_mlp.py            # writes geo/models/change_mlp.npz
+    python benchmarks/train_change_mlp.py            # writes geo/detect/change_mlp.npz
     python benchmarks/train_change_mlp.py --check    # CV scores only, writes nothing
 """
 
@@ -25,13 +25,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from geo.benchmark import group_of, list_triplets, read_image, read_label  # noqa: E402
-from geo.models import FEATURE_NAMES, MlpModel, pair_features  # noqa: E402
+from geo.detect.learned import FEATURE_NAMES, MlpModel, pair_features  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 if not DATA.is_dir():
     DATA = Path("/work/shared/data")
 LEVIR = [DATA / "levir_cd" / "full_1024", DATA / "levir_cd" / "crops_256"]
-OUT = ROOT / "geo" / "models" / "change_mlp.npz"
+OUT = ROOT / "geo" / "detect" / "change_mlp.npz"
 HIDDEN = (48, 24)
 EPOCHS = 16
 BATCH = 2048

@@ -73,7 +73,7 @@ def run(config: str | Path | RunConfig, run_dir: str | Path, *, overwrite: bool 
 
     cfg = config if isinstance(config, RunConfig) else load_config(config)
     summary = run_aoi(cfg, run_dir, overwrite=overwrite, offline=offline, workers=workers)
-    return open_run(summary["run_dir"])
+    return open_run(summary.run_dir)
 
 
 def measure(paths: Sequence[str | Path], run_dir: str | Path, *, aoi_name: str,
@@ -107,7 +107,7 @@ def measure(paths: Sequence[str | Path], run_dir: str | Path, *, aoi_name: str,
                           digitising_sd_m=1.0 if sd is None else sd, epsg=epsg)
     summary = run_vector(gdf, run_dir, aoi_name=aoi_name, config=cfg, overwrite=overwrite,
                          source_paths=[str(p) for p in paths])
-    return open_run(summary["run_dir"])
+    return open_run(summary.run_dir)
 
 
 def open_run(run_dir: str | Path) -> Run:

@@ -301,7 +301,7 @@ def run_benchmark(
                               f"{truth.shape} differ in size")
         t0 = time.perf_counter()
         if method == "learned":
-            from geo.models import learned_change_map
+            from geo.detect.learned import learned_change_map
 
             cm = learned_change_map(a, b, params=p, exclude_group=group_of(a_path.name))
         else:

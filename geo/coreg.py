@@ -25,6 +25,7 @@ from scipy import ndimage
 from scipy.signal.windows import tukey
 from skimage.registration import phase_cross_correlation
 
+from geo.detect.indices import brightness
 from geo.geoarray import GeoArray
 from geo.grid import check_same_grid
 
@@ -72,27 +73,6 @@ def _ncc(a: NDArray[np.float32], b: NDArray[np.float32], valid: NDArray[np.bool_
     if x.size < 2 or not (x.std() > 0 and y.std() > 0):
         return float("nan")
     return float(np.corrcoef(x, y)[0, 1])
-
-
-def brightness(ga: GeoArray) -> NDArray[np.float32]:
-    """Single band used for co-registration: pan, else the mean of the visible bands.
-
-    Parameters
-    ----------
-    ga : GeoArray
-        Any imagery kind.
-
-    Returns
-    -------
-    ndarray of float32, shape (rows, cols)
-    """
-    if ga.has("pan"):
-        return ga.band("pan").astype(np.float32)
-    vis: list[str] = [r for r in ("red", "green", "blue") if r in ga.bands]
-    if not vis:
-        vis = [b for b in ga.bands if b != "alpha"][:3]
-    out: NDArray[np.float32] = np.mean([ga.band(r) for r in vis], axis=0).astype(np.float32)
-    return out
 
 
 def _prepare(img: NDArray[np.float32], valid: NDArray[np.bool_]) -> NDArray[np.float64]:

@@ -23,7 +23,8 @@ from skimage.measure import label
 
 from geo.grid import Grid
 
-__all__ = ["FOOTPRINT_COLUMNS", "edge_corr_len_m", "empty_footprints", "polygonize"]
+__all__ = ["FOOTPRINT_COLUMNS", "edge_corr_len_m", "empty_footprints", "polygonize",
+           "valid_geometry"]
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +164,15 @@ def _alt_overlap(lab: NDArray[np.int32], k: int, alt_mask: NDArray[np.bool_] | N
         alt_area[comp] += acnt[acomp] * px_area
         parts[comp] += int(big[acomp])
     return alt_area, parts
+
+
+def valid_geometry(valid: NDArray[np.bool_], grid: Grid) -> BaseGeometry:
+    """The valid-data area of a date as one (multi)polygon in the grid CRS."""
+    if valid.all():
+        return shapely.box(*grid.bounds)
+    polys = [shape(g) for g, v in features.shapes(valid.astype("uint8"), mask=valid,
+                                                 transform=grid.transform) if v]
+    return shapely.union_all(polys) if polys else shapely.Polygon()
 
 
 def polygonize(

@@ -31,6 +31,7 @@ from shapely.geometry import Point, Polygon
 from shapely.geometry.base import BaseGeometry
 
 from geo.config import MatchParams
+from geo.detect.indices import normalized_difference
 from geo.fit import Rect, RectFit, fit_rectangle, rect_corners
 from geo.footprints import FOOTPRINT_COLUMNS
 from geo.geoarray import GeoArray
@@ -174,8 +175,7 @@ def _state_without_roof(ga: GeoArray, win: _Window) -> tuple[str, str]:
     if ga.has("red", "nir"):
         red = ga.band("red")[win.r0:win.r1, win.c0:win.c1][win.core]
         nir = ga.band("nir")[win.r0:win.r1, win.c0:win.c1][win.core]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ndvi = float(np.nanmedian((nir - red) / (nir + red)))
+        ndvi = float(np.nanmedian(normalized_difference(nir, red, eps=None)))
         if np.isfinite(ndvi) and ndvi < 0.25:
             return ("cleared ground",
                     f"no roof edges; bare ground inside the prior (NDVI {ndvi:.2f})")

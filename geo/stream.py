@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import math
 from collections.abc import Callable, Iterator
@@ -46,6 +47,7 @@ from skimage.measure import label
 from geo.config import RunConfig
 from geo.geoarray import GeoArray
 from geo.grid import Grid
+from geo.records import ChangePair, DateRecord
 from geo.tiles import Window, _expand, _near_edge, sub_grid, tile_windows
 
 __all__ = ["COREG_PX", "IN_MEMORY_MB", "SAMPLE_PX", "block_px", "change_pair_streamed",
@@ -215,12 +217,11 @@ def _source_reader(scene: Any, source: Any, grid: Grid) -> Reader:
     return read
 
 
-def _file_reader(path: Path, grid: Grid, meta: dict[str, Any],
+def _file_reader(path: Path, grid: Grid, rec: DateRecord,
                  valid_path: Path | None = None) -> Reader:
     def read(win: Window) -> GeoArray:
-        return read_window(path, grid, win, date=meta["date"], bands=list(meta["bands"]),
-                           kind=meta["kind"], source_id=meta.get("source_id", ""),
-                           valid_path=valid_path)
+        return read_window(path, grid, win, date=rec.date, bands=list(rec.bands),
+                           kind=rec.kind, source_id=rec.source_id, valid_path=valid_path)
 
     return read
 
@@ -252,7 +253,7 @@ def textured_window(scene_path: Path, grid: Grid, side: int = COREG_PX) -> Windo
     return win
 
 
-def _shifted(read: Reader, grid: Grid, core: Window, dy: float, dx: float) -> GeoArray:
+def _shifted(read: Reader, grid: Grid, core: Window, *, dy: float, dx: float) -> GeoArray:
     """The core of a date moved by ``(dy, dx)`` px, read with a halo: as in a whole-grid shift."""
     from geo.coreg import apply_shift
 
@@ -274,14 +275,14 @@ def _pass_one(read: Reader, grid: Grid, blocks: list[Window], out: Any) -> int:
 
 
 def _write_date(read: Reader, grid: Grid, blocks: list[Window], partial: Any,
-                meta: dict[str, Any]) -> None:
+                rec: DateRecord) -> None:
     """Write a date's scene COG and valid mask block by block from ``read``."""
     from geo.export.rasters import cog_blocks
 
-    d = meta["date"]
-    with cog_blocks(grid, partial.scene(d), kind="scene", count=len(meta["bands"]),
-                    dtype="float32", nodata=float("nan"), band_names=list(meta["bands"]),
-                    tags={"DATE": d, "SOURCE_ID": meta["source_id"]}) as scene, \
+    d = rec.date
+    with cog_blocks(grid, partial.scene(d), kind="scene", count=len(rec.bands),
+                    dtype="float32", nodata=float("nan"), band_names=list(rec.bands),
+                    tags={"DATE": d, "SOURCE_ID": rec.source_id}) as scene, \
             cog_blocks(grid, partial.valid_mask(d), kind="mask", count=1,
                        dtype="uint8") as valid:
         for win in blocks:
@@ -291,18 +292,19 @@ def _write_date(read: Reader, grid: Grid, blocks: list[Window], partial: Any,
 
 
 def _align(scene: Any, grid: Grid, config: RunConfig, ref: Reader, mov: Reader,
-           ref_path: Path, meta: dict[str, Any], notes: list[str]) -> tuple[float, float]:
+           ref_path: Path, rec: DateRecord, notes: list[str]
+           ) -> tuple[DateRecord, float, float]:
     """Estimate the shift on the most textured window; record it; the shift to apply."""
     from geo.coreg import coregister
-    from geo.pipeline import record_shift
+    from geo.stages import record_shift
 
     if not config.coreg.enabled:
-        return 0.0, 0.0
+        return rec, 0.0, 0.0
     win = textured_window(ref_path, grid)
     _, shift = coregister(ref(win), mov(win), max_shift_px=config.coreg.max_shift_m / grid.res_m)
-    record_shift(scene, shift, config, grid.res_m, meta, notes)
-    meta["coreg_window"] = list(win)
-    return (shift.dy_px, shift.dx_px) if shift.ok else (0.0, 0.0)
+    rec = record_shift(rec, shift, scene, grid, config, notes)
+    log.info("co-registration of %s estimated on window %s", rec.date, win)
+    return (rec, shift.dy_px, shift.dx_px) if shift.ok else (rec, 0.0, 0.0)
 
 
 def _fit_norm(ref: Reader, mov: Reader, grid: Grid) -> dict[str, Any]:
@@ -319,14 +321,14 @@ def _fit_norm(ref: Reader, mov: Reader, grid: Grid) -> dict[str, Any]:
 
 
 def prepare_date_streamed(scene: Any, source: Any, grid: Grid, config: RunConfig,
-                          partial: Any, ref_meta: dict[str, Any] | None) -> dict[str, Any]:
-    """:func:`geo.pipeline.prepare_date` for a grid above the memory budget, block by block.
+                          partial: Any, ref_rec: DateRecord | None) -> DateRecord:
+    """:func:`geo.stages.prepare_date` for a grid above the memory budget, block by block.
 
-    The reference date goes straight from the source into its COG; another date is first
-    read into a staging file beside its checkpoint, aligned and normalised from bounded
-    samples, then written block by block.
+    The date is first read from the source into a staging file beside its checkpoint
+    (a temporary name, removed afterwards), aligned and normalised from bounded samples, then
+    written block by block into its scene COG and valid mask.
     """
-    from geo.pipeline import _write_json, date_meta, record_norm
+    from geo.stages import new_record, record_norm, write_json
 
     blocks = tile_windows(grid.shape, block_px(config))
     src = _source_reader(scene, source, grid)
@@ -334,49 +336,46 @@ def prepare_date_streamed(scene: Any, source: Any, grid: Grid, config: RunConfig
     meta_path = partial.scene_meta(scene.date)
     raw = partial.scene(scene.date).with_name(f".{scene.date}.fwtmp.stage.tif")
     raw.parent.mkdir(parents=True, exist_ok=True)
+    notes: list[str] = []
     try:
         with rasterio.open(raw, "w", **_staging_profile(grid, probe.data.shape[0])) as ds:
             n_valid = _pass_one(src, grid, blocks, ds)
-        meta, notes = date_meta(scene, probe, n_valid / (grid.shape[0] * grid.shape[1]),
-                                meta_path)
-        meta["streamed"] = {"block_px": block_px(config), "n_blocks": len(blocks)}
-        if meta.get("skipped"):
-            return meta
-        mov = _file_reader(raw, grid, meta)
-        dy = dx = 0.0
-        if ref_meta is None:
-            meta.update(shift_dy_px=0.0, shift_dx_px=0.0, shift_m=0.0, residual_m=0.0,
-                        reference=True)
-            out = mov
+        rec = new_record(scene, probe, n_valid / (grid.shape[0] * grid.shape[1]), meta_path,
+                         notes)
+        if rec.skipped:
+            return rec
+        log.info("%s: streamed in %d blocks of %d px", rec.date, len(blocks), block_px(config))
+        out = mov = _file_reader(raw, grid, rec)
+        if ref_rec is None:
+            rec = dataclasses.replace(rec, shift_dy_px=0.0, shift_dx_px=0.0, shift_m=0.0,
+                                      residual_m=0.0, reference=True)
         else:
-            ref_path = partial.scene(ref_meta["date"])
-            ref = _file_reader(ref_path, grid, ref_meta)
-            dy, dx = _align(scene, grid, config, ref, mov, ref_path, meta, notes)
-
-            def moved(win: Window) -> GeoArray:
-                return _shifted(mov, grid, win, dy, dx)
-
-            out = moved
-            if meta["kind"] == ref_meta["kind"] and meta["bands"] == ref_meta["bands"]:
-                norm = _fit_norm(ref, moved, grid)
-                record_norm(scene, norm, meta, notes)
-
-                def out(win: Window) -> GeoArray:
-                    return apply_gains(moved(win), norm)
-
-        _write_date(out, grid, blocks, partial, meta)
+            ref_path = partial.scene(ref_rec.date)
+            ref = _file_reader(ref_path, grid, ref_rec)
+            rec, dy, dx = _align(scene, grid, config, ref, mov, ref_path, rec, notes)
+            out = functools.partial(_shifted, mov, grid, dy=dy, dx=dx)
+            if rec.kind == ref_rec.kind and rec.bands == ref_rec.bands:
+                norm = _fit_norm(ref, out, grid)
+                rec = record_norm(rec, norm, scene, notes)
+                out = functools.partial(_normalised, out, norm)
+        _write_date(out, grid, blocks, partial, rec)
     finally:
         raw.unlink(missing_ok=True)
-    meta["warnings"] = notes
-    _write_json(meta_path, meta)
-    return meta
+    rec = dataclasses.replace(rec, warnings=tuple(notes))
+    write_json(meta_path, rec.to_json())
+    return rec
+
+
+def _normalised(read: Reader, norm: dict[str, Any], win: Window) -> GeoArray:
+    return apply_gains(read(win), norm)
 
 
 # --- change maps ------------------------------------------------------------------------------
 
 def _cva_stats(a: Reader, b: Reader, grid: Grid, config: RunConfig) -> dict[str, Any]:
     """CVA's scene-wide statistics from the sample windows: normalisation, Otsu, dark classes."""
-    from geo.detect import cva_magnitude, dark_thresholds, otsu_threshold
+    from geo.detect.change import cva_magnitude, dark_thresholds
+    from geo.detect.common import otsu_threshold
     from geo.normalize import normalize_to
 
     wins = sample_windows(grid.shape)
@@ -391,16 +390,20 @@ def _cva_stats(a: Reader, b: Reader, grid: Grid, config: RunConfig) -> dict[str,
 
 
 def _cva_reach(config: RunConfig, res_m: float) -> int:
-    from geo.detect import _change_radius
+    """How far (pixels) a streamed CVA mask pixel depends on its surroundings."""
+    from geo.detect.change import CVA_SMOOTH_M, CVA_SMOOTH_MIN_PX
+    from geo.detect.common import change_radius
 
-    return math.ceil(4 * max(0.5, 1.5 / res_m)) + 3 * _change_radius(config.detect, res_m) + 2
+    sigma = max(CVA_SMOOTH_MIN_PX, CVA_SMOOTH_M / res_m)
+    return math.ceil(4 * sigma) + 3 * change_radius(config.detect, res_m) + 2
 
 
 def _cva_block(a: Reader, b: Reader, grid: Grid, core: Window, config: RunConfig,
                stats: dict[str, Any]) -> tuple[NDArray[np.float32], NDArray[np.bool_],
                                                NDArray[np.bool_]]:
     """Probability, mask and both-valid of one core, exact for the given statistics."""
-    from geo.detect import _finish, cleanup_mask, cva_magnitude
+    from geo.detect.change import cva_magnitude, finish
+    from geo.detect.common import cleanup_mask
 
     params = config.detect
     reach = _cva_reach(config, grid.res_m)
@@ -410,7 +413,7 @@ def _cva_block(a: Reader, b: Reader, grid: Grid, core: Window, config: RunConfig
         ext = _expand(core, halo, grid.shape)
         wa, wb = a(ext), b(ext)
         mag = cva_magnitude(wa, apply_gains(wb, stats["norm"]))
-        cm = _finish(mag, stats["t"], wa, wb, opening_only, "cva", dark_t=stats["dark"])
+        cm = finish(mag, stats["t"], wa, wb, opening_only, "cva", dark_t=stats["dark"])
         if ext == (0, grid.shape[0], 0, grid.shape[1]) or exact_core(
                 cm.mask, core, ext, grid.shape, reach, params.connectivity):
             break
@@ -433,24 +436,24 @@ def _local_block(a: Reader, b: Reader, grid: Grid, core: Window, config: RunConf
     return cm.probability[sl], cm.mask[sl], (wa.valid & wb.valid)[sl]
 
 
-def change_pair_streamed(pair: tuple[dict[str, Any], dict[str, Any]], grid: Grid,
-                         config: RunConfig, partial: Any) -> dict[str, Any]:
+def change_pair_streamed(pair: tuple[DateRecord, DateRecord], grid: Grid,
+                         config: RunConfig, partial: Any) -> ChangePair:
     """:func:`geo.pipeline.change_pair` block by block, writing the rasters window by window."""
     from geo.detect import AUTO_CHANGE
     from geo.export.rasters import cog_blocks
 
     m0, m1 = pair
-    a = _file_reader(partial.scene(m0["date"]), grid, m0)
-    b = _file_reader(partial.scene(m1["date"]), grid, m1)
+    a = _file_reader(partial.scene(m0.date), grid, m0)
+    b = _file_reader(partial.scene(m1.date), grid, m1)
     method: str = config.detect.change_method
     if method in ("auto", "builtup", "contrast-objects"):
-        method = AUTO_CHANGE.get(m0["kind"], "cva")
+        method = AUTO_CHANGE.get(m0.kind, "cva")
     stats = _cva_stats(a, b, grid, config) if method == "cva" else None
     n_changed = 0
     with contextlib.ExitStack() as stack:
         prob_out = mask_out = None
         if config.output.rasters:
-            d0, d1 = m0["date"], m1["date"]
+            d0, d1 = m0.date, m1.date
             prob_out = stack.enter_context(cog_blocks(
                 grid, partial.change_prob(d0, d1), kind="probability", count=1,
                 dtype="float32", nodata=float("nan")))
@@ -464,10 +467,8 @@ def change_pair_streamed(pair: tuple[dict[str, Any], dict[str, Any]], grid: Grid
             if prob_out is not None and mask_out is not None:
                 prob_out.write(core, np.where(both, prob, np.nan).astype("float32"))
                 mask_out.write(core, np.where(both, mask.astype("uint8"), 255).astype("uint8"))
-    out: dict[str, Any] = {"date_from": m0["date"], "date_to": m1["date"], "method": method,
-                           "changed_frac": round(n_changed / (grid.shape[0] * grid.shape[1]), 5),
-                           "streamed": {"block_px": block_px(config),
-                                        "statistics": ("scene-wide, from a sample of "
-                                                       f"{stats['sample_px']} px")
-                                        if stats is not None else "per block"}}
-    return out
+    log.info("change %s -> %s: %s, streamed in blocks of %d px, %s", m0.date, m1.date, method,
+             block_px(config), f"scene-wide statistics from {stats['sample_px']} px"
+             if stats is not None else "block-local statistics (not scene-wide)")
+    return ChangePair(date_from=m0.date, date_to=m1.date, method=method,
+                      changed_frac=round(n_changed / (grid.shape[0] * grid.shape[1]), 5))

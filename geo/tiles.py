@@ -36,11 +36,11 @@ from skimage.measure import label
 from geo.config import DetectParams
 from geo.detect import (
     BuildingThresholds,
-    _building_radius,
     building_mask,
     building_score,
     thresholds_from_scores,
 )
+from geo.detect.buildings import building_radius
 from geo.footprints import empty_footprints, polygonize
 from geo.geoarray import GeoArray
 from geo.grid import Grid
@@ -88,7 +88,7 @@ def filter_reach_px(params: DetectParams, res_m: float, method: str) -> int:
     refinement (a ring of 3 px, a 2-px band and a 9-px mean filter), with a margin.
     """
     sigma = max(0.7, 1.0 / res_m)
-    return 3 * _building_radius(params, res_m, method) + math.ceil(4 * sigma) + 16
+    return 3 * building_radius(params, res_m, method) + math.ceil(4 * sigma) + 16
 
 
 def halo_px_for(params: DetectParams, res_m: float, method: str) -> int:

@@ -46,6 +46,7 @@ import shapely
 from numpy.typing import NDArray
 from shapely.geometry.base import BaseGeometry
 
+from geo.detect.indices import normalized_difference
 from geo.geoarray import GeoArray
 from geo.types import Verdict
 
@@ -122,12 +123,8 @@ def _indices(ga: GeoArray) -> NDArray[np.float32]:
     nir, red = ga.band("nir"), ga.band("red")
     blue = ga.band("blue") if ga.has("blue") else red
     swir = ga.band("swir16") if ga.has("swir16") else None
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ndvi = (nir - red) / (nir + red)
-        if swir is not None:
-            bsi = ((swir + red) - (nir + blue)) / ((swir + red) + (nir + blue))
-        else:
-            bsi = -ndvi
+    ndvi = normalized_difference(nir, red, eps=None)
+    bsi = normalized_difference(swir + red, nir + blue, eps=None) if swir is not None else -ndvi
     bright = ga.data.mean(axis=0)
     return np.stack([ndvi, bsi, bright]).astype(np.float32)
 

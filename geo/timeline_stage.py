@@ -18,6 +18,7 @@ import logging
 from typing import Any
 
 import pandas as pd
+from shapely.geometry.base import BaseGeometry
 
 from geo.grid import Grid
 from geo.rundir import RunDir
@@ -28,22 +29,24 @@ __all__ = ["series_table", "with_timeline"]
 log = logging.getLogger(__name__)
 
 
-def _series(run: RunDir, grid: Grid, outlines: dict[str, Any]) -> dict[str, list[SceneStats]]:
+def _series(run: RunDir, grid: Grid, outlines: dict[str, BaseGeometry]
+            ) -> dict[str, list[SceneStats]]:
     """Per site, the statistics of every usable scene (each scene read once)."""
-    from geo.pipeline import _load_scene
     from geo.reading import read_to_grid
+    from geo.records import DateRecord
+    from geo.stages import load_scene
 
     out: dict[str, list[SceneStats]] = {sid: [] for sid in outlines}
     for date, path in run.scenes().items():
         meta_path = run.scene_meta(date)
         if not meta_path.is_file():
             continue
-        meta = json.loads(meta_path.read_text())
-        if meta.get("skipped") or float(meta.get("residual_m") or 0.0) > grid.res_m:
+        meta = DateRecord.from_json(json.loads(meta_path.read_text()))
+        if meta.skipped or meta.residual > grid.res_m:
             continue  # misaligned by more than a pixel: the outline would sample the ring
-        if not {"red", "nir"} <= set(meta.get("bands", [])):
+        if not {"red", "nir"} <= set(meta.bands):
             continue  # no red/nir: never read the scene (a streamed grid would not fit)
-        ga = _load_scene(path, grid, meta)
+        ga = load_scene(path, grid, meta)
         if run.valid_mask(date).is_file():
             vm = read_to_grid(str(run.valid_mask(date)), grid, date=date, roles=["b1"])
             ga = ga.with_data(ga.data, valid=(vm.data[0] > 0) & ga.valid)

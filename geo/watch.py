@@ -65,19 +65,12 @@ from geo.config import MeasureParams, RunConfig, load_config, read_toml, resolve
 from geo.errors import AoiError, ConfigError, FactoryWatchError, RunDirError, RunDirInUseError
 from geo.footprints import empty_footprints
 from geo.grid import Grid, grid_for_aoi
-from geo.pipeline import (
-    _config_hash,
-    _config_inputs,
-    _finish,
-    _guarded,
-    _Stages,
-    _write_json,
-    change_pair,
-    detect_date,
-    prepare_date,
-)
+from geo.pipeline import RunContext, _config_hash, _config_inputs, _finish, _guarded
+from geo.records import ChangePair, DateRecord, RunInputs, RunSummary
 from geo.rundir import RunDir, begin_run, safe_name
+from geo.runner import Stages
 from geo.sources import Scene, open_source
+from geo.stages import change_pair, detect_date, prepare_date, write_json
 
 __all__ = [
     "EXIT_CHANGED",
@@ -211,7 +204,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def date_task(scene: Scene, source: Any, grid: Grid, config: RunConfig, store: RunDir,
-              ref: dict[str, Any] | None, aoi_name: str) -> dict[str, Any]:
+              ref: DateRecord | None, aoi_name: str) -> DateRecord:
     """Read, align, normalise and detect one new date; return (and store) its record.
 
     Idempotent: a date whose record exists is not redone, a prepared date is not re-read.
@@ -219,31 +212,32 @@ def date_task(scene: Scene, source: Any, grid: Grid, config: RunConfig, store: R
     """
     rec_path = store.date_record(scene.date)
     if rec_path.exists():
-        return _read_json(rec_path)
+        return DateRecord.from_json(_read_json(rec_path))
     meta_path = store.scene_meta(scene.date)
-    meta = _read_json(meta_path) if meta_path.exists() else None
-    if meta is None or not (meta.get("skipped") or store.scene(scene.date).exists()):
-        meta = prepare_date(scene, source, grid, config, store,
-                            None if ref is None or ref.get("skipped") else ref)
-    if not meta.get("skipped"):
-        fp, valid, update = detect_date(meta, grid, config, store, aoi_name)
-        meta.update(update, valid_wkb=shapely.to_wkb(valid, hex=True))
+    rec = DateRecord.from_json(_read_json(meta_path)) if meta_path.exists() else None
+    if rec is None or not (rec.skipped or store.scene(scene.date).exists()):
+        rec = prepare_date(scene, source, grid, config, store,
+                           None if ref is None or ref.skipped else ref)
+    if not rec.skipped:
+        det = detect_date(rec, grid, config, store, aoi_name)
+        rec = dataclasses.replace(rec.with_detection(det),
+                                  valid_wkb=shapely.to_wkb(det.valid, hex=True))
         with atomic_open(store.footprints_checkpoint(scene.date)) as f:
-            pickle.dump(fp, f, protocol=pickle.HIGHEST_PROTOCOL)
-    _write_json(rec_path, meta)
-    return meta
+            pickle.dump(det.footprints, f, protocol=pickle.HIGHEST_PROTOCOL)
+    write_json(rec_path, rec.to_json())
+    return rec
 
 
-def changes_task(records: Sequence[dict[str, Any]], grid: Grid, config: RunConfig,
-                 store: RunDir) -> list[dict[str, Any]]:
+def changes_task(records: Sequence[DateRecord], grid: Grid, config: RunConfig,
+                 store: RunDir) -> list[ChangePair]:
     """Change maps between consecutive usable dates; only missing pairs are computed."""
-    usable = sorted((r for r in records if not r.get("skipped")), key=lambda r: str(r["date"]))
-    out: list[dict[str, Any]] = []
+    usable = sorted((r for r in records if not r.skipped), key=lambda r: r.date)
+    out: list[ChangePair] = []
     for m0, m1 in itertools.pairwise(usable):
-        rec = store.change_record(m0["date"], m1["date"])
+        rec = store.change_record(m0.date, m1.date)
         if not rec.exists():
-            _write_json(rec, change_pair((m0, m1), grid, config, store))
-        out.append(_read_json(rec))
+            write_json(rec, change_pair((m0, m1), grid, config, store).to_json())
+        out.append(ChangePair.from_json(_read_json(rec)))
     return out
 
 
@@ -267,50 +261,48 @@ def _load_footprints(store: RunDir, dates: list[str], crs: str) -> gpd.GeoDataFr
     return gpd.GeoDataFrame(pd.concat(fps, ignore_index=True), geometry="geometry", crs=crs)
 
 
-def publish_task(config: RunConfig, aoi: Aoi, grid: Grid, records: Sequence[dict[str, Any]],
-                 change_meta: list[dict[str, Any]], store: RunDir, run_dir: Path,
-                 new_dates: list[str], workers: str) -> dict[str, Any]:
+def _link_rasters(store: RunDir, partial: RunDir, dates: list[str],
+                  change_maps: Sequence[ChangePair]) -> None:
+    """Hard-link the stored scenes, masks and change rasters into the run being built."""
+    for d in dates:
+        _link(store.scene(d), partial.scene(d))
+        _link(store.mask(d), partial.mask(d))
+    for cm in change_maps:
+        for name in ("change_prob", "change_mask"):
+            src = getattr(store, name)(cm.date_from, cm.date_to)
+            if src.exists():
+                _link(src, getattr(partial, name)(cm.date_from, cm.date_to))
+
+
+def publish_task(config: RunConfig, aoi: Aoi, grid: Grid, records: Sequence[DateRecord],
+                 change_maps: list[ChangePair], store: RunDir, run_dir: Path,
+                 new_dates: list[str], workers: str) -> RunSummary:
     """Track, measure, export and publish the AOI's run from the stored per-date records.
 
     Reads no scene pixels except for the report's figures; the run directory is replaced
     atomically through :mod:`geo.rundir` (a run killed here resumes or is rebuilt).
     """
     started = datetime.now(UTC).isoformat(timespec="seconds")
-    recs = sorted(records, key=lambda r: str(r["date"]))
-    usable = [m for m in recs if not m.get("skipped")]
-    dates = [m["date"] for m in usable]
-    warnings = [w for m in recs for w in m.get("warnings", [])]
+    recs = sorted(records, key=lambda r: r.date)
+    usable = [m for m in recs if not m.skipped]
+    dates = [m.date for m in usable]
+    warnings = [w for m in recs for w in m.warnings]
     footprints = _load_footprints(store, dates, grid.crs)
-    valid_by_date = {m["date"]: shapely.from_wkb(m["valid_wkb"]) for m in usable}
+    valid_by_date = {m.date: shapely.from_wkb(m.valid_wkb) for m in usable}
     key = hashlib.sha256(f"{_config_hash(config)}|{','.join(dates)}".encode()).hexdigest()[:16]
     session = begin_run(run_dir, overwrite=True, key=key, inputs=_config_inputs(config))
-    partial = session.partial
+    ctx = RunContext(config=config, aoi=aoi, grid=grid, session=session, stages=Stages(),
+                     warnings=warnings, started=started, workers=1)
+    inputs = RunInputs(dates=tuple(dates), records=tuple(usable), change_maps=tuple(change_maps),
+                       workers=workers,
+                       watch={"new_dates": new_dates, "store": str(store.root)})
 
-    def body() -> dict[str, Any]:
-        for d in dates:
-            _link(store.scene(d), partial.scene(d))
-            _link(store.mask(d), partial.mask(d))
-        for cm in change_meta:
-            for name in ("change_prob", "change_mask"):
-                src = getattr(store, name)(cm["date_from"], cm["date_to"])
-                if src.exists():
-                    _link(src, getattr(partial, name)(cm["date_from"], cm["date_to"]))
-        _write_json(partial.grid_json, grid.to_dict())
-        extra = {"dates": dates, "workers": workers, "coregistration": [
-            {k: m.get(k) for k in ("date", "shift_dy_px", "shift_dx_px", "shift_m", "residual_m",
-                                   "coreg_ok", "reference", "normalization", "detect_method",
-                                   "detect_threshold", "valid_frac")} for m in usable],
-            "change_maps": change_meta,
-            "inputs": [{"id": m["scene"]["id"], "date": m["date"],
-                        "sha256": m["scene"]["properties"].get("sha256"),
-                        "properties": m["scene"]["properties"]} for m in usable],
-            "watch": {"new_dates": new_dates, "store": str(store.root)}}
-        return _finish(config, aoi, grid, footprints, dates, valid_by_date, session, _Stages(),
-                       warnings, started, extra)
+    def body() -> RunSummary:
+        _link_rasters(store, session.partial, dates, change_maps)
+        write_json(session.partial.grid_json, grid.to_dict())
+        return _finish(ctx, footprints, valid_by_date, inputs)
 
-    summary = _guarded(session, body)
-    summary["new_dates"] = new_dates
-    return summary
+    return dataclasses.replace(_guarded(session, body), new_dates=tuple(new_dates))
 
 
 # --- executing tasks: a Dask client, or here ---------------------------------------------------
@@ -417,7 +409,7 @@ class _Plan:
     source: Any
     store: RunDir
     run: RunDir
-    records: list[dict[str, Any]]
+    records: list[DateRecord]
     new: list[Scene]
     ignored: list[str] = field(default_factory=list)
     futures: dict[str, Any] = field(default_factory=dict)
@@ -450,7 +442,7 @@ def _check_store_key(store: RunDir, config: RunConfig) -> None:
     except (OSError, ValueError):
         old = None
     if old is None:
-        _write_json(store.state, {"key": key})
+        write_json(store.state, {"key": key})
     elif old != key:
         raise ConfigError(
             f"{config.config_path}: the config changed since {store.root} was built (only "
@@ -477,7 +469,7 @@ def _plan(config: RunConfig, wd: RunDir, offline: bool) -> _Plan:
     # "processed" = published: a date stored by a watch that then failed is redone from its
     # record (no pixels read), so a failure in the middle of a series loses no date
     last = max(_published_dates(run), default="")
-    stored = {d: _read_json(p) for d, p in store.date_records().items()}
+    stored = {d: DateRecord.from_json(_read_json(p)) for d, p in store.date_records().items()}
     records = [r for d, r in stored.items() if d <= last]
     new = [s for s in scenes if s.date > last]
     ignored = [s.id for s in scenes if s.date <= last and s.date not in stored]
@@ -501,7 +493,7 @@ def _published_dates(run: RunDir) -> list[str]:
 def _needs_publish(plan: _Plan) -> bool:
     if plan.new:
         return True
-    usable = sorted(str(r["date"]) for r in plan.records if not r.get("skipped"))
+    usable = sorted(r.date for r in plan.records if not r.skipped)
     return bool(usable) and sorted(_published_dates(plan.run)) != usable
 
 
@@ -510,7 +502,7 @@ def _submit_dates(plans: list[_Plan], ex: _Executor) -> None:
     todo = {p.name: list(p.new) for p in plans}
     refs: dict[str, Any] = {}
     for p in plans:
-        ref = next((r for r in p.records if r.get("reference")), None)
+        ref = next((r for r in p.records if r.reference), None)
         if ref is None and todo[p.name]:
             first = todo[p.name].pop(0)
             refs[p.name] = (first, ex.submit(date_task, first, p.source, p.grid, p.config,
@@ -525,7 +517,7 @@ def _submit_dates(plans: list[_Plan], ex: _Executor) -> None:
             p.futures[first.date] = ref
             try:
                 ref = ref.result()
-                while ref.get("skipped") and rest:  # the reference date was unusable: next
+                while ref.skipped and rest:  # the reference date was unusable: next
                     nxt = rest.pop(0)
                     fut = ex.submit(date_task, nxt, p.source, p.grid, p.config, p.store, None,
                                     p.aoi.name, label=f"{p.name}: date {nxt.date} (reference)")
@@ -703,7 +695,7 @@ def _write_outputs(wd: RunDir, plans: list[_Plan], changes: list[gpd.GeoDataFram
     out["gpkg"] = str(_write_gpkg({"changes": ch, "sites": all_sites}, wd.root / GPKG_NAME))
     when = datetime.now(UTC).isoformat(timespec="seconds")
     out["index"] = str(atomic_write_text(wd.root / INDEX_NAME, _index_html(rows, n_events, when)))
-    out["state"] = str(_write_json(wd.root / STATE_NAME, {**state, "finished": when}))
+    out["state"] = str(write_json(wd.root / STATE_NAME, {**state, "finished": when}))
     return out
 
 

@@ -60,10 +60,10 @@ WORK
 files = write_demo(WORK / "inputs")
 config = load_config(files.config)
 summary = run_aoi(config, WORK / "run", overwrite=True, progress=progress)
-run_dir = Path(summary["run_dir"])
-print(json.dumps({k: summary[k] for k in ("aoi", "n_scenes", "dates", "n_sites", "synthetic")},
+run_dir = Path(summary.run_dir)
+print(json.dumps({k: summary.to_dict()[k] for k in ("aoi", "n_scenes", "dates", "n_sites", "synthetic")},
                  indent=1))
-assert summary["synthetic"] is True  # the demo always says so
+assert summary.synthetic is True  # the demo always says so
 
 # %% [markdown]
 # ## 2. Measured against the truth

@@ -57,7 +57,7 @@ footprints.drop(columns="geometry").head()
 config = load_config(files.config)
 summary = run_vector(footprints, WORK / "run", aoi_name="kanggye_digitised", config=config,
                      overwrite=True, source_paths=[files.truth])
-run_dir = Path(summary["run_dir"])
+run_dir = Path(summary.run_dir)
 sites = gpd.read_file(run_dir / "sites.geojson").to_crs(footprints.crs)
 tracked = gpd.read_file(run_dir / "footprints.geojson").to_crs(footprints.crs)
 sites[["site_id", "status", "area_m2", "area_m2_lo", "area_m2_hi", "neighbour_id",

@@ -174,10 +174,10 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     files = write_demo(root / "inputs")
     summary = run_aoi(load_config(files.config), root / "run")
     return {"root": root, "files": files, "summary": summary,
-            "cmp": compare_to_truth(Path(summary["run_dir"]), files.truth)}
+            "cmp": compare_to_truth(Path(summary.run_dir), files.truth)}
 
 
 @pytest.fixture(scope="session")
 def qgis_run_dir(demo_run: dict[str, Any]) -> Path:
     """A complete run directory (the real SYNTHETIC demo run) for the export/QGIS tests."""
-    return Path(demo_run["summary"]["run_dir"])
+    return Path(demo_run["summary"].run_dir)

@@ -19,8 +19,8 @@ def test_import_geo_is_light() -> None:
 
 
 def test_open_run_and_check(demo_run: dict[str, Any]) -> None:
-    run = geo.open_run(demo_run["summary"]["run_dir"])
-    assert len(run.sites) == demo_run["summary"]["n_sites"]
+    run = geo.open_run(demo_run["summary"].run_dir)
+    assert len(run.sites) == demo_run["summary"].n_sites
     assert run.manifest["status"] == "complete" and run.footprints.crs.is_projected
     pair = demo_run["cmp"]["pair"]
     truth = pair["truth_ratio"]  # SYNTHETIC demo: hall B / its neighbour A, known exactly

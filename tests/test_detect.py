@@ -115,16 +115,16 @@ def test_otsu_constant_sample() -> None:
     assert otsu_threshold(np.array([])) == 0.0
 
 
-# --- the learned model (geo/models) -------------------------------------------------------------
+# --- the learned model (geo/detect/learned.py) -------------------------------------------------------------
 LEVIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "levir_cd" / "crops_256"
 if not LEVIR.is_dir():
     LEVIR = Path("/work/shared/data/levir_cd/crops_256")
 
 
 def test_learned_model_is_small_and_has_cv_folds() -> None:
-    from geo.models import load_models
+    from geo.detect.learned import load_models
 
-    path = Path(__file__).resolve().parents[1] / "geo" / "models" / "change_mlp.npz"
+    path = Path(__file__).resolve().parents[1] / "geo" / "detect" / "change_mlp.npz"
     assert path.stat().st_size < 5 * 1024 * 1024
     models = load_models()
     groups = set(models["all"].trained_on)
@@ -136,7 +136,7 @@ def test_learned_model_is_small_and_has_cv_folds() -> None:
 
 
 def test_learned_picks_a_model_not_trained_on_the_image() -> None:
-    from geo.models import _pick
+    from geo.detect.learned import _pick
 
     assert "test_7" not in _pick("test_7").trained_on
     assert _pick("000213").trained_on == _pick(None).trained_on
@@ -146,7 +146,7 @@ def test_learned_picks_a_model_not_trained_on_the_image() -> None:
 def test_learned_on_held_out_levir_crop() -> None:
     # REAL data: val_27 scored by the fold model that never saw it
     from geo.benchmark import read_image, read_label
-    from geo.models import learned_change_map
+    from geo.detect.learned import learned_change_map
 
     name = "val_27_0000_0256.png"
     a, b = read_image(LEVIR / "A" / name), read_image(LEVIR / "B" / name)
@@ -171,3 +171,56 @@ def test_shadow_and_seasonal_change_are_not_construction() -> None:
     data[:, hall[0], hall[1]] = np.array([0.5, 0.55, 0.62], np.float32)[:, None, None]
     cm = change_map(a, a.with_data(data), params=PARAMS, method="cva")
     assert cm.mask[hall].mean() > 0.9
+
+
+# --- the registry (issue 11 item 3) -------------------------------------------------------------
+
+
+def test_registry_keys_are_the_types_literals() -> None:
+    """Adding a method is one module + one registry entry + one name in geo/types.py."""
+    from typing import get_args
+
+    from geo import detect, types
+
+    assert set(detect.BUILDING_METHODS) == set(get_args(types.BuildingMethod))
+    assert set(detect.CHANGE_METHODS) == set(get_args(types.ChangeMethod)) - {"auto"}
+    assert set(detect.AUTO_CHANGE.values()) <= set(detect.CHANGE_METHODS)
+    assert set(detect.AUTO_BUILDING.values()) <= set(detect.BUILDING_METHODS)
+    # every method a run config accepts is either a registry key or "auto"
+    assert set(types.DETECT_METHODS) == (set(detect.BUILDING_METHODS) | set(detect.CHANGE_METHODS)
+                                         | {"auto"})
+
+
+def _spy(monkeypatch: pytest.MonkeyPatch, registry: dict, name: str) -> list[tuple]:
+    """Wrap the real registry entry ``name``; returns the list its calls are recorded in."""
+    real = registry[name]
+    calls: list[tuple] = []
+
+    def spy(*args):  # the real method, recorded
+        calls.append(args)
+        return real(*args)
+
+    monkeypatch.setitem(registry, name, spy)
+    return calls
+
+
+def test_change_map_dispatches_through_the_registry(rgb: tuple, monkeypatch: pytest.MonkeyPatch
+                                                    ) -> None:
+    """change_map resolves ``auto`` and calls the registered function."""
+    from geo.detect import registry
+
+    a, b, truth = rgb
+    calls = _spy(monkeypatch, registry.CHANGE_METHODS, "cva")  # type: ignore[arg-type]
+    cm = change_map(a, b, params=PARAMS, method="auto")  # rgb: auto -> cva
+    assert [c[2].change_method for c in calls] == ["auto"]
+    assert cm.method == "cva" and f1(cm.mask, truth) >= 0.9
+
+
+def test_building_mask_dispatches_through_the_registry(rgb: tuple,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from geo.detect import buildings
+
+    a, _, _ = rgb
+    calls = _spy(monkeypatch, buildings.BUILDING_METHODS, "rgb-objects")  # type: ignore[arg-type]
+    m = building_mask(a, DetectParams(method="rgb-objects", min_area_m2=50.0))
+    assert [c[0].date for c in calls] == [a.date] and m.method == "rgb-objects" and m.mask.any()

@@ -83,7 +83,7 @@ def test_factory_scene_no_confident_wrong_verdict(tmp_path: Path) -> None:
     (main's built-up threshold merges halls, yard and fields: contradicted on the last date).
     """
     summary, lay = _factory_run(tmp_path)
-    sites, fps, measure = read_run_tables(summary["run_dir"])
+    sites, fps, measure = read_run_tables(summary.run_dir)
     params = MeasureParams(**{k: v for k, v in measure.items()
                               if k in {f.name for f in dataclasses.fields(MeasureParams)}})
     verdicts = []
@@ -116,13 +116,13 @@ def test_region_gate_on_real_sentinel2_bercy(tmp_path: Path) -> None:
     cfg = load_config(tmp_path / "bercy.toml")
     cfg = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, report=False))
     summary = run_aoi(cfg, tmp_path / "run")
-    sites, fps, _ = read_run_tables(summary["run_dir"])
+    sites, fps, _ = read_run_tables(summary.run_dir)
     big = sites.sort_values("area_m2").iloc[-1]
     assert big["area_m2"] > 1e6 and big["site_kind"] == REGION
     assert np.isnan(big["neighbour_area_ratio"]) and np.isnan(big["site_share_frac"])
     regions = set(sites.loc[sites["site_kind"] == REGION, "site_id"])
     assert not regions & set(sites["neighbour_id"].dropna())
-    assert any("built-up region" in w for w in summary["warnings"])
+    assert any("built-up region" in w for w in summary.warnings)
     res = check_claim(sites, fps, subject=str(big["site_id"]), reference="neighbour",
                       relation=">", factor=2.0, params=MeasureParams())
     assert res.verdict == "undecidable" and "built-up region" in res.sentence
@@ -132,7 +132,7 @@ def test_region_gate_on_real_sentinel2_bercy(tmp_path: Path) -> None:
 
     from geo.cli import main
 
-    r = CliRunner().invoke(main, ["claim", summary["run_dir"], "--subject", str(big["site_id"]),
+    r = CliRunner().invoke(main, ["claim", summary.run_dir, "--subject", str(big["site_id"]),
                                   "--reference", "neighbour", "--relation", ">", "--factor", "2",
                                   "--json"])
     assert r.exit_code == 4, r.output
@@ -233,8 +233,8 @@ def test_guessed_band_roles_warn_and_source_bands_are_honoured(
                                                                   gpkg=False, rasters=False))
         with caplog.at_level(logging.WARNING):
             summary = run_aoi(cfg, tmp_path / f"run{int(warned)}")
-        guessed = [w for w in summary["warnings"] if "band roles guessed" in w]
-        assert bool(guessed) is warned, summary["warnings"]
-        m = json.loads((Path(summary["run_dir"]) / "run.json").read_text())
+        guessed = [w for w in summary.warnings if "band roles guessed" in w]
+        assert bool(guessed) is warned, summary.warnings
+        m = json.loads((Path(summary.run_dir) / "run.json").read_text())
         assert m["config"]["source"]["bands"] == ([] if warned else
                                                   ["swir16", "nir", "red", "green"])

@@ -47,7 +47,7 @@ def test_claim_on_demo_pair(demo_run: dict[str, Any]) -> None:
 
 
 def test_outputs_are_rfc7946_with_sidecars(demo_run: dict[str, Any]) -> None:
-    run = Path(demo_run["summary"]["run_dir"])
+    run = Path(demo_run["summary"].run_dir)
     for name in ("footprints", "sites", "changes"):
         fc = assert_rfc7946(run / f"{name}.geojson")
         assert (run / f"{name}.qml").is_file()
@@ -59,7 +59,7 @@ def test_outputs_are_rfc7946_with_sidecars(demo_run: dict[str, Any]) -> None:
 
 
 def test_run_json_provenance(demo_run: dict[str, Any]) -> None:
-    run = Path(demo_run["summary"]["run_dir"])
+    run = Path(demo_run["summary"].run_dir)
     m = json.loads((run / "run.json").read_text())
     assert m["synthetic"] is True and m["status"] == "complete"
     assert len(m["inputs"]) == 4 and all(len(i["sha256"]) == 64 for i in m["inputs"])
@@ -124,8 +124,8 @@ def test_interrupted_run_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     summary = run_aoi(config, tmp_path / "run")
     assert holder["src"].reads == 2  # only the two dates that were not done
     assert not (tmp_path / "run.partial").exists()
-    a = gpd.read_file(Path(summary["run_dir"]) / "sites.geojson")
-    b = gpd.read_file(Path(demo_run["summary"]["run_dir"]) / "sites.geojson")
+    a = gpd.read_file(Path(summary.run_dir) / "sites.geojson")
+    b = gpd.read_file(Path(demo_run["summary"].run_dir) / "sites.geojson")
     assert sorted(a["area_m2"].round(1)) == sorted(b["area_m2"].round(1))
 
 
@@ -142,21 +142,21 @@ def test_overwrite_replaces_only_when_complete(tmp_path: Path, demo_run: dict[st
         run_aoi(config, foreign, overwrite=True)  # a folder factorywatch did not make
     assert (foreign / "old.txt").read_text() == "x"
     out = tmp_path / "run"
-    shutil.copytree(demo_run["summary"]["run_dir"], out)  # a run of ours (it has the marker)
+    shutil.copytree(demo_run["summary"].run_dir, out)  # a run of ours (it has the marker)
     (out / "old.txt").write_text("x")
     summary = run_aoi(config, out, overwrite=True)
     assert not (out / "old.txt").exists()
-    assert (Path(summary["run_dir"]) / "run.json").exists()
+    assert (Path(summary.run_dir) / "run.json").exists()
 
 
 def test_dask_workers_give_the_same_result(tmp_path: Path, demo_run: dict[str, Any]) -> None:
     """--workers 2 runs the per-date and per-pair stages on a local Dask distributed cluster."""
     config = _lean(demo_run["files"].config)
     summary = run_aoi(config, tmp_path / "run", workers=2)
-    m = json.loads((Path(summary["run_dir"]) / "run.json").read_text())
+    m = json.loads((Path(summary.run_dir) / "run.json").read_text())
     assert m["workers"] == 2
-    a = gpd.read_file(Path(summary["run_dir"]) / "footprints.geojson")
-    b = gpd.read_file(Path(demo_run["summary"]["run_dir"]) / "footprints.geojson")
+    a = gpd.read_file(Path(summary.run_dir) / "footprints.geojson")
+    b = gpd.read_file(Path(demo_run["summary"].run_dir) / "footprints.geojson")
     assert sorted(a["footprint_id"]) == sorted(b["footprint_id"])
     assert sorted(a["area_m2"].round(1)) == sorted(b["area_m2"].round(1))
 
@@ -171,10 +171,10 @@ def test_real_sentinel2_oscd_bercy(tmp_path: Path) -> None:
     cfg = load_config(tmp_path / "bercy.toml")
     cfg = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, report=False))
     summary = run_aoi(cfg, tmp_path / "run")
-    m = json.loads((Path(summary["run_dir"]) / "run.json").read_text())
+    m = json.loads((Path(summary.run_dir) / "run.json").read_text())
     assert m["grid"]["crs"] == "EPSG:32631" and m["grid"]["res_m"] == 10.0
     assert [c["detect_method"] for c in m["coregistration"]] == ["contrast-objects"] * 2
     assert m["coregistration"][1]["residual_m"] < 5.0  # same S2 tile: well aligned
-    sites = gpd.read_file(Path(summary["run_dir"]) / "sites.geojson")
+    sites = gpd.read_file(Path(summary.run_dir) / "sites.geojson")
     assert len(sites) > 10 and (sites["area_m2_lo"] <= sites["area_m2"]).all()
-    assert_rfc7946(Path(summary["run_dir"]) / "sites.geojson")
+    assert_rfc7946(Path(summary.run_dir) / "sites.geojson")

@@ -142,7 +142,7 @@ def _write_run_inputs(root: Path, h: ts.History) -> Path:
 def test_a_run_gets_the_timeline_columns_and_date_claims(tmp_path: Path) -> None:
     """End to end on a local folder of many dates: sites carry the dates, claim reads them."""
     cfg = load_config(_write_run_inputs(tmp_path, HALL))
-    run = Path(run_aoi(cfg, tmp_path / "run")["run_dir"])
+    run = Path(run_aoi(cfg, tmp_path / "run").run_dir)
     sites = gpd.read_file(run / "sites.geojson")
     for col in ("cleared_date", "cleared_date_lo", "cleared_date_hi", "roofed_date",
                 "roofed_date_lo", "roofed_date_hi", "roofed_confidence", "phase"):

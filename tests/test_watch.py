@@ -250,7 +250,7 @@ def test_watch_on_a_real_cluster_survives_a_killed_worker_and_is_incremental(
 
     cfg = next(c for c in load_watchlist(wl).configs if c.aoi.name == "site_a")
     cfg = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, report=False))
-    fresh = Path(run_aoi(cfg, tmp_path / "fresh_a")["run_dir"])
+    fresh = Path(run_aoi(cfg, tmp_path / "fresh_a").run_dir)
     for t in TABLES:
         assert (fresh / t).read_bytes() == (dist / "site_a" / "run" / t).read_bytes(), t
 

@@ -234,10 +234,10 @@ def measure_cmd(footprints: tuple[Path, ...], run_dir: Path | None, date_field: 
     summary = run_vector(gdf, out, aoi_name=name, config=config, overwrite=overwrite,
                          source_paths=[str(p) for p in footprints])
     if as_json:
-        _echo_json(summary)
+        _echo_json(summary.to_dict())
     else:
-        click.echo(summary["run_dir"])
-    for w in summary.get("warnings", []):
+        click.echo(summary.run_dir)
+    for w in summary.warnings:
         click.echo(f"Warning: {w}", err=True)
 
 

@@ -57,10 +57,10 @@ def run_cmd(aoi_config: Path, run_dir: Path | None, overwrite: bool, offline: bo
     summary = run_aoi(config, out, overwrite=overwrite, offline=offline,
                       progress=progress_factory(quiet), workers=workers)
     if as_json:
-        _echo_json(summary)
+        _echo_json(summary.to_dict())
     else:
-        click.echo(summary["run_dir"])
-    for w in summary["warnings"]:
+        click.echo(summary.run_dir)
+    for w in summary.warnings:
         click.echo(f"Warning: {w}", err=True)
 
 
@@ -114,15 +114,15 @@ def demo_cmd(folder: Path, overwrite: bool, as_json: bool, verbose: int, quiet: 
     files = write_demo(inputs.root)
     config = load_config(files.config)
     summary = run_aoi(config, run.root, overwrite=overwrite, progress=progress_factory(quiet))
-    result = compare_to_truth(Path(summary["run_dir"]), files.truth)
+    result = compare_to_truth(Path(summary.run_dir), files.truth)
     record = (result.get("pair") or {}).get("claim", {}).pop("record", None)
     if record is not None:  # the demo's claim shows in run.json, measurements.csv and report
         from geo.export.claims_record import save_claim
 
-        save_claim(Path(summary["run_dir"]), record)
+        save_claim(Path(summary.run_dir), record)
     if as_json:
-        _echo_json({"summary": summary, "comparison": result})
+        _echo_json({"summary": summary.to_dict(), "comparison": result})
     else:
         click.echo(format_comparison(result))
-        click.echo(f"\nOutputs (SYNTHETIC): {summary['run_dir']}")
+        click.echo(f"\nOutputs (SYNTHETIC): {summary.run_dir}")
         click.echo("Open sites.geojson / results.gpkg in QGIS, or report/index.html in a browser.")

@@ -8,7 +8,8 @@ training groups plus one per cross-validation fold (leave one image group
 out), each with the list of groups it was trained on, so the benchmark never
 scores an image with a model that saw it (:func:`learned_change_map`).
 
-Reading the packaged ``.npz`` is the only I/O here (package data, not user files).
+Reading the packaged ``.npz`` (``geo/detect/change_mlp.npz``) is the only I/O here (package
+data, not user files).
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from geo.config import DetectParams
+from geo.detect.common import ChangeMap, change_map_from_probability
+from geo.detect.indices import excess_green_soft, sobel_magnitude, visible
 from geo.geoarray import GeoArray
 
 __all__ = [
@@ -30,6 +34,7 @@ __all__ = [
     "MlpModel",
     "learned_change",
     "learned_change_map",
+    "learned_change_method",
     "load_models",
     "pair_features",
 ]
@@ -56,14 +61,14 @@ FEATURE_NAMES: tuple[str, ...] = _names()
 
 _DISPLAY_MEDIAN = 0.36
 """Median brightness of the 8-bit training tiles / 255 (LEVIR-CD, WHU, DSIFN: 0.33-0.43)."""
-
-
-def _rgb(ga: GeoArray) -> NDArray[np.float32]:
-    if ga.has("red", "green", "blue"):
-        out: NDArray[np.float32] = np.stack([ga.band("red"), ga.band("green"), ga.band("blue")])
-        return out
-    b = ga.data[0]
-    return np.stack([b, b, b])
+EIGHT_BIT_Q99 = 2.0
+"""A pair whose 99th percentile exceeds this is 8-bit DN (divided by 255), else reflectance."""
+MAX_GAIN = 8.0
+"""Largest gain that brings dark reflectance to the training tiles' median brightness."""
+SMOOTH_FEATURES_M = 1.0
+"""Smoothing, metres, of the colour, edge and saturation features."""
+MIN_SIGMA_PX = 0.5
+"""Smallest Gaussian scale in pixels (coarse grids)."""
 
 
 def _pair01(a: GeoArray, b: GeoArray) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
@@ -73,14 +78,14 @@ def _pair01(a: GeoArray, b: GeoArray) -> tuple[NDArray[np.float32], NDArray[np.f
     (0..1, much darker than 8-bit display images) gets a single gain that brings the
     pair's median brightness to that of the training tiles.
     """
-    ra, rb = _rgb(a), _rgb(b)
+    ra, rb = visible(a), visible(b)
     v = a.valid & b.valid
     both = np.concatenate([ra[:, v], rb[:, v]], axis=1) if v.any() else ra.reshape(3, -1)
-    if both.size and float(np.quantile(both, 0.99)) > 2.0:
+    if both.size and float(np.quantile(both, 0.99)) > EIGHT_BIT_Q99:
         # divide (not multiply by 1/255): bit-identical to the training features
         return (ra / 255.0).astype(np.float32), (rb / 255.0).astype(np.float32)
     med = float(np.median(both.mean(0))) if both.size else _DISPLAY_MEDIAN
-    gain = float(np.clip(_DISPLAY_MEDIAN / max(med, 1e-6), 1.0, 8.0))
+    gain = float(np.clip(_DISPLAY_MEDIAN / max(med, 1e-6), 1.0, MAX_GAIN))
     return (ra * gain).astype(np.float32), (rb * gain).astype(np.float32)
 
 
@@ -97,7 +102,7 @@ def pair_features(a: GeoArray, b: GeoArray) -> NDArray[np.float32]:
     feats: list[NDArray[np.floating[Any]]] = []
     ba, bb = ra.mean(0), rb.mean(0)
     for s_m in _SIGMAS:
-        s = max(s_m / res, 0.5)
+        s = max(s_m / res, MIN_SIGMA_PX)
         ga_ = ndimage.gaussian_filter(ra, (0, s, s))
         gb_ = ndimage.gaussian_filter(rb, (0, s, s))
         feats.append(np.sqrt(((gb_ - ga_) ** 2).sum(0)))
@@ -106,21 +111,11 @@ def pair_features(a: GeoArray, b: GeoArray) -> NDArray[np.float32]:
         va = np.sqrt(np.maximum(ndimage.gaussian_filter(ba * ba, s) - sa * sa, 0))
         vb = np.sqrt(np.maximum(ndimage.gaussian_filter(bb * bb, s) - sb * sb, 0))
         feats += [va, vb, vb - va]
-    sm = max(1.0 / res, 0.5)
+    sm = max(SMOOTH_FEATURES_M / res, MIN_SIGMA_PX)
     ra_s = ndimage.gaussian_filter(ra, (0, sm, sm))
     rb_s = ndimage.gaussian_filter(rb, (0, sm, sm))
-
-    def exg(x: NDArray[np.float32]) -> NDArray[np.float32]:
-        t = x.sum(0) + 1e-3
-        out: NDArray[np.float32] = (2 * x[1] - x[0] - x[2]) / t
-        return out
-
-    def grad(x: NDArray[np.float32]) -> NDArray[np.float32]:
-        out: NDArray[np.float32] = np.hypot(ndimage.sobel(x, 0), ndimage.sobel(x, 1)) / 8.0
-        return out
-
-    ea, eb = exg(ra_s), exg(rb_s)
-    gra, grb = grad(ra_s.mean(0)), grad(rb_s.mean(0))
+    ea, eb = excess_green_soft(ra_s), excess_green_soft(rb_s)
+    gra, grb = sobel_magnitude(ra_s.mean(0)), sobel_magnitude(rb_s.mean(0))
     sat_a = ra_s.max(0) - ra_s.min(0)
     sat_b = rb_s.max(0) - rb_s.min(0)
     ca = ra_s / (ra_s.sum(0) + 1e-3)
@@ -169,7 +164,7 @@ class MlpModel:
         return d
 
 
-def _from_arrays(z: Any, prefix: str) -> MlpModel:
+def _from_arrays(z: np.lib.npyio.NpzFile, prefix: str) -> MlpModel:
     n = sum(1 for k in z.files if k.startswith(f"{prefix}/w"))
     return MlpModel(
         mean=z[f"{prefix}/mean"], std=z[f"{prefix}/std"],
@@ -183,9 +178,9 @@ def _from_arrays(z: Any, prefix: str) -> MlpModel:
 @cache
 def load_models() -> dict[str, MlpModel]:
     """The packaged models: ``all`` plus one per cross-validation fold (``fold:<group>``)."""
-    ref = resources.files("geo.models").joinpath(_WEIGHTS)
+    ref = resources.files("geo.detect").joinpath(_WEIGHTS)
     if not ref.is_file():
-        raise FileNotFoundError(f"{_WEIGHTS} missing from geo/models; run "
+        raise FileNotFoundError(f"{_WEIGHTS} missing from geo/detect; run "
                                 "benchmarks/train_change_mlp.py")
     with ref.open("rb") as fh, np.load(fh, allow_pickle=False) as z:
         prefixes = sorted({k.split("/")[0] for k in z.files})
@@ -224,10 +219,13 @@ def learned_change(a: GeoArray, b: GeoArray, *, exclude_group: str | None = None
     return prob, model.threshold
 
 
-def learned_change_map(a: GeoArray, b: GeoArray, *, params: Any,
-                       exclude_group: str | None = None) -> Any:
+def learned_change_map(a: GeoArray, b: GeoArray, *, params: DetectParams,
+                       exclude_group: str | None = None) -> ChangeMap:
     """:func:`geo.detect.change_map` with ``method="learned"``, choosing the CV fold model."""
-    from geo.detect import change_map_from_probability
-
     prob, t = learned_change(a, b, exclude_group=exclude_group)
     return change_map_from_probability(prob, t, a, b, params=params, method="learned")
+
+
+def learned_change_method(a: GeoArray, b: GeoArray, params: DetectParams) -> ChangeMap:
+    """``learned``: the packaged model trained on all groups (the registry entry)."""
+    return learned_change_map(a, b, params=params)

@@ -16,11 +16,16 @@ edge, and it is roughly rectangular. :func:`roof_candidates` keeps exactly such 
    minimum rotated rectangle.
 
 The outline of each kept object is then redrawn at the midpoint between roof and local
-background by :func:`geo.detect` (unbiased area for straight edges).
+background by :func:`contrast_objects_mask`, the ``contrast-objects`` building method
+(unbiased area for straight edges).
+
+The ``UPPER_CASE`` constants and :class:`RoofParams` were set on SYNTHETIC scenes only (they
+keep the values they had inline before the package split).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +34,32 @@ from numpy.typing import NDArray
 from scipy import ndimage
 from skimage import morphology
 
-__all__ = ["RoofParams", "dome_score", "roof_candidates"]
+from geo.config import DetectParams
+from geo.detect import common
+from geo.detect.common import BuildingMask, BuildingThresholds
+from geo.detect.indices import VEG_EXG, excess_green, ndvi, visible
+from geo.geoarray import GeoArray
+
+__all__ = ["RoofParams", "contrast_objects_mask", "dome_score", "roof_candidates"]
+
+log = logging.getLogger(__name__)
+
+NOISE_H_FACTOR = 6.0
+"""The dome height ``h`` is raised to this many times the brightness noise (noisy images)."""
+MAD_TO_SD = 1.4826
+"""Median absolute deviation to standard deviation of a normal distribution."""
+MEDIAN_NOISE_FACTOR = 0.5
+"""The 3 x 3 median residual overstates the smoothed image's noise about twofold."""
+CANDIDATE_FRAC = 0.2
+"""Pixels rising more than this fraction of ``h`` are dome candidates."""
+PEAK_FRAC = 0.9
+"""A candidate object must peak at this fraction of ``h`` (a full dome, not a bump)."""
+RING_PAD_PX = 4
+"""Pixels around each object's bounding box that its step test looks at."""
+RING_PX = 3
+"""Outer edge of the background ring, pixels outside the object (its inner edge is 1 px)."""
+MIN_RING_PX = 3
+"""An object with fewer valid ring pixels than this is not tested (dropped)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,7 +74,8 @@ class RoofParams:
     min_rectangularity: float = 0.6
     """Object area over the area of its minimum rotated rectangle."""
     max_ndvi: float = 0.3
-    """Pixels greener than this are never roof."""
+    """Pixels greener than this are never roof (NDVI; RGB imagery uses excess green at
+    :data:`geo.detect.indices.VEG_EXG` instead)."""
 
 
 def dome_score(bright: NDArray[np.float32], valid: NDArray[np.bool_], h: float
@@ -112,7 +143,7 @@ def roof_candidates(bright: NDArray[np.float32], greenness: NDArray[np.float32],
     --------
     A 6 x 8 px roof on a yard that is itself brighter than the fields around it: the roof is
     found (less its four corner pixels, which the 3 x 3 median rounds off and the edge
-    refinement in :mod:`geo.detect` restores), the yard is not:
+    refinement in :func:`contrast_objects_mask` restores), the yard is not:
 
     >>> import numpy as np
     >>> b = np.full((30, 30), 0.08, np.float32); b[5:25, 5:25] = 0.15; b[10:16, 10:18] = 0.22
@@ -126,10 +157,10 @@ def roof_candidates(bright: NDArray[np.float32], greenness: NDArray[np.float32],
     # noise of the smoothed brightness (robust sd of the residual to a 3x3 median, halved for
     # the median's own smoothing): domes must rise well above it
     resid = (raw - s)[valid]
-    noise = 0.5 * 1.4826 * float(np.median(np.abs(resid))) if resid.size else 0.0
-    h = max(params.h, 6.0 * noise)
+    noise = MEDIAN_NOISE_FACTOR * MAD_TO_SD * float(np.median(np.abs(resid))) if resid.size else 0.0
+    h = max(params.h, NOISE_H_FACTOR * noise)
     dome = dome_score(s, valid, h)
-    cand = (dome > 0.2 * h) & valid & (greenness <= params.max_ndvi)
+    cand = (dome > CANDIDATE_FRAC * h) & valid & (greenness <= params.max_ndvi)
     lab, n = ndimage.label(cand)
     keep = np.zeros(cand.shape, dtype=bool)
     if n == 0:
@@ -137,19 +168,51 @@ def roof_candidates(bright: NDArray[np.float32], greenness: NDArray[np.float32],
     peak = ndimage.maximum(dome, lab, np.arange(1, n + 1))
     se = np.ones((3, 3), dtype=bool)
     for i, sl in enumerate(ndimage.find_objects(lab), start=1):
-        if sl is None or peak[i - 1] < 0.9 * h:
+        if sl is None or peak[i - 1] < PEAK_FRAC * h:
             continue
-        r0, r1 = max(sl[0].start - 4, 0), min(sl[0].stop + 4, cand.shape[0])
-        c0, c1 = max(sl[1].start - 4, 0), min(sl[1].stop + 4, cand.shape[1])
+        pad = RING_PAD_PX
+        r0, r1 = max(sl[0].start - pad, 0), min(sl[0].stop + pad, cand.shape[0])
+        c0, c1 = max(sl[1].start - pad, 0), min(sl[1].stop + pad, cand.shape[1])
         obj = lab[r0:r1, c0:c1] == i
         sub, vs = s[r0:r1, c0:c1], valid[r0:r1, c0:c1]
         core = ndimage.binary_erosion(obj, se)
         core = core if core.sum() >= 2 else obj
-        ring = (ndimage.binary_dilation(obj, se, iterations=3)
+        ring = (ndimage.binary_dilation(obj, se, iterations=RING_PX)
                 & ~ndimage.binary_dilation(obj, se, iterations=1) & vs)
-        if ring.sum() < 3:
+        if ring.sum() < MIN_RING_PX:
             continue
         step = float(np.median(sub[core])) - float(np.median(sub[ring]))
         if step >= params.step_frac * h and _rectangularity(obj) >= params.min_rectangularity:
             keep[r0:r1, c0:c1] |= obj
     return keep, (dome / h).astype(np.float32)
+
+
+def contrast_objects_mask(ga: GeoArray, params: DetectParams,
+                          thresholds: BuildingThresholds | None = None) -> BuildingMask:
+    """``contrast-objects``: :func:`roof_candidates`, outlines redrawn at the midpoint.
+
+    ``alt_mask`` redraws the same objects at 70% of the way from background to roof.
+    ``thresholds`` is ignored: the dome test is local, so tiles of a scene agree anyway.
+    """
+    v = ga.valid
+    rgb = visible(ga)
+    bright = rgb.mean(0).astype(np.float32)
+    if ga.has("nir", "red"):
+        green = ndvi(ga)
+        rp = RoofParams()
+    else:
+        green = excess_green(rgb)
+        rp = RoofParams(max_ndvi=VEG_EXG)
+    cand, score = roof_candidates(bright, green, v, rp)
+    res_m, area = ga.grid.res_m, ga.grid.pixel_area_m2
+    mask = common.refine_edges(cand, bright, v, frac=common.OUTLINE_FRAC)
+    alt = common.refine_edges(cand, bright, v, frac=common.ALT_OUTLINE_FRAC)
+    mask = common.cleanup_mask(mask, res_m=res_m, pixel_area_m2=area, params=params, valid=v,
+                               radius_px=0)
+    alt = common.cleanup_mask(alt, res_m=res_m, pixel_area_m2=area, params=params, valid=v,
+                              radius_px=0)
+    if not mask.any():
+        log.info("building mask of %s is empty (method contrast-objects)",
+                 ga.source_id or ga.date)
+    return BuildingMask(mask=mask, score=np.where(v, score, 0.0).astype(np.float32),
+                        alt_mask=alt, method="contrast-objects", threshold=rp.h)
