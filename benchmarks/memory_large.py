@@ -4,8 +4,8 @@ Input: a **SYNTHETIC** two-date RGB pair at 0.5 m (uint8, textured ground, a roa
 bright halls 10-60 m on an 80 m lattice; the second date is 5 % brighter and has new halls
 in one cell out of seven), written block by block (never held whole) as tiled deflate
 GeoTIFFs under a temporary folder, with an AOI and a config that sets
-``[grid] memory_budget_mb = 2000`` (the grid is above it, so the run streams block by block,
-see ``geo/stream.py``).
+``[grid] memory_budget_mb = 2000`` (``--budget-mb``; a grid whose in-memory run would need more
+streams block by block, see ``geo/stream.py``).
 
 Side by side, each in a fresh child process (peak RSS = the child's ``ru_maxrss`` from
 ``wait4``; CPU = its user + system time, so other users of the machine do not count):
@@ -77,7 +77,7 @@ def _block(r0: int, c0: int, h: int, w: int, halls: np.ndarray, gain: float,
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def make_inputs(root: Path, size: int) -> Path:
+def make_inputs(root: Path, size: int, budget_mb: float = 2000.0) -> Path:
     """Both dates, the AOI and the config under ``root``; returns the config path."""
     img = root / "imagery"
     img.mkdir(parents=True)
@@ -122,7 +122,7 @@ bands = ["red", "green", "blue"]
 
 [grid]
 resolution_m = {RES}
-memory_budget_mb = 2000
+memory_budget_mb = {budget_mb:g}
 
 [detect]
 tile_max_building_m = 70.0
@@ -158,13 +158,15 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[5000, 10000])
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--budget-mb", type=float, default=2000.0,
+                    help="[grid] memory_budget_mb of the runs (a grid above it streams)")
     ap.add_argument("--keep", type=Path, default=None, help="keep each run's logs here")
     ns = ap.parse_args(argv)
     rows = []
     for size in ns.sizes:
         with tempfile.TemporaryDirectory(prefix="fw_memory_large_") as tmp:
             root = Path(tmp)
-            cfg = make_inputs(root, size)
+            cfg = make_inputs(root, size, ns.budget_mb)
             logs = ns.keep or root
             logs.mkdir(parents=True, exist_ok=True)
             bare = measure([sys.executable, "-c", BARE,
