@@ -77,7 +77,7 @@ def _block(r0: int, c0: int, h: int, w: int, halls: np.ndarray, gain: float,
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def make_inputs(root: Path, size: int, budget_mb: float = 2000.0) -> Path:
+def make_inputs(root: Path, size: int, budget_mb: float = 2000.0, tile_px: int = 2048) -> Path:
     """Both dates, the AOI and the config under ``root``; returns the config path."""
     img = root / "imagery"
     img.mkdir(parents=True)
@@ -126,6 +126,7 @@ memory_budget_mb = {budget_mb:g}
 
 [detect]
 tile_max_building_m = 70.0
+tile_px = {tile_px}
 """)
     return cfg
 
@@ -160,13 +161,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--budget-mb", type=float, default=2000.0,
                     help="[grid] memory_budget_mb of the runs (a grid above it streams)")
+    ap.add_argument("--tile-px", type=int, default=2048, help="[detect] tile_px: the block side")
     ap.add_argument("--keep", type=Path, default=None, help="keep each run's logs here")
     ns = ap.parse_args(argv)
     rows = []
     for size in ns.sizes:
         with tempfile.TemporaryDirectory(prefix="fw_memory_large_") as tmp:
             root = Path(tmp)
-            cfg = make_inputs(root, size, ns.budget_mb)
+            cfg = make_inputs(root, size, ns.budget_mb, ns.tile_px)
             logs = ns.keep or root
             logs.mkdir(parents=True, exist_ok=True)
             bare = measure([sys.executable, "-c", BARE,
