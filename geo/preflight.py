@@ -73,6 +73,8 @@ def grid_memory_mb(grid: Grid, n_bands: int) -> float:
     return rows * cols * per_px / 2**20
 
 
+STREAM_BLOCK_PX = 2048
+"""Block side of a streamed run when ``[detect] tile_px = 0`` (:func:`geo.stream.block_px`)."""
 MAX_STREAM_PX = 1_000_000_000
 """Largest grid (pixels) a run accepts even streamed (about 31,600²): beyond it a run would take
 days and fill the disk; split the AOI."""
@@ -84,14 +86,12 @@ def _size_problem(config: RunConfig, grid: Grid) -> str | None:
     A grid above the budget streams (:mod:`geo.stream`): it then needs one block's memory,
     up to :data:`MAX_STREAM_PX` pixels.
     """
-    from geo.stream import block_px
-
     bands = ASSUMED_BANDS.get(config.source.kind, 4)
     need, budget = grid_memory_mb(grid, bands), memory_budget_mb(config)
     rows, cols = grid.shape
     if need <= budget:
         return None
-    side = min(block_px(config), rows, cols)
+    side = min(config.detect.tile_px or STREAM_BLOCK_PX, rows, cols)
     need = grid_memory_mb(Grid(crs=grid.crs, transform=grid.transform, shape=(side, side)),
                           bands)
     if need <= budget and rows * cols <= MAX_STREAM_PX:

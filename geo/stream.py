@@ -61,7 +61,6 @@ SAMPLE_PX = 4_000_000
 COREG_PX = 2048
 """Side of the window that co-registration is estimated on."""
 _SAMPLE_WIN = 512
-_DEFAULT_BLOCK = 2048
 
 
 IN_MEMORY_MB = (230.0, 194.0)
@@ -91,7 +90,9 @@ def fixed_budget(config: RunConfig) -> RunConfig:
 
 def block_px(config: RunConfig) -> int:
     """Block side in pixels: ``detect.tile_px`` (2,048 when tiling is off)."""
-    return config.detect.tile_px or _DEFAULT_BLOCK
+    from geo.preflight import STREAM_BLOCK_PX
+
+    return config.detect.tile_px or STREAM_BLOCK_PX
 
 
 def window_of(grid: Grid, sub: Grid) -> Window:
