@@ -34,9 +34,9 @@ def _config(demo_run: dict[str, Any], *, budget_mb: float | None) -> Any:
 def test_streamed_run_equals_in_memory_run(tmp_path: Path, demo_run: dict[str, Any],
                                            caplog: pytest.LogCaptureFixture) -> None:
     # cva: the change method whose statistics a streamed run fits scene-wide (RGB/pan default)
-    mem = Path(run_aoi(_config(demo_run, budget_mb=None), tmp_path / "mem")["run_dir"])
+    mem = Path(run_aoi(_config(demo_run, budget_mb=None), tmp_path / "mem").run_dir)
     caplog.set_level(logging.INFO, logger="geo")
-    run = Path(run_aoi(_config(demo_run, budget_mb=10.0), tmp_path / "streamed")["run_dir"])
+    run = Path(run_aoi(_config(demo_run, budget_mb=10.0), tmp_path / "streamed").run_dir)
     manifest = json.loads((run / "run.json").read_text())
     logs = [r.getMessage() for r in caplog.records]
     assert sum("streamed in 4 blocks of 256 px" in m for m in logs) == len(manifest["dates"])
