@@ -56,11 +56,12 @@ __all__ = ["COREG_PX", "IN_MEMORY_MB", "SAMPLE_PX", "block_px", "change_pair_str
 
 log = logging.getLogger(__name__)
 
-SAMPLE_PX = 4_000_000
-"""Pixels in the samples that fit normalisation and change thresholds."""
+SAMPLE_PX = 1_048_576
+"""Pixels in the samples that fit normalisation and change thresholds (iMAD needs about 170
+bytes per sample pixel: a 4 Mpx sample set the peak of a streamed run)."""
 COREG_PX = 2048
 """Side of the window that co-registration is estimated on."""
-_SAMPLE_WIN = 512
+_SAMPLE_WIN = 256
 
 
 IN_MEMORY_MB = (230.0, 194.0)
