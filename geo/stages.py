@@ -69,7 +69,10 @@ def detect_date(rec: DateRecord, grid: Grid, config: RunConfig, partial: RunDir,
 
     d = rec.date
     if needs_tiles(grid, config):  # large grid: tile by tile, from windows of the scene COG
-        n_valid, det = detect_date_tiled(rec, grid, config, partial, aoi_name)  # writes the mask
+        from geo.stream import bounded_cache
+
+        with bounded_cache():  # writes the mask
+            n_valid, det = detect_date_tiled(rec, grid, config, partial, aoi_name)
         fp = gate_footprints(det.footprints, valid_area_m2=float(n_valid) * grid.pixel_area_m2,
                              params=config.detect)  # the same plausibility gates as untiled
         return dataclasses.replace(det, footprints=fp)
@@ -97,10 +100,11 @@ def change_pair(pair: tuple[DateRecord, DateRecord], grid: Grid, config: RunConf
     A grid above the memory budget is streamed block by block (:mod:`geo.stream`).
     """
     from geo.detect import change_map
-    from geo.stream import change_pair_streamed, streams
+    from geo.stream import bounded_cache, change_pair_streamed, streams
 
     if streams(grid, config):
-        return change_pair_streamed(pair, grid, config, partial)
+        with bounded_cache():
+            return change_pair_streamed(pair, grid, config, partial)
     m0, m1 = pair
     a = load_scene(partial.scene(m0.date), grid, m0)
     b = load_scene(partial.scene(m1.date), grid, m1)
@@ -208,10 +212,11 @@ def prepare_date(scene: Scene, source: Any, grid: Grid, config: RunConfig, parti
     Returns the date's record (also written to ``.checkpoints/scene_<date>.json``).
     A grid above the memory budget is streamed block by block (:mod:`geo.stream`).
     """
-    from geo.stream import prepare_date_streamed, streams
+    from geo.stream import bounded_cache, prepare_date_streamed, streams
 
     if streams(grid, config):
-        return prepare_date_streamed(scene, source, grid, config, partial, ref_rec)
+        with bounded_cache():
+            return prepare_date_streamed(scene, source, grid, config, partial, ref_rec)
     meta_path = partial.scene_meta(scene.date)
     tif = partial.scene(scene.date)
     ga = source.read(scene, grid)

@@ -50,7 +50,8 @@ from geo.grid import Grid
 from geo.records import ChangePair, DateRecord
 from geo.tiles import Window, _expand, _near_edge, sub_grid, tile_windows
 
-__all__ = ["COREG_PX", "IN_MEMORY_MB", "SAMPLE_PX", "block_px", "change_pair_streamed",
+__all__ = ["CACHE_MB", "COREG_PX", "IN_MEMORY_MB", "SAMPLE_PX", "block_px", "bounded_cache",
+           "change_pair_streamed",
            "fixed_budget", "in_memory_mb", "mosaic", "prepare_date_streamed", "read_window",
            "sample_windows", "streams", "window_of"]
 
@@ -67,6 +68,16 @@ _SAMPLE_WIN = 256
 IN_MEMORY_MB = (230.0, 194.0)
 """Peak RSS of an in-memory run: MiB, plus MiB per megapixel of grid (/work/shared/PERF-NOTES.md,
 measured on 1-25 Mpx runs)."""
+
+
+CACHE_MB = 256
+"""GDAL block cache of a streamed stage, MiB. GDAL's default (5 % of the RAM) grows with the
+rasters read and written, which made the peak RSS grow with the grid (39 B/px)."""
+
+
+def bounded_cache() -> Any:
+    """``rasterio.Env`` with the GDAL block cache capped at :data:`CACHE_MB`."""
+    return rasterio.Env(GDAL_CACHEMAX=CACHE_MB)
 
 
 def in_memory_mb(grid: Grid) -> float:
