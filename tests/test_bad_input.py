@@ -245,8 +245,8 @@ CASES: list[Case] = [
          "memory_budget_mb"), commands=BOTH),
     Case("buffer-1e7", _cfg("grid", "buffer_m", "1e7"), (), ("site.toml", "px",
          "buffer_m", "memory budget"), commands=BOTH),
-    Case("res-1cm-default-budget", _cfg("grid", "resolution_m", "0.01"), (), ("site.toml",
-         "px", "0.01 m", "resolution_m"), commands=BOTH),
+    Case("res-1cm-default-budget", _cfg("grid", "resolution_m", "0.01", buffer_m="500"), (),
+         ("site.toml", "px", "0.01 m", "resolution_m"), commands=BOTH),
     # 3. AOI files
     Case("aoi-top-level-list", _aoi([_fc()]), (), ("site.geojson", "array"), commands=BOTH),
     Case("aoi-properties-string", _aoi(_fc(properties="plant")), (), ("site.geojson",
