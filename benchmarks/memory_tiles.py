@@ -17,8 +17,7 @@ Three variants run side by side, each in a fresh child process (peak RSS = the c
 
 It checks that ``tiled`` and ``untiled`` give the same number of footprints and total area
 (identical thresholds up to 4 Mpx; above, the sample is 1 pixel in k²). This is the detect stage
-only: co-registration, normalisation, change maps and the COG writes of ``run`` are not tiled
-yet. Run (a few minutes of CPU; run nothing else big beside it)::
+only; ``benchmarks/memory_large.py`` measures a whole streamed ``run``. Run (a few minutes of CPU; run nothing else big beside it)::
 
     python benchmarks/memory_tiles.py [--sizes 1024 2048 3072] [--tile-px 1024] [--json out.json]
 """
@@ -133,7 +132,8 @@ else:
     from geo.detect.tiled import detect_date_tiled
     cfg = RunConfig(detect=DetectParams(min_area_m2=50.0, tile_px=tile_px,
                                         tile_max_building_m=70.0))
-    _m, _v, det = detect_date_tiled(meta, grid, cfg, RunDir(folder), "b")
+    (folder / "masks").mkdir(exist_ok=True)
+    _n_valid, det = detect_date_tiled(meta, grid, cfg, RunDir(folder), "b")
     fp = det.footprints
     out = {"n": len(fp), "area": float(fp["area_m2"].sum()),
            "threshold": det.threshold, "tiles": det.tiles}

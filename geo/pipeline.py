@@ -157,6 +157,12 @@ def run_aoi(
 
     session = begin_run(run_dir, overwrite=overwrite, key=_config_hash(config),
                        inputs=_config_inputs(config))
+    from geo.stream import fixed_budget, streams
+
+    config = fixed_budget(config)  # resolved once: every stage (and Dask worker) agrees
+    if streams(grid, config):
+        log.info("grid %dx%d is above the memory budget (%.0f MiB): streamed block by block",
+                 *grid.shape, config.grid.memory_budget_mb)
     ctx = RunContext(config=config, aoi=aoi, grid=grid, session=session, stages=stage,
                      progress=progress or no_progress, warnings=run_warnings, started=started,
                      workers=workers, source=source)

@@ -73,20 +73,38 @@ def grid_memory_mb(grid: Grid, n_bands: int) -> float:
     return rows * cols * per_px / 2**20
 
 
+STREAM_BLOCK_PX = 2048
+"""Block side of a streamed run when ``[detect] tile_px = 0`` (:func:`geo.stream.block_px`)."""
+MAX_STREAM_PX = 1_000_000_000
+"""Largest grid (pixels) a run accepts even streamed (about 31,600²): beyond it a run would take
+days and fill the disk; split the AOI."""
+
+
 def _size_problem(config: RunConfig, grid: Grid) -> str | None:
+    """Refuse a grid that fits the memory budget neither whole nor streamed block by block.
+
+    A grid above the budget streams (:mod:`geo.stream`): it then needs one block's memory,
+    up to :data:`MAX_STREAM_PX` pixels.
+    """
     bands = ASSUMED_BANDS.get(config.source.kind, 4)
     need, budget = grid_memory_mb(grid, bands), memory_budget_mb(config)
+    rows, cols = grid.shape
     if need <= budget:
         return None
-    rows, cols = grid.shape
+    side = min(config.detect.tile_px or STREAM_BLOCK_PX, rows, cols)
+    need = grid_memory_mb(Grid(crs=grid.crs, transform=grid.transform, shape=(side, side)),
+                          bands)
+    if need <= budget and rows * cols <= MAX_STREAM_PX:
+        return None
     g = config.grid
     fix = ("lower [grid] buffer_m" if g.buffer_m > 1000 else
            "raise [grid] resolution_m or split the AOI")
-    return (
-        f"the AOI grid would be {rows:,} x {cols:,} px at {g.resolution_m:g} m "
-        f"(~{need:,.0f} MiB for {bands} bands x {DATES_IN_MEMORY} dates + working arrays), "
-        f"above the memory budget of {budget:,.0f} MiB; {fix}, or set [grid] memory_budget_mb"
-    )
+    what = (f"~{need:,.0f} MiB per streamed block of {side:,} px for {bands} bands x "
+            f"{DATES_IN_MEMORY} dates + working arrays, above the memory budget of "
+            f"{budget:,.0f} MiB" if need > budget else
+            f"above the {MAX_STREAM_PX:,} px a run streams within the memory budget")
+    return (f"the AOI grid would be {rows:,} x {cols:,} px at {g.resolution_m:g} m ({what}); "
+            f"{fix}, or set [grid] memory_budget_mb")
 
 
 def _source_problems(config: RunConfig) -> list[str]:

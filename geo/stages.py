@@ -29,8 +29,8 @@ from geo.records import ChangePair, DateRecord, DetectResult, SceneRef
 from geo.rundir import RunDir
 from geo.sources import Scene
 
-__all__ = ["MIN_VALID_FRAC", "change_pair", "detect_date", "load_scene", "prepare_date",
-           "write_json"]
+__all__ = ["MIN_VALID_FRAC", "change_pair", "detect_date", "load_scene", "new_record",
+           "prepare_date", "record_norm", "record_shift", "write_json"]
 
 log = logging.getLogger(__name__)
 MIN_VALID_FRAC = 0.05
@@ -69,9 +69,11 @@ def detect_date(rec: DateRecord, grid: Grid, config: RunConfig, partial: RunDir,
 
     d = rec.date
     if needs_tiles(grid, config):  # large grid: tile by tile, from windows of the scene COG
-        mask_u8, valid, det = detect_date_tiled(rec, grid, config, partial, aoi_name)
-        _write_raster(mask_u8[None], grid, partial.mask(d), kind="mask", nodata=255)
-        fp = gate_footprints(det.footprints, valid_area_m2=float(valid.sum()) * grid.pixel_area_m2,
+        from geo.stream import bounded_cache
+
+        with bounded_cache():  # writes the mask
+            n_valid, det = detect_date_tiled(rec, grid, config, partial, aoi_name)
+        fp = gate_footprints(det.footprints, valid_area_m2=float(n_valid) * grid.pixel_area_m2,
                              params=config.detect)  # the same plausibility gates as untiled
         return dataclasses.replace(det, footprints=fp)
     ga = load_scene(partial.scene(d), grid, rec)
@@ -93,9 +95,16 @@ def detect_date(rec: DateRecord, grid: Grid, config: RunConfig, partial: RunDir,
 
 def change_pair(pair: tuple[DateRecord, DateRecord], grid: Grid, config: RunConfig,
                 partial: RunDir) -> ChangePair:
-    """Change map between two consecutive dates (main process or Dask worker)."""
-    from geo.detect import change_map
+    """Change map between two consecutive dates (main process or Dask worker).
 
+    A grid above the memory budget is streamed block by block (:mod:`geo.stream`).
+    """
+    from geo.detect import change_map
+    from geo.stream import bounded_cache, change_pair_streamed, streams
+
+    if streams(grid, config):
+        with bounded_cache():
+            return change_pair_streamed(pair, grid, config, partial)
     m0, m1 = pair
     a = load_scene(partial.scene(m0.date), grid, m0)
     b = load_scene(partial.scene(m1.date), grid, m1)
@@ -112,21 +121,15 @@ def change_pair(pair: tuple[DateRecord, DateRecord], grid: Grid, config: RunConf
                       changed_frac=round(float(cm.mask.mean()), 5))
 
 
-def _coregister_step(rec: DateRecord, ga: GeoArray, ref: GeoArray, scene: Scene,
-                     grid: Grid, config: RunConfig, notes: list[str]
-                     ) -> tuple[DateRecord, GeoArray]:
-    """Align ``ga`` to the reference; the record gains the shift; a bad fit warns or fails."""
-    from geo.coreg import coregister
-
+def record_shift(rec: DateRecord, shift: Any, scene: Scene, grid: Grid, config: RunConfig,
+                 notes: list[str]) -> DateRecord:
+    """The record with a :class:`geo.coreg.Shift`; a residual above the limit warns or fails."""
     res = grid.res_m
-    aligned, shift = coregister(ref, ga, max_shift_px=config.coreg.max_shift_m / res)
     residual_m = float(shift.residual_px * res)
     rec = dataclasses.replace(
         rec, shift_dy_px=round(shift.dy_px, 3), shift_dx_px=round(shift.dx_px, 3),
         shift_m=round(float(np.hypot(shift.dy_px, shift.dx_px) * res), 3),
         residual_m=round(residual_m, 3), coreg_ok=bool(shift.ok))
-    if shift.ok:
-        ga = aligned
     if residual_m > config.coreg.max_residual_m or not shift.ok:
         what = ("co-registration failed" if not shift.ok else
                 f"co-registration residual {residual_m:.2f} m is above "
@@ -138,7 +141,28 @@ def _coregister_step(rec: DateRecord, ga: GeoArray, ref: GeoArray, scene: Scene,
                 f"{config.config_path}")
         log.warning(msg)
         notes.append(msg)
-    return rec, ga
+    return rec
+
+
+def record_norm(rec: DateRecord, norm: dict[str, Any], scene: Scene,
+                notes: list[str]) -> DateRecord:
+    """The record with a normalisation fit; a rejected fit becomes a note."""
+    if norm.get("rejected"):
+        msg = f"{scene.id}: radiometric normalisation {norm['rejected']}"
+        log.warning(msg)
+        notes.append(msg)
+    return dataclasses.replace(rec, normalization=norm)
+
+
+def _coregister_step(rec: DateRecord, ga: GeoArray, ref: GeoArray, scene: Scene,
+                     grid: Grid, config: RunConfig, notes: list[str]
+                     ) -> tuple[DateRecord, GeoArray]:
+    """Align ``ga`` to the reference; the record gains the shift; a bad fit warns or fails."""
+    from geo.coreg import coregister
+
+    aligned, shift = coregister(ref, ga, max_shift_px=config.coreg.max_shift_m / grid.res_m)
+    rec = record_shift(rec, shift, scene, grid, config, notes)
+    return rec, aligned if shift.ok else ga
 
 
 def _align_step(rec: DateRecord, ga: GeoArray, scene: Scene, grid: Grid, config: RunConfig,
@@ -152,12 +176,31 @@ def _align_step(rec: DateRecord, ga: GeoArray, scene: Scene, grid: Grid, config:
         rec, ga = _coregister_step(rec, ga, ref, scene, grid, config, notes)
     if ga.kind == ref.kind and ga.bands == ref.bands:
         ga, norm = normalize_to(ref, ga)
-        rec = dataclasses.replace(rec, normalization=norm)
-        if norm.get("rejected"):
-            msg = f"{scene.id}: radiometric normalisation {norm['rejected']}"
-            log.warning(msg)
-            notes.append(msg)
+        rec = record_norm(rec, norm, scene, notes)
     return rec, ga
+
+
+def new_record(scene: Scene, ga: GeoArray, valid_frac: float, meta_path: Path,
+               notes: list[str]) -> DateRecord:
+    """A date's record; ``skipped`` (and checkpointed) when too little of the AOI is valid.
+
+    ``ga`` is the date, or in a streamed run its first block (for the bands and kind).
+    """
+    rec = DateRecord(date=scene.date, source_id=scene.id, bands=tuple(ga.bands), kind=ga.kind,
+                     valid_frac=round(valid_frac, 4),
+                     scene=SceneRef(id=scene.id, date=scene.date, properties=scene.properties))
+    if ga.roles_guessed:
+        msg = (f"{scene.id}: band roles guessed as {', '.join(ga.bands)} (the file does not name "
+               "its bands); if wrong, set [source] bands = [...] in the config, one role per band")
+        log.warning(msg)
+        notes.append(msg)
+    if valid_frac < MIN_VALID_FRAC:
+        msg = (f"{scene.id}: only {valid_frac:.0%} of the AOI is valid (cloud, nodata or "
+               "outside the image); date skipped")
+        log.warning(msg)
+        rec = dataclasses.replace(rec, skipped=True, warnings=(msg,))
+        write_json(meta_path, rec.to_json())
+    return rec
 
 
 def prepare_date(scene: Scene, source: Any, grid: Grid, config: RunConfig, partial: RunDir,
@@ -167,25 +210,19 @@ def prepare_date(scene: Scene, source: Any, grid: Grid, config: RunConfig, parti
     Runs in the main process or in a Dask worker: everything it needs comes in as
     picklable values and the reference is re-read from its checkpoint file.
     Returns the date's record (also written to ``.checkpoints/scene_<date>.json``).
+    A grid above the memory budget is streamed block by block (:mod:`geo.stream`).
     """
+    from geo.stream import bounded_cache, prepare_date_streamed, streams
+
+    if streams(grid, config):
+        with bounded_cache():
+            return prepare_date_streamed(scene, source, grid, config, partial, ref_rec)
     meta_path = partial.scene_meta(scene.date)
     tif = partial.scene(scene.date)
     ga = source.read(scene, grid)
     notes: list[str] = []
-    rec = DateRecord(date=scene.date, source_id=scene.id, bands=tuple(ga.bands), kind=ga.kind,
-                     valid_frac=round(ga.valid_frac, 4),
-                     scene=SceneRef(id=scene.id, date=scene.date, properties=scene.properties))
-    if ga.roles_guessed:
-        msg = (f"{scene.id}: band roles guessed as {', '.join(ga.bands)} (the file does not name "
-               "its bands); if wrong, set [source] bands = [...] in the config, one role per band")
-        log.warning(msg)
-        notes.append(msg)
-    if ga.valid_frac < MIN_VALID_FRAC:
-        msg = (f"{scene.id}: only {ga.valid_frac:.0%} of the AOI is valid (cloud, nodata or "
-               "outside the image); date skipped")
-        log.warning(msg)
-        rec = dataclasses.replace(rec, skipped=True, warnings=(msg,))
-        write_json(meta_path, rec.to_json())
+    rec = new_record(scene, ga, ga.valid_frac, meta_path, notes)
+    if rec.skipped:
         return rec
     if ref_rec is None:
         rec = dataclasses.replace(rec, shift_dy_px=0.0, shift_dx_px=0.0, shift_m=0.0,

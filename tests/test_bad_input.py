@@ -127,12 +127,13 @@ def _aoi(doc: Any, raw: str | None = None) -> Setup:
 
 
 def _big_aoi(box_: Path) -> None:
-    """A 380 km² AOI (19.5 km x 19.5 km) at 1 m with an 8 GiB budget."""
+    """A 380 km² AOI (19.5 km x 19.5 km) at 1 m with a 100 MiB budget (too small even for one
+    streamed block; with 8 GiB it streams, geo/stream.py)."""
     big = to_crs(box(ORIGIN[0], ORIGIN[1] - 19_500, ORIGIN[0] + 19_500, ORIGIN[1]),
                  "EPSG:32652", "EPSG:4326")
     (box_ / "site.geojson").write_text(json.dumps(_fc(mapping(big))))
     sections = {s: dict(kv) for s, kv in BASE.items()}
-    sections["grid"] = {"resolution_m": "1.0", "memory_budget_mb": "8192"}
+    sections["grid"] = {"resolution_m": "1.0", "memory_budget_mb": "100"}
     (box_ / "site.toml").write_text(_toml(sections))
 
 
@@ -244,8 +245,8 @@ CASES: list[Case] = [
          "memory_budget_mb"), commands=BOTH),
     Case("buffer-1e7", _cfg("grid", "buffer_m", "1e7"), (), ("site.toml", "px",
          "buffer_m", "memory budget"), commands=BOTH),
-    Case("res-1cm-default-budget", _cfg("grid", "resolution_m", "0.01"), (), ("site.toml",
-         "px", "0.01 m", "resolution_m"), commands=BOTH),
+    Case("res-1cm-default-budget", _cfg("grid", "resolution_m", "0.01", buffer_m="500"), (),
+         ("site.toml", "px", "0.01 m", "resolution_m"), commands=BOTH),
     # 3. AOI files
     Case("aoi-top-level-list", _aoi([_fc()]), (), ("site.geojson", "array"), commands=BOTH),
     Case("aoi-properties-string", _aoi(_fc(properties="plant")), (), ("site.geojson",

@@ -42,6 +42,8 @@ from geo.normalize import imad, normalize_to
 
 __all__ = [
     "cva_change",
+    "cva_magnitude",
+    "dark_thresholds",
     "finish",
     "ignorable",
     "imad_change",
@@ -101,26 +103,38 @@ def _robust_z(x: NDArray[np.float32], valid: NDArray[np.bool_]) -> NDArray[np.fl
     return ((x - med) / (mad if mad > 1e-9 else 1.0)).astype(np.float32)
 
 
-def _dark_class(br: NDArray[np.float32], v: NDArray[np.bool_]) -> NDArray[np.bool_]:
+def _dark_threshold(br: NDArray[np.float32], v: NDArray[np.bool_]) -> float | None:
     vals = br[v]
     if vals.size == 0:
-        return np.zeros(v.shape, bool)
-    dark: NDArray[np.bool_] = br < otsu_threshold(vals[vals <= np.quantile(vals, SHADOW_QUANTILE)])
-    return dark
+        return None
+    return otsu_threshold(vals[vals <= np.quantile(vals, SHADOW_QUANTILE)])
 
 
-def ignorable(a: GeoArray, b: GeoArray) -> NDArray[np.bool_]:
+def dark_thresholds(a: GeoArray, b: GeoArray) -> tuple[float | None, float | None]:
+    """Per date, the brightness below which a pixel is in that date's dark class.
+
+    Otsu on the darker :data:`SHADOW_QUANTILE` of the pixels valid in both dates; None where
+    there are none. A streamed run fits them on a pixel sample (:mod:`geo.stream`).
+    """
+    v = a.valid & b.valid
+    return _dark_threshold(visible(a).mean(0), v), _dark_threshold(visible(b).mean(0), v)
+
+
+def ignorable(a: GeoArray, b: GeoArray,
+              dark_t: tuple[float | None, float | None] | None = None) -> NDArray[np.bool_]:
     """Pixels whose change looks like shadow or season, not construction.
 
-    Shadow: the darker date is in that date's dark class, the chromaticity is
+    Shadow: the darker date is in that date's dark class (``dark_t``, default
+    :func:`dark_thresholds` of ``a`` and ``b``), the chromaticity is
     unchanged and the brighter date is less than :data:`SHADOW_MAX_RATIO` times brighter (a
     cast shadow, not a bright new roof on dark ground). Season: vegetated (excess
     green) in both dates.
     """
     ra, rb = visible(a), visible(b)
     ba, bb = ra.mean(0), rb.mean(0)
-    v = a.valid & b.valid
-    dark = [_dark_class(ba, v), _dark_class(bb, v)]
+    ts = dark_thresholds(a, b) if dark_t is None else dark_t
+    dark = [np.zeros(ba.shape, bool) if t is None else br < t
+            for br, t in zip((ba, bb), ts, strict=True)]
     ca = ra / np.maximum(ba, 1e-6)
     cb = rb / np.maximum(bb, 1e-6)
     same_chroma = np.abs(ca - cb).max(0) < SHADOW_MAX_CHROMA
@@ -133,13 +147,14 @@ def ignorable(a: GeoArray, b: GeoArray) -> NDArray[np.bool_]:
 
 
 def finish(score: NDArray[np.float32], t: float, a: GeoArray, b: GeoArray,
-           params: DetectParams, method: str, *, ignore: bool = True) -> ChangeMap:
+           params: DetectParams, method: str, *, ignore: bool = True,
+           dark_t: tuple[float | None, float | None] | None = None) -> ChangeMap:
     """A non-negative change score over ``t``, less :func:`ignorable` pixels, cleaned up."""
     v = a.valid & b.valid
     prob = np.where(v, _prob_from_score(score, t), 0.0).astype(np.float32)
     raw = (score > t) & v
     if ignore:
-        raw &= ~ignorable(a, b)
+        raw &= ~ignorable(a, b, dark_t)
     mask = cleanup_mask(raw, res_m=a.grid.res_m, pixel_area_m2=a.grid.pixel_area_m2,
                         params=params, valid=v, radius_px=change_radius(params, a.grid.res_m))
     return ChangeMap(probability=prob, mask=mask, method=method)
@@ -157,14 +172,24 @@ def imad_change(a: GeoArray, b: GeoArray, params: DetectParams) -> ChangeMap:
                                        method="imad", exclude=ignorable(a, b))
 
 
-def cva_change(a: GeoArray, b: GeoArray, params: DetectParams) -> ChangeMap:
-    """``cva``: change-vector magnitude after relative normalisation, plain Otsu."""
-    bn, _ = normalize_to(a, b)
+def cva_magnitude(a: GeoArray, bn: GeoArray) -> NDArray[np.float32]:
+    """CVA score: the smoothed length of the band difference ``bn - a`` (``bn`` normalised).
+
+    The smoothing (:data:`CVA_SMOOTH_M`, at least :data:`CVA_SMOOTH_MIN_PX`) reaches 4 sigma.
+    """
     use = _no_alpha(a)
     d = bn.data[use] - a.data[use]
     mag = np.sqrt((d * d).sum(0)).astype(np.float32)
     # a light smoothing turns speckle into objects that survive the cleanup
-    mag = ndimage.gaussian_filter(mag, max(CVA_SMOOTH_MIN_PX, CVA_SMOOTH_M / a.grid.res_m))
+    out: NDArray[np.float32] = ndimage.gaussian_filter(
+        mag, max(CVA_SMOOTH_MIN_PX, CVA_SMOOTH_M / a.grid.res_m))
+    return out
+
+
+def cva_change(a: GeoArray, b: GeoArray, params: DetectParams) -> ChangeMap:
+    """``cva``: change-vector magnitude after relative normalisation, plain Otsu."""
+    bn, _ = normalize_to(a, b)
+    mag = cva_magnitude(a, bn)
     v = a.valid & b.valid
     # plain Otsu (the classic CVA baseline), no noise floor
     t = otsu_threshold(mag[v]) if params.threshold is None else float(params.threshold)

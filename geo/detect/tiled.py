@@ -4,8 +4,8 @@ Glue between the run directory and :mod:`geo.tiles` (which stays pure): each til
 window of ``scenes/<date>.tif`` and of the date's valid mask through
 :func:`geo.reading.read_to_grid`, so no stage holds the whole scene's float pixels. The
 thresholds come from a lattice sample of every tile's building score
-(:func:`geo.tiles.sample_thresholds`). The mask and valid arrays of the whole grid are kept as
-one byte per pixel to write ``masks/<date>.tif`` and the valid-area polygon.
+(:func:`geo.tiles.sample_thresholds`). ``masks/<date>.tif`` is written window by window and the
+valid-area polygon is the union of the tiles' polygons, so no array of the whole grid is held.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import shapely
 from numpy.typing import NDArray
+from shapely.geometry.base import BaseGeometry
 
 from geo.config import RunConfig
 from geo.detect import building_method
@@ -34,8 +36,13 @@ log = logging.getLogger(__name__)
 
 
 def needs_tiles(grid: Grid, config: RunConfig) -> bool:
-    """True when the grid is larger than ``detect.tile_px`` in rows or columns."""
-    return 0 < config.detect.tile_px < max(grid.shape)
+    """True when the grid is larger than ``detect.tile_px`` in rows or columns, or streams.
+
+    A streamed grid (above the memory budget, :func:`geo.stream.streams`) is always tiled.
+    """
+    from geo.stream import streams
+
+    return 0 < config.detect.tile_px < max(grid.shape) or streams(grid, config)
 
 
 def _reader(scene: Path, valid: Path, meta: DateRecord) -> Callable[[Grid], GeoArray]:
@@ -49,36 +56,56 @@ def _reader(scene: Path, valid: Path, meta: DateRecord) -> Callable[[Grid], GeoA
     return read
 
 
+def _window_reader(grid: Grid, partial: RunDir, rec: DateRecord) -> Callable[[Grid], GeoArray]:
+    """Plain windowed reads of the run's own scene COG and valid mask (already on the grid)."""
+    from geo.stream import read_window, window_of
+
+    d = rec.date
+
+    def read(g: Grid) -> GeoArray:
+        return read_window(partial.scene(d), grid, window_of(grid, g), date=d,
+                           bands=list(rec.bands), kind=rec.kind, source_id=rec.source_id,
+                           valid_path=partial.valid_mask(d))
+
+    return read
+
+
 def detect_date_tiled(meta: DateRecord, grid: Grid, config: RunConfig, partial: RunDir,
-                      aoi_name: str) -> tuple[NDArray[np.uint8], NDArray[np.bool_],
-                                              DetectResult]:
-    """Mask (uint8, 255 = no data), valid mask and detection of one date, tile by tile.
+                      aoi_name: str) -> tuple[int, DetectResult]:
+    """Valid pixel count and detection of one date, tile by tile.
 
-    The detection's footprints are not yet through the plausibility gates.
-
-    The footprints equal those of an untiled run with the same thresholds (see
-    :mod:`geo.tiles`).
+    Writes ``masks/<date>.tif`` (uint8, 255 = no data) window by window. The detection's
+    footprints are not yet through the plausibility gates; they equal those of an untiled run
+    with the same thresholds (see :mod:`geo.tiles`).
     """
+    from geo.export.rasters import cog_blocks
+    from geo.stream import block_px, streams
+
     d = meta.date
-    read = _reader(partial.scene(d), partial.valid_mask(d), meta)
+    read = (_window_reader(grid, partial, meta) if streams(grid, config)
+            else _reader(partial.scene(d), partial.valid_mask(d), meta))
     params = config.detect
-    tile_px = params.tile_px
+    tile_px = block_px(config)
     probe = read(sub_grid(grid, tile_windows(grid.shape, tile_px)[0]))
     method = building_method(probe, params)
     thr = sample_thresholds(read, grid, params, method=method, tile_px=tile_px,
                             has_swir=probe.has("swir16"))
-    mask = np.full(grid.shape, 255, dtype=np.uint8)
-    valid = np.zeros(grid.shape, dtype=bool)
+    valid_parts: list[BaseGeometry] = []
+    n_valid = 0
+    with cog_blocks(grid, partial.mask(d), kind="mask", count=1, dtype="uint8",
+                    nodata=255) as out:
 
-    def keep(core: Window, m: NDArray[np.bool_], v: NDArray[np.bool_]) -> None:
-        r0, r1, c0, c1 = core
-        mask[r0:r1, c0:c1] = np.where(v, m.astype(np.uint8), 255)
-        valid[r0:r1, c0:c1] = v
+        def keep(core: Window, m: NDArray[np.bool_], v: NDArray[np.bool_]) -> None:
+            nonlocal n_valid
+            out.write(core, np.where(v, m.astype(np.uint8), 255).astype(np.uint8))
+            n_valid += int(v.sum())
+            valid_parts.append(valid_geometry(v, sub_grid(grid, core)))
 
-    fp = tiled_footprints(read, grid, params, thresholds=thr, date=d, aoi_name=aoi_name,
-                          tile_px=tile_px, coreg_residual_m=meta.residual,
-                          on_tile=keep)
+        fp = tiled_footprints(read, grid, params, thresholds=thr, date=d, aoi_name=aoi_name,
+                              tile_px=tile_px, coreg_residual_m=meta.residual, on_tile=keep)
     n_tiles = len(tile_windows(grid.shape, tile_px))
     log.info("detect %s: %d tiles of %d px, %d footprints", d, n_tiles, tile_px, len(fp))
-    return mask, valid, DetectResult(footprints=fp, valid=valid_geometry(valid, grid),
-                                     method=method, threshold=thr.threshold, tiles=n_tiles)
+    parts = [g for g in valid_parts if not g.is_empty]
+    valid = shapely.union_all(parts) if parts else shapely.Polygon()
+    return n_valid, DetectResult(footprints=fp, valid=valid, method=method,
+                                 threshold=thr.threshold, tiles=n_tiles)

@@ -8,9 +8,10 @@ it styled: true colour for scenes, a 0–1 ramp for change probability, a palett
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +20,15 @@ import rasterio
 import rasterio.shutil
 from numpy.typing import NDArray
 from rasterio.io import MemoryFile
+from rasterio.windows import Window
 
 from geo._atomic import atomic_path
 from geo.errors import CrsMismatchError
 from geo.export.qml import FILE_MODE, RASTER_KINDS, RasterKind, write_raster_qml
 from geo.grid import Grid
 
-__all__ = ["BLOCKSIZE", "display_ranges", "overview_count", "write_cog"]
+__all__ = ["BLOCKSIZE", "CogBlocks", "cog_blocks", "display_ranges", "overview_count",
+           "write_cog"]
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +103,25 @@ def _cog_options(kind: RasterKind, n_ovr: int) -> dict[str, Any]:
     return options
 
 
+def _profile(grid: Grid, count: int, dtype: str, nodata: float | None) -> dict[str, Any]:
+    profile: dict[str, Any] = {"driver": "GTiff", "width": grid.shape[1],
+                               "height": grid.shape[0], "count": count, "dtype": dtype,
+                               "crs": grid.crs, "transform": grid.transform}
+    if nodata is not None:
+        profile["nodata"] = nodata
+    return profile
+
+
+def _describe(ds: Any, kind: RasterKind, band_names: Sequence[str] | None,
+              tags: Mapping[str, str] | None) -> None:
+    """Band descriptions and the dataset tags (``FACTORYWATCH_KIND`` first)."""
+    if band_names:
+        for i, name in enumerate(band_names, 1):
+            ds.set_band_description(i, name)
+    all_tags = {"FACTORYWATCH_KIND": kind, **(tags or {})}
+    ds.update_tags(**{k: str(v) for k, v in all_tags.items()})
+
+
 def write_cog(
     data: NDArray[Any],
     grid: Grid,
@@ -149,26 +171,98 @@ def write_cog(
         nodata = float("nan")
 
     path = Path(path)
-    profile: dict[str, Any] = {
-        "driver": "GTiff", "width": arr.shape[2], "height": arr.shape[1], "count": arr.shape[0],
-        "dtype": arr.dtype.name, "crs": grid.crs, "transform": grid.transform,
-    }
-    if nodata is not None:
-        profile["nodata"] = nodata
-    n_ovr = overview_count(grid.shape)
-    options = _cog_options(kind, n_ovr)
-
+    profile = _profile(grid, arr.shape[0], arr.dtype.name, nodata)
+    options = _cog_options(kind, overview_count(grid.shape))
     with atomic_path(path, mode=FILE_MODE, need_bytes=arr.nbytes) as tmp, MemoryFile() as mem:
         with mem.open(**profile) as ds:
             ds.write(arr)
-            if band_names:
-                for i, name in enumerate(band_names, 1):
-                    ds.set_band_description(i, name)
-            all_tags = {"FACTORYWATCH_KIND": kind, **(tags or {})}
-            ds.update_tags(**{k: str(v) for k, v in all_tags.items()})
+            _describe(ds, kind, band_names, tags)
         with mem.open() as src:
             rasterio.shutil.copy(src, tmp, driver="COG", **options)
     ranges = display_ranges(arr, nodata) if kind == "scene" else None
     write_raster_qml(kind, path.with_suffix(".qml"), band_names=band_names, value_ranges=ranges)
-    log.debug("cog: %s %s %s, %d overview level(s)", path.name, kind, arr.shape, n_ovr)
+    log.debug("cog: %s %s %s", path.name, kind, arr.shape)
     return path
+
+
+class CogBlocks:
+    """A raster on the AOI grid written window by window (see :func:`cog_blocks`).
+
+    ``write(window, data)`` stores ``(band, rows, cols)`` pixels of the half-open grid window
+    ``(row0, row1, col0, col1)``; scene rasters also keep a regular 1-in-``k``² pixel sample
+    for the display ranges of their QGIS style.
+    """
+
+    def __init__(self, ds: Any, kind: RasterKind, sample_step: int) -> None:
+        self._ds, self._kind, self._k = ds, kind, sample_step
+        self._sample: list[NDArray[Any]] = []
+
+    def write(self, window: tuple[int, int, int, int], data: NDArray[Any]) -> None:
+        """Store ``data`` (``(band, rows, cols)`` or ``(rows, cols)``) at ``window``."""
+        r0, r1, c0, c1 = window
+        arr = np.asarray(data)
+        arr = arr[None] if arr.ndim == 2 else arr
+        if arr.shape[1:] != (r1 - r0, c1 - c0):
+            raise ValueError(f"block {arr.shape} does not fit window {window}")
+        if arr.dtype == np.bool_:
+            arr = arr.astype("uint8")
+        self._ds.write(arr, window=Window(c0, r0, c1 - c0, r1 - r0))
+        if self._kind == "scene":  # lattice in grid coordinates: independent of the blocks
+            k = self._k
+            self._sample.append(arr[:, -(-r0 // k) * k - r0::k, -(-c0 // k) * k - c0::k]
+                                .reshape(arr.shape[0], -1))
+
+    def sample(self) -> NDArray[Any]:
+        """The sampled pixels, ``(band, n)``."""
+        if not self._sample:
+            return np.zeros((self._ds.count, 0), dtype=self._ds.dtypes[0])
+        return np.concatenate(self._sample, axis=1)
+
+
+@contextlib.contextmanager
+def cog_blocks(
+    grid: Grid,
+    path: str | Path,
+    *,
+    kind: RasterKind,
+    count: int,
+    dtype: str,
+    nodata: float | None = None,
+    band_names: Sequence[str] | None = None,
+    tags: Mapping[str, str] | None = None,
+    max_sample_px: int = 1_000_000,
+) -> Iterator[CogBlocks]:
+    """Write a COG on ``grid`` window by window; memory is bounded by one window.
+
+    The windows go into a tiled staging GeoTIFF beside ``path`` (a temporary name, removed
+    afterwards); on a clean exit GDAL's COG driver copies it block by block (overviews
+    included) to a temporary name that is renamed onto ``path``, and the ``.qml`` style is
+    written as :func:`write_cog` writes it. Windows never written stay ``nodata`` (0 without
+    one). On an exception nothing is left behind and ``path`` is untouched.
+    """
+    if kind not in RASTER_KINDS:
+        raise ValueError(f"unknown raster kind {kind!r}; use one of {', '.join(RASTER_KINDS)}")
+    path = Path(path)
+    profile = {**_profile(grid, count, dtype, nodata), "tiled": True, "blockxsize": BLOCKSIZE,
+               "blockysize": BLOCKSIZE, "compress": "ZSTD", "zstd_level": 1,
+               "bigtiff": "IF_SAFER", "sparse_ok": True}
+    if np.issubdtype(np.dtype(dtype), np.floating):
+        profile["predictor"] = 3
+    k = max(1, math.ceil(math.sqrt(grid.shape[0] * grid.shape[1] / max_sample_px)))
+    need = grid.shape[0] * grid.shape[1] * count * np.dtype(dtype).itemsize
+    with atomic_path(path, mode=FILE_MODE, need_bytes=need) as tmp:
+        stage = tmp.with_name(tmp.name + ".stage.tif")
+        try:
+            with rasterio.open(stage, "w", **profile) as ds:
+                blocks = CogBlocks(ds, kind, k)
+                yield blocks
+                _describe(ds, kind, band_names, tags)
+            with rasterio.open(stage) as src:
+                rasterio.shutil.copy(src, tmp, driver="COG",
+                                     **_cog_options(kind, overview_count(grid.shape)))
+        finally:
+            stage.unlink(missing_ok=True)
+            stage.with_name(stage.name + ".aux.xml").unlink(missing_ok=True)
+    ranges = display_ranges(blocks.sample()[:, None, :], nodata) if kind == "scene" else None
+    write_raster_qml(kind, path.with_suffix(".qml"), band_names=band_names, value_ranges=ranges)
+    log.debug("cog (blocks): %s %s %d band(s) %s", path.name, kind, count, grid.shape)
