@@ -309,7 +309,7 @@ def _align(scene: Any, grid: Grid, config: RunConfig, ref: Reader, mov: Reader,
            ) -> tuple[DateRecord, float, float]:
     """Estimate the shift on the most textured window; record it; the shift to apply."""
     from geo.coreg import coregister
-    from geo.stages import record_shift
+    from geo.stage_steps import record_shift
 
     if not config.coreg.enabled:
         return rec, 0.0, 0.0
@@ -341,7 +341,7 @@ def prepare_date_streamed(scene: Any, source: Any, grid: Grid, config: RunConfig
     (a temporary name, removed afterwards), aligned and normalised from bounded samples, then
     written block by block into its scene COG and valid mask.
     """
-    from geo.stages import new_record, record_norm, write_json
+    from geo.stage_steps import new_record, record_norm, write_json
 
     blocks = tile_windows(grid.shape, block_px(config))
     src = _source_reader(scene, source, grid)
