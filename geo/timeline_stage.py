@@ -62,33 +62,56 @@ def _usable_meta(run: RunDir, date: str, res_m: float) -> DateRecord | None:
     return meta if ok else None
 
 
-def _read_windows(path: Path, mask_path: Path, meta: DateRecord, grid: Grid,
-                  wins: dict[str, tuple[slice, slice]]) -> dict[str, GeoArray]:
-    """Each window of a run scene (on ``grid`` already: plain windowed reads, no warp).
+MAX_BOX_FACTOR = 4.0
+"""One read of the windows' bounding box is used while that box is at most this many times
+the windows' summed area (the demo: one small cluster of halls); beyond, each window is read
+on its own, so memory follows the buildings' windows, not the AOI (10,000² streamed run)."""
 
-    One read of the windows' bounding box (scene, its nodata mask and the valid mask of the
-    checkpoint: clouds), cut into the windows in memory; nothing outside the buildings' box.
-    """
-    if not wins:
-        return {}
+
+def _boxes(wins: dict[str, tuple[slice, slice]]) -> list[tuple[Window, list[str]]]:
+    """The reads to make: the bounding box of all windows, or one read per window."""
     r0 = min(w[0].start for w in wins.values())
     r1 = max(w[0].stop for w in wins.values())
     c0 = min(w[1].start for w in wins.values())
     c1 = max(w[1].stop for w in wins.values())
-    box = Window.from_slices(slice(r0, r1), slice(c0, c1))
-    with rasterio.Env(**GDAL_ENV), rasterio.open(path) as src:
-        arr = src.read(window=box, out_dtype="float32")
-        valid = np.all(src.read_masks(window=box) > 0, axis=0) & np.all(np.isfinite(arr), axis=0)
-    if mask_path.is_file():
-        with rasterio.open(mask_path) as vm:
-            valid &= vm.read(1, window=box) > 0
+    summed = sum((rr.stop - rr.start) * (cc.stop - cc.start) for rr, cc in wins.values())
+    if (r1 - r0) * (c1 - c0) <= MAX_BOX_FACTOR * summed:
+        return [(Window.from_slices(slice(r0, r1), slice(c0, c1)), list(wins))]
+    return [(Window.from_slices(*w), [sid]) for sid, w in wins.items()]
+
+
+def _read_windows(path: Path, mask_path: Path, meta: DateRecord, grid: Grid,
+                  wins: dict[str, tuple[slice, slice]]) -> dict[str, GeoArray]:
+    """Each window of a run scene (on ``grid`` already: plain windowed reads, no warp).
+
+    Reads the scene, its nodata mask and the valid mask of the checkpoint (clouds) over the
+    windows' bounding box, cut into the windows in memory, or window by window when that box
+    is much larger than the windows (:data:`MAX_BOX_FACTOR`); nothing outside the windows'
+    box is read.
+    """
     out: dict[str, GeoArray] = {}
-    for sid, (rr, cc) in wins.items():
-        r, c = slice(rr.start - r0, rr.stop - r0), slice(cc.start - c0, cc.stop - c0)
-        out[sid] = GeoArray(data=np.ascontiguousarray(arr[:, r, c]), valid=valid[r, c],
-                            grid=window_grid(grid, (rr, cc)), date=meta.date,
-                            bands=tuple(meta.bands), source_id=meta.source_id,
-                            kind=meta.kind)
+    if not wins:
+        return out
+    with rasterio.Env(**GDAL_ENV), rasterio.open(path) as src:
+        vm = rasterio.open(mask_path) if mask_path.is_file() else None
+        try:
+            for box, sids in _boxes(wins):
+                arr = src.read(window=box, out_dtype="float32")
+                valid = (np.all(src.read_masks(window=box) > 0, axis=0)
+                         & np.all(np.isfinite(arr), axis=0))
+                if vm is not None:
+                    valid &= vm.read(1, window=box) > 0
+                r0, c0 = int(box.row_off), int(box.col_off)
+                for sid in sids:
+                    rr, cc = wins[sid]
+                    r, c = slice(rr.start - r0, rr.stop - r0), slice(cc.start - c0, cc.stop - c0)
+                    out[sid] = GeoArray(data=np.ascontiguousarray(arr[:, r, c]),
+                                        valid=valid[r, c], grid=window_grid(grid, (rr, cc)),
+                                        date=meta.date, bands=tuple(meta.bands),
+                                        source_id=meta.source_id, kind=meta.kind)
+        finally:
+            if vm is not None:
+                vm.close()
     return out
 
 

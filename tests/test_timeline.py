@@ -199,3 +199,41 @@ def test_the_report_draws_the_timeline(tmp_path: Path, hall: tl.Timeline) -> Non
     text = index.read_text()
     assert 'alt="construction timeline"' in text and "kanggye:s1" in text
     assert (index.parent / "timeline.png").is_file()
+
+
+def test_window_reads_equal_one_box_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Far-apart buildings are read window by window (memory follows the windows, not the
+    AOI); the pixels, valid masks and grids equal those cut from one bounding-box read."""
+    from affine import Affine
+
+    from geo import timeline_stage as ts
+    from geo.grid import Grid
+    from geo.records import DateRecord, SceneRef
+
+    grid = Grid("EPSG:32652", Affine(10.0, 0, 500000.0, 0, -10.0, 4500000.0), (300, 300))
+    rng = np.random.default_rng(0)
+    data = rng.random((3, 300, 300)).astype("float32")
+    data[:, 5:9, 5:9] = np.nan  # no data inside one window
+    prof = {"driver": "GTiff", "width": 300, "height": 300, "crs": grid.crs,
+            "transform": grid.transform, "tiled": True, "blockxsize": 64, "blockysize": 64}
+    scene, mask = tmp_path / "s.tif", tmp_path / "m.tif"
+    with rasterio.open(scene, "w", count=3, dtype="float32", nodata=float("nan"), **prof) as d:
+        d.write(data)
+    vm = np.ones((1, 300, 300), "uint8")
+    vm[0, 280:, 280:] = 0  # a cloud inside the other window
+    with rasterio.open(mask, "w", count=1, dtype="uint8", **prof) as d:
+        d.write(vm)
+    wins = {"a": (slice(0, 20), slice(0, 20)), "b": (slice(270, 300), slice(265, 300))}
+    meta = DateRecord(date="2024-01-01", source_id="s", bands=("red", "green", "blue"),
+                      kind="rgb", valid_frac=1.0,
+                      scene=SceneRef(id="s", date="2024-01-01", properties={}))
+    assert len(ts._boxes(wins)) == 2  # far apart: one read per window
+    apart = ts._read_windows(scene, mask, meta, grid, wins)
+    monkeypatch.setattr(ts, "MAX_BOX_FACTOR", float("inf"))
+    assert len(ts._boxes(wins)) == 1
+    boxed = ts._read_windows(scene, mask, meta, grid, wins)
+    for sid in wins:
+        np.testing.assert_array_equal(apart[sid].data, boxed[sid].data)
+        np.testing.assert_array_equal(apart[sid].valid, boxed[sid].valid)
+        assert apart[sid].grid == boxed[sid].grid
+    assert not apart["a"].valid[5:9, 5:9].any() and not apart["b"].valid[10:, 15:].any()
