@@ -159,10 +159,19 @@ class StageTiming:
     stage: str
     seconds: float
     notes: Mapping[str, object] = dataclasses.field(default_factory=dict)
+    cpu_s: float | None = None
+    """CPU seconds of this process (all its threads) during the stage; not Dask workers'."""
+    peak_rss_mb: float | None = None
+    """This process's peak resident memory so far, at the stage's end (``ru_maxrss``)."""
 
     def to_json(self) -> JsonDict:
         """The ``stages`` entry of run.json."""
-        return {"stage": self.stage, **self.notes, "seconds": self.seconds}
+        out: JsonDict = {"stage": self.stage, **self.notes, "seconds": self.seconds}
+        if self.cpu_s is not None:
+            out["cpu_s"] = self.cpu_s
+        if self.peak_rss_mb is not None:
+            out["peak_rss_mb"] = self.peak_rss_mb
+        return out
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

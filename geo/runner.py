@@ -19,6 +19,15 @@ StageNotes = dict[str, str | int | float]
 """What a stage counted (``n_dates=4``), filled in while the stage runs."""
 
 
+def _peak_rss_mb() -> float | None:
+    """Peak RSS of this process so far in MB (Linux ``ru_maxrss`` is in KiB), or None."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return None
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def no_progress(items: Iterable[T], _label: str) -> Iterator[T]:
     """The progress wrapper that shows nothing."""
     yield from items
@@ -34,12 +43,14 @@ class Stages:
     def __call__(self, name: str) -> Iterator[StageNotes]:
         """Time the ``with`` block as stage ``name``; yields its notes to fill."""
         notes: StageNotes = {}
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         yield notes
-        rec = StageTiming(stage=name, seconds=round(time.perf_counter() - t0, 3), notes=notes)
+        rec = StageTiming(stage=name, seconds=round(time.perf_counter() - t0, 3), notes=notes,
+                          cpu_s=round(time.process_time() - c0, 3), peak_rss_mb=_peak_rss_mb())
         self.records.append(rec)
         extra = ", ".join(f"{k}={v}" for k, v in notes.items())
-        log.info("%s: %s%.1f s", name, f"{extra}, " if extra else "", rec.seconds)
+        log.info("%s: %s%.1f s (CPU %.1f s, peak RSS %s MB)", name, f"{extra}, " if extra else "",
+                 rec.seconds, rec.cpu_s, rec.peak_rss_mb)
 
     def to_json(self) -> list[dict[str, Any]]:
         """The ``stages`` list of run.json."""

@@ -226,3 +226,40 @@ def test_building_mask_dispatches_through_the_registry(rgb: tuple,
     calls = _spy(monkeypatch, buildings.BUILDING_METHODS, "rgb-objects")  # type: ignore[arg-type]
     m = building_mask(a, DetectParams(method="rgb-objects", min_area_m2=50.0))
     assert [c[0].date for c in calls] == [a.date] and m.method == "rgb-objects" and m.mask.any()
+
+
+@pytest.mark.parametrize("r", [1, 2, 3, 6, 9])
+def test_disk_morphology_equals_scipy(r):
+    """The row-decomposed disk erosion/dilation is exactly scipy's with ``disk(r)``."""
+    from scipy import ndimage
+
+    from geo.detect.common import _disk_morph, disk
+
+    rng = np.random.default_rng(r)
+    for shape in ((60, 71), (5, 40), (200, 13)):
+        m = ndimage.gaussian_filter(rng.random(shape), 2) > 0.5
+        m[0, :] = True  # objects on the edge: outside counts as background
+        fp = disk(r)
+        assert np.array_equal(_disk_morph(m, r, erode=True), ndimage.binary_erosion(m, fp))
+        assert np.array_equal(_disk_morph(m, r, erode=False), ndimage.binary_dilation(m, fp))
+
+
+def test_alt_overlap_counts_each_pair_once():
+    """Area and part count of the stricter components under each footprint."""
+    from skimage.measure import label
+
+    from geo.footprints import _alt_overlap
+
+    m = np.zeros((10, 20), bool)
+    m[1:9, 1:9] = True       # footprint 1: two stricter parts (16 px and 2 px)
+    m[1:9, 11:19] = True     # footprint 2: one stricter part
+    alt = np.zeros_like(m)
+    alt[2:6, 2:6] = True
+    alt[7, 7:9] = True
+    alt[2:8, 12:18] = True
+    lab, k = label(m, connectivity=1, return_num=True)
+    area, parts = _alt_overlap(lab, k, alt, 1, 0.25, 0.0)
+    assert area[1:].tolist() == [18 * 0.25, 36 * 0.25]
+    assert parts[1:].tolist() == [1, 1]  # the 2-px part is under the 4-px floor
+    area0, parts0 = _alt_overlap(lab, k, np.zeros_like(m), 1, 0.25, 0.0)
+    assert area0[1:].tolist() == [0.0, 0.0] and parts0[1:].tolist() == [0, 0]
