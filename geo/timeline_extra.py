@@ -23,7 +23,7 @@ from shapely.geometry.base import BaseGeometry
 from geo.aoi import Aoi
 from geo.errors import FactoryWatchError
 from geo.grid import Grid
-from geo.timeline import SceneStats, building_window, scene_stats, window_grid
+from geo.timeline import SceneStats, building_window, outline_shapes, scene_stats, window_grid
 
 __all__ = ["extra_series"]
 
@@ -74,13 +74,16 @@ def extra_series(source: Any, aoi: Aoi, grid: Grid, run_dates: set[str],
     out: dict[str, list[SceneStats]] = {sid: [] for sid in outlines}
     if not (hasattr(source, "candidates") and hasattr(source, "read")):
         return out, None
-    wins = {sid: window_grid(grid, building_window(grid, g)) for sid, g in outlines.items()}
+    shapes = {sid: outline_shapes(g, grid.res_m) for sid, g in outlines.items()}
+    wins = {sid: window_grid(grid, building_window(grid, sh)) for sid, sh in shapes.items()}
     wins = {sid: w for sid, w in wins.items() if 0 not in w.shape}
     try:
         extra = _extra_scenes(source, aoi, start, end, run_dates)
         for s in extra:
             for sid, sub in wins.items():
-                st = scene_stats(source.read(s, sub), outlines[sid])
+                ga = source.read(s, sub)
+                st = scene_stats(ga, shapes[sid] if ga.grid.res_m == grid.res_m
+                                 else outlines[sid])
                 if st is not None:
                     out[sid].append(st)
     except FactoryWatchError as err:

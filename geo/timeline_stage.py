@@ -38,6 +38,7 @@ from geo.timeline import (
     building_window,
     event_from_record,
     fit_timeline,
+    outline_shapes,
     scene_stats,
     timeline_record,
     window_grid,
@@ -122,15 +123,16 @@ def _series(run: RunDir, grid: Grid, outlines: dict[str, BaseGeometry]
     Only each building's window (outline, ring and margin: :func:`building_window`) of the
     scene and of its valid mask is read.
     """
-    wins = {sid: w for sid, g in outlines.items()
-            if 0 not in window_grid(grid, w := building_window(grid, g)).shape}
+    shapes = {sid: outline_shapes(g, grid.res_m) for sid, g in outlines.items()}
+    wins = {sid: w for sid, sh in shapes.items()
+            if 0 not in window_grid(grid, w := building_window(grid, sh)).shape}
     out: dict[str, list[SceneStats]] = {sid: [] for sid in outlines}
     for date, path in run.scenes().items():
         meta = _usable_meta(run, date, grid.res_m)
         if meta is None:
             continue
         for sid, ga in _read_windows(path, run.valid_mask(date), meta, grid, wins).items():
-            st = scene_stats(ga, outlines[sid])
+            st = scene_stats(ga, shapes[sid])
             if st is not None:
                 out[sid].append(st)
     return out

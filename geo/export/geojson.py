@@ -10,6 +10,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import shapely
+from numpy.typing import NDArray
 
 from geo._atomic import atomic_write_text
 
@@ -31,26 +32,46 @@ def _scalar(v: Any) -> Any:
     return v if isinstance(v, (str, int)) else str(v)
 
 
-def geojson_features(gdf: gpd.GeoDataFrame, *, id_field: str, precision: int = 7) -> dict[str, Any]:
-    """Build an RFC 7946 FeatureCollection dict from a GeoDataFrame in any CRS."""
+def _rounded(geoms: NDArray[Any], precision: int) -> NDArray[Any]:
+    """Coordinates rounded to ``precision`` decimals, rings oriented (RFC 7946), still valid.
+
+    Pointwise rounding first (linear in the vertices); only a geometry it made invalid is
+    snapped again with GEOS's validity-preserving precision model, which costs far more on
+    large outlines (3 s for one 10 km² built-up region at 10 m).
+    """
+    if not len(geoms):
+        return geoms
+    grid = 10.0 ** -precision
+    out = shapely.set_precision(geoms, grid, mode="pointwise")
+    bad = ~shapely.is_valid(out)
+    if bad.any():
+        out[bad] = shapely.set_precision(geoms[bad], grid)
+    oriented: NDArray[Any] = shapely.orient_polygons(out, exterior_cw=False)
+    return oriented
+
+
+def _feature_texts(gdf: gpd.GeoDataFrame, id_field: str, precision: int) -> list[str]:
+    """Each row as one RFC 7946 Feature in compact JSON (geometry text from GEOS, not re-parsed)."""
     if gdf.crs is None:
         raise ValueError("GeoDataFrame has no CRS; set it before writing GeoJSON")
     g = gdf.to_crs("EPSG:4326") if not gdf.empty else gdf.set_crs("EPSG:4326", allow_override=True)
     geoms = shapely.orient_polygons(np.asarray(g.geometry.values), exterior_cw=False)
-    geoms = shapely.set_precision(geoms, 10.0 ** -precision) if len(geoms) else geoms
-    geoms = shapely.orient_polygons(geoms, exterior_cw=False)
+    geoms = _rounded(geoms, precision)
     cols = [c for c in g.columns if c != g.geometry.name]
-    feats = []
+    out = []
     for geom, (_, row) in zip(geoms, g[cols].iterrows(), strict=True):
         props = {c: _scalar(row[c]) for c in cols}
         fid = props.get(id_field)
-        feats.append({
-            "type": "Feature",
-            "id": str(fid) if fid is not None else None,
-            "properties": props,
-            "geometry": None if geom is None or geom.is_empty else
-            json.loads(shapely.to_geojson(geom)),
-        })
+        head = json.dumps({"type": "Feature", "id": str(fid) if fid is not None else None,
+                           "properties": props}, ensure_ascii=False, separators=(",", ":"))
+        gj = "null" if geom is None or geom.is_empty else shapely.to_geojson(geom)
+        out.append(f'{head[:-1]},"geometry":{gj}}}')
+    return out
+
+
+def geojson_features(gdf: gpd.GeoDataFrame, *, id_field: str, precision: int = 7) -> dict[str, Any]:
+    """Build an RFC 7946 FeatureCollection dict from a GeoDataFrame in any CRS."""
+    feats = [json.loads(t) for t in _feature_texts(gdf, id_field, precision)]
     return {"type": "FeatureCollection", "features": feats}
 
 
@@ -82,6 +103,7 @@ def write_geojson(
     Exterior rings are counter-clockwise, holes clockwise (right-hand rule);
     there is no ``crs`` member; NaN becomes ``null``.
     """
-    fc = geojson_features(gdf, id_field=id_field, precision=precision)
-    fc = {"type": "FeatureCollection", "name": layer_name, "features": fc["features"]}
-    return atomic_write_text(path, json.dumps(fc, ensure_ascii=False, separators=(",", ":")))
+    head = json.dumps({"type": "FeatureCollection", "name": layer_name}, ensure_ascii=False,
+                      separators=(",", ":"))
+    feats = ",".join(_feature_texts(gdf, id_field, precision))
+    return atomic_write_text(path, f'{head[:-1]},"features":[{feats}]}}')

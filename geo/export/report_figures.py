@@ -25,6 +25,7 @@ from shapely.geometry import Polygon
 from shapely.geometry.base import BaseGeometry
 
 from geo.export.furniture import (
+    PNG_OPTIONS,
     attributions,
     decorate_panel,
     legend_handles,
@@ -62,7 +63,7 @@ _HALO = [patheffects.withStroke(linewidth=3.2, foreground="black", alpha=0.8)]
 
 def _save(fig: Figure, path: Path) -> str:
     FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=_DPI, facecolor="white")
+    fig.savefig(path, dpi=_DPI, facecolor="white", pil_kwargs=PNG_OPTIONS)
     return path.name
 
 

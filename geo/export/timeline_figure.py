@@ -11,6 +11,8 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from geo.export.furniture import PNG_OPTIONS
+
 __all__ = ["timeline_figure_html"]
 
 _COLOURS = {"vegetated": "#cfe8c4", "cleared": "#e8d3b0", "construction": "#f2c48d",
@@ -106,7 +108,7 @@ def timeline_figure_html(timeline_csv: Path, sites: pd.DataFrame | None, out: Pa
                         bottom=0.35 / (3.4 * len(sids) + 0.6), hspace=0.45)
     FigureCanvasAgg(fig)
     name = "timeline.png"
-    fig.savefig(out / name, dpi=dpi, facecolor="white")
+    fig.savefig(out / name, dpi=dpi, facecolor="white", pil_kwargs=PNG_OPTIONS)
     names = ", ".join(html.escape(s) for s in sids)
     cap = (f"{names}: inside-minus-ring indices on every usable scene (multispectral: NDVI and "
            "BSI; RGB: excess green and brightness; circles 10 m or finer, squares coarser "

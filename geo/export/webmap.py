@@ -25,6 +25,7 @@ import numpy as np
 from matplotlib.image import imsave
 from numpy.typing import NDArray
 
+from geo.export.furniture import PNG_OPTIONS
 from geo.export.qml import category_colour
 
 __all__ = ["VIEWER_JS", "viewer_data", "write_viewer"]
@@ -98,7 +99,7 @@ def write_viewer(out_dir: Path, data: Mapping[str, Any],
     ``data["scenes"]`` should name those files.
     """
     for d, rgba in (previews or {}).items():
-        imsave(out_dir / f"view_{d}.png", np.clip(rgba, 0, 1))
+        imsave(out_dir / f"view_{d}.png", np.clip(rgba, 0, 1), pil_kwargs=PNG_OPTIONS)
     shutil.copyfile(VIEWER_JS, out_dir / "viewer.js")
     blob = json.dumps(data, separators=(",", ":"), allow_nan=False, default=str)
     (out_dir / "viewer-data.js").write_text(
