@@ -43,3 +43,21 @@ def test_no_crs_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no CRS"):
         write_geojson(gdf, tmp_path / "x.geojson", layer_name="x", id_field="site_id")
     assert not (tmp_path / "x.geojson").exists()
+
+
+def test_rounding_that_would_break_a_polygon_falls_back_to_valid_snapping():
+    """A hole 4e-8 degrees from its shell: pointwise rounding to 1e-7 would make it touch the
+    shell along an edge (invalid); that geometry is snapped by GEOS instead, and stays valid."""
+    import shapely
+
+    from geo.export.geojson import _rounded
+
+    hole = [(0.2, 0.00000004), (0.8, 0.00000004), (0.8, 0.5), (0.2, 0.5)]
+    poly = shapely.Polygon([(0, 0), (1, 0), (1, 1), (0, 1)], [hole])
+    plain = shapely.box(2.123456789, 3.0, 2.5, 3.5)
+    assert poly.is_valid
+    assert not shapely.set_precision(poly, 1e-7, mode="pointwise").is_valid
+    out = _rounded(np.array([poly, plain], dtype=object), 7)
+    assert all(shapely.is_valid(out))
+    assert abs(out[0].area - poly.area) < 1e-6
+    assert out[1].bounds[0] == 2.1234568

@@ -67,6 +67,27 @@ def test_each_scene_masked_by_its_own_clouds() -> None:
     assert tl.scene_stats(cloudy, ts.outline()) is None
 
 
+def test_outline_shapes_once_give_the_same_statistics_as_per_scene() -> None:
+    """Buffers computed once per building (OutlineShapes) change no statistic, and shapes made
+    for another pixel size are refused rather than silently misused."""
+    rng = np.random.default_rng(3)
+    scenes = ts.stack(rng, HALL)
+    out = ts.outline().buffer(7.0, join_style="mitre")  # not pixel-aligned
+    res = scenes[0].grid.res_m
+    shapes = tl.outline_shapes(out, res)
+    same = [ga for ga in scenes if ga.grid.res_m == res]
+    assert len(same) >= 10
+    for ga in same[:12]:
+        a, b = tl.scene_stats(ga, out), tl.scene_stats(ga, shapes)
+        assert (a is None) == (b is None)
+        if a is not None and b is not None:
+            assert a.n_inside == b.n_inside and np.array_equal(a.inside, b.inside)
+            assert np.array_equal(a.contrast, b.contrast) and np.array_equal(a.se, b.se)
+        assert tl.building_window(ga.grid, out) == tl.building_window(ga.grid, shapes)
+    with pytest.raises(ValueError, match="pixels"):
+        tl.scene_stats(same[0], tl.outline_shapes(out, 3 * res))
+
+
 def test_landsat_and_s2_scenes_agree_on_the_roof() -> None:
     rng = np.random.default_rng(5)
     s2 = tl.scene_stats(ts.scene(rng, HALL, "2022-07-01", sensor="s2"), ts.outline())
