@@ -22,7 +22,6 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
-from scipy.signal.windows import tukey
 from skimage.registration import phase_cross_correlation
 
 from geo.detect.indices import brightness
@@ -78,6 +77,27 @@ SMALL_SHIFT_PX = 2.0
 """See :data:`RELATED_NCC`."""
 
 
+def _tukey(m: int, alpha: float) -> NDArray[np.float64]:
+    """The symmetric Tukey (tapered cosine) window of ``m`` points.
+
+    ``scipy.signal.windows.tukey``'s formula, written out so that co-registration does not
+    import scipy.signal (0.6 s a process).
+    """
+    if m <= 1:
+        return np.ones(max(m, 0))
+    if alpha <= 0:
+        return np.ones(m)
+    if alpha >= 1.0:
+        return 0.5 + 0.5 * np.cos(np.linspace(-np.pi, np.pi, m))
+    n = np.arange(m, dtype=np.float64)
+    width = int(np.floor(alpha * (m - 1) / 2.0))
+    w = np.ones(m)
+    n1, n3 = n[: width + 1], n[m - width - 1:]
+    w[: width + 1] = 0.5 * (1 + np.cos(np.pi * (-1 + 2.0 * n1 / alpha / (m - 1))))
+    w[m - width - 1:] = 0.5 * (1 + np.cos(np.pi * (-2.0 / alpha + 1 + 2.0 * n3 / alpha / (m - 1))))
+    return w
+
+
 def _ncc(a: NDArray[np.float32], b: NDArray[np.float32], valid: NDArray[np.bool_]) -> float:
     """Pearson correlation of two images over ``valid`` (NaN with fewer than 2 pixels)."""
     x, y = a[valid].astype(np.float64), b[valid].astype(np.float64)
@@ -105,7 +125,7 @@ def _prepare(img: NDArray[np.float32], valid: NDArray[np.bool_]) -> NDArray[np.f
     fill = float(out[valid].mean()) if valid.any() else 0.0
     out = np.where(valid & np.isfinite(out), out, fill)
     out = out - fill
-    win = np.outer(tukey(out.shape[0], 0.25), tukey(out.shape[1], 0.25))
+    win = np.outer(_tukey(out.shape[0], 0.25), _tukey(out.shape[1], 0.25))
     return out * win
 
 

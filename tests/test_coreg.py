@@ -131,3 +131,14 @@ def test_a_real_shift_of_several_pixels_is_still_applied() -> None:
     out, s = coregister(ref, mov, max_shift_px=10.0)
     assert s.ok and abs(s.dy_px + 3.0) <= 0.1 and abs(s.dx_px - 2.0) <= 0.1
     assert out is not mov
+
+
+@pytest.mark.parametrize("m", [0, 1, 2, 5, 64, 461])
+def test_tukey_window_is_scipys(m):
+    """Co-registration's own Tukey window equals scipy.signal.windows.tukey bit for bit."""
+    from scipy.signal.windows import tukey
+
+    from geo.coreg import _tukey
+
+    for alpha in (0.0, 0.1, 0.25, 0.5, 1.0):
+        assert np.array_equal(_tukey(m, alpha), tukey(m, alpha))
