@@ -12,9 +12,11 @@ Without scenes with red and NIR bands (RGB imagery, the demo) the stage adds not
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -64,13 +66,18 @@ def _usable_meta(run: RunDir, date: str, res_m: float) -> DateRecord | None:
 
 
 MAX_BOX_FACTOR = 4.0
-"""One read of the windows' bounding box is used while that box is at most this many times
-the windows' summed area (the demo: one small cluster of halls); beyond, each window is read
-on its own, so memory follows the buildings' windows, not the AOI (10,000² streamed run)."""
+"""One read of a group's bounding box is used while that box is at most this many times the
+group's summed window area (the demo: one small cluster of halls); beyond, each window is read
+on its own."""
+READ_BLOCK_PX = 2048
+"""Windows are grouped by the ``READ_BLOCK_PX``² block of the grid holding their first pixel,
+and each group is read, measured and dropped before the next: memory follows one block and its
+buildings' windows, never the AOI (at 10,000² the windows of 3,868 buildings add up to more
+than the grid, so one box read of them all was the whole grid, 3 GB)."""
 
 
 def _boxes(wins: dict[str, tuple[slice, slice]]) -> list[tuple[Window, list[str]]]:
-    """The reads to make: the bounding box of all windows, or one read per window."""
+    """The reads to make for one group: its bounding box, or one read per window."""
     r0 = min(w[0].start for w in wins.values())
     r1 = max(w[0].stop for w in wins.values())
     c0 = min(w[1].start for w in wins.values())
@@ -81,39 +88,42 @@ def _boxes(wins: dict[str, tuple[slice, slice]]) -> list[tuple[Window, list[str]
     return [(Window.from_slices(*w), [sid]) for sid, w in wins.items()]
 
 
+def _reads(wins: dict[str, tuple[slice, slice]]) -> list[tuple[Window, list[str]]]:
+    """Every read of a scene: per :data:`READ_BLOCK_PX` block, :func:`_boxes` of its windows."""
+    blocks: dict[tuple[int, int], dict[str, tuple[slice, slice]]] = {}
+    for sid, (rr, cc) in wins.items():
+        key = (rr.start // READ_BLOCK_PX, cc.start // READ_BLOCK_PX)
+        blocks.setdefault(key, {})[sid] = (rr, cc)
+    return [read for key in sorted(blocks) for read in _boxes(blocks[key])]
+
+
 def _read_windows(path: Path, mask_path: Path, meta: DateRecord, grid: Grid,
-                  wins: dict[str, tuple[slice, slice]]) -> dict[str, GeoArray]:
+                  wins: dict[str, tuple[slice, slice]]) -> Iterator[tuple[str, GeoArray]]:
     """Each window of a run scene (on ``grid`` already: plain windowed reads, no warp).
 
-    Reads the scene, its nodata mask and the valid mask of the checkpoint (clouds) over the
-    windows' bounding box, cut into the windows in memory, or window by window when that box
-    is much larger than the windows (:data:`MAX_BOX_FACTOR`); nothing outside the windows'
-    box is read.
+    Yields ``(site id, window)`` read by :func:`_reads`: the scene, its nodata mask and the
+    valid mask of the checkpoint (clouds) over each read's box, cut into its windows; a read's
+    pixels are released before the next read. Nothing outside the windows' boxes is read.
     """
-    out: dict[str, GeoArray] = {}
     if not wins:
-        return out
-    with rasterio.Env(**GDAL_ENV), rasterio.open(path) as src:
-        vm = rasterio.open(mask_path) if mask_path.is_file() else None
-        try:
-            for box, sids in _boxes(wins):
-                arr = src.read(window=box, out_dtype="float32")
-                valid = (np.all(src.read_masks(window=box) > 0, axis=0)
-                         & np.all(np.isfinite(arr), axis=0))
-                if vm is not None:
-                    valid &= vm.read(1, window=box) > 0
-                r0, c0 = int(box.row_off), int(box.col_off)
-                for sid in sids:
-                    rr, cc = wins[sid]
-                    r, c = slice(rr.start - r0, rr.stop - r0), slice(cc.start - c0, cc.stop - c0)
-                    out[sid] = GeoArray(data=np.ascontiguousarray(arr[:, r, c]),
-                                        valid=valid[r, c], grid=window_grid(grid, (rr, cc)),
-                                        date=meta.date, bands=tuple(meta.bands),
-                                        source_id=meta.source_id, kind=meta.kind)
-        finally:
+        return
+    with rasterio.Env(**GDAL_ENV), rasterio.open(path) as src, contextlib.ExitStack() as stack:
+        vm = stack.enter_context(rasterio.open(mask_path)) if mask_path.is_file() else None
+        for box, sids in _reads(wins):
+            arr = src.read(window=box, out_dtype="float32")
+            valid = (np.all(src.read_masks(window=box) > 0, axis=0)
+                     & np.all(np.isfinite(arr), axis=0))
             if vm is not None:
-                vm.close()
-    return out
+                valid &= vm.read(1, window=box) > 0
+            r0, c0 = int(box.row_off), int(box.col_off)
+            for sid in sids:
+                rr, cc = wins[sid]
+                r, c = slice(rr.start - r0, rr.stop - r0), slice(cc.start - c0, cc.stop - c0)
+                yield sid, GeoArray(data=np.ascontiguousarray(arr[:, r, c]),
+                                    valid=valid[r, c], grid=window_grid(grid, (rr, cc)),
+                                    date=meta.date, bands=tuple(meta.bands),
+                                    source_id=meta.source_id, kind=meta.kind)
+            del arr, valid
 
 
 def _series(run: RunDir, grid: Grid, outlines: dict[str, BaseGeometry]
@@ -121,7 +131,7 @@ def _series(run: RunDir, grid: Grid, outlines: dict[str, BaseGeometry]
     """Per site, the statistics of every usable scene, read window by window.
 
     Only each building's window (outline, ring and margin: :func:`building_window`) of the
-    scene and of its valid mask is read.
+    scene and of its valid mask is read, one bounded group at a time (:func:`_reads`).
     """
     shapes = {sid: outline_shapes(g, grid.res_m) for sid, g in outlines.items()}
     wins = {sid: w for sid, sh in shapes.items()
@@ -131,7 +141,7 @@ def _series(run: RunDir, grid: Grid, outlines: dict[str, BaseGeometry]
         meta = _usable_meta(run, date, grid.res_m)
         if meta is None:
             continue
-        for sid, ga in _read_windows(path, run.valid_mask(date), meta, grid, wins).items():
+        for sid, ga in _read_windows(path, run.valid_mask(date), meta, grid, wins):
             st = scene_stats(ga, shapes[sid])
             if st is not None:
                 out[sid].append(st)

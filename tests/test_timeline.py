@@ -249,12 +249,16 @@ def test_window_reads_equal_one_box_read(tmp_path: Path, monkeypatch: pytest.Mon
                       kind="rgb", valid_frac=1.0,
                       scene=SceneRef(id="s", date="2024-01-01", properties={}))
     assert len(ts._boxes(wins)) == 2  # far apart: one read per window
-    apart = ts._read_windows(scene, mask, meta, grid, wins)
+    apart = dict(ts._read_windows(scene, mask, meta, grid, wins))
     monkeypatch.setattr(ts, "MAX_BOX_FACTOR", float("inf"))
     assert len(ts._boxes(wins)) == 1
-    boxed = ts._read_windows(scene, mask, meta, grid, wins)
+    boxed = dict(ts._read_windows(scene, mask, meta, grid, wins))
+    monkeypatch.setattr(ts, "READ_BLOCK_PX", 64)  # and grouped by 64-px block: same pixels
+    assert len(ts._reads(wins)) == 2
+    blocked = dict(ts._read_windows(scene, mask, meta, grid, wins))
     for sid in wins:
-        np.testing.assert_array_equal(apart[sid].data, boxed[sid].data)
-        np.testing.assert_array_equal(apart[sid].valid, boxed[sid].valid)
-        assert apart[sid].grid == boxed[sid].grid
+        for other in (boxed, blocked):
+            np.testing.assert_array_equal(apart[sid].data, other[sid].data)
+            np.testing.assert_array_equal(apart[sid].valid, other[sid].valid)
+            assert apart[sid].grid == other[sid].grid
     assert not apart["a"].valid[5:9, 5:9].any() and not apart["b"].valid[10:, 15:].any()
