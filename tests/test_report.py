@@ -168,3 +168,34 @@ def test_renders_in_headless_chromium(report: tuple[Path, str], tmp_path: Path) 
     # the SYNTHETIC banner's amber is on the first screen
     top = img.crop((0, 0, 1400, 400)).getcolors(maxcolors=1_000_000) or []
     assert any(c == (255, 243, 205) and n > 10_000 for n, c in top)
+
+
+def test_rebuild_redraws_only_the_pair_figures_whose_inputs_changed(
+        run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rebuilt report copies a pair figure when nothing it draws changed (a saved claim, a
+    watch run), and redraws it when an outline of one of its dates did."""
+    from geo.export import report_figures as rf
+
+    run = Path(shutil.copytree(run_dir, tmp_path / "run"))
+    write_report(run)
+    drawn: list[tuple[str, str]] = []
+    real = rf._pair_figure
+    monkeypatch.setattr(rf, "_pair_figure", lambda r, d0, d1, out: (
+        drawn.append((d0, d1)), real(r, d0, d1, out))[1])
+    pngs = {p.name: p.read_bytes() for p in (run / "report").glob("pair_*.png")}
+    assert len(pngs) >= 2
+    write_report(run)
+    assert drawn == []
+    assert {p.name: p.read_bytes() for p in (run / "report").glob("pair_*.png")} == pngs
+    fc = json.loads((run / "footprints.geojson").read_text())
+    last = max(f["properties"]["date"] for f in fc["features"])
+    feats = [f for f in fc["features"] if f["properties"]["date"] == last]
+    fc["features"].remove(feats[-1])
+    (run / "footprints.geojson").write_text(json.dumps(fc))
+    write_report(run)
+    assert drawn and all(last in pair for pair in drawn)
+    assert len(drawn) == sum(last in p.removesuffix(".png").split("_")[1:] for p in pngs)
+    (run / "report" / rf.FIGURE_INDEX).write_text("{not json")  # a damaged index: draw all
+    drawn.clear()
+    write_report(run)
+    assert len(drawn) == len(pngs)

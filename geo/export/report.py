@@ -52,7 +52,9 @@ from geo.export.report_figures import (
     _areas_figure,
     _locator_figure,
     _neighbour_figure,
-    _pair_figure,
+    load_figure_index,
+    pair_figure,
+    write_figure_index,
 )
 from geo.export.timeline_figure import timeline_figure_html
 from geo.export.webmap import viewer_data, write_viewer
@@ -358,13 +360,15 @@ def _legend_html(r: _Run) -> str:
             "right) and the imagery credit (lower right).</p></div>")
 
 
-def _pairs_html(r: _Run, tmp: Path, progress: Progress | None) -> list[str]:
+def _pairs_html(r: _Run, tmp: Path, progress: Progress | None,
+                previous: Mapping[str, Any]) -> list[str]:
     out: list[str] = []
     pairs = _pairs(r)
     credits = attributions(r.run, sorted(r.scenes))
+    index: dict[str, Any] = {}
     for d0, d1 in (progress(pairs, "report figures") if progress else pairs):
         t0 = time.perf_counter()
-        name, masked = _pair_figure(r, d0, d1, tmp)
+        name, masked = pair_figure(r, d0, d1, tmp, previous, index)
         log.debug("report: figure %s → %s in %.1f s (masked %s)", d0, d1,
                   time.perf_counter() - t0, {d: round(m, 3) for d, m in masked.items()})
         if name is None:
@@ -383,6 +387,7 @@ def _pairs_html(r: _Run, tmp: Path, progress: Progress | None) -> list[str]:
                   f"below the panels).{mask_note}{missing} "
                   f'<span class="attribution">{credit}</span>',
             f"before/after/change {d0} to {d1}"))
+    write_figure_index(tmp, index)
     if out:
         out.insert(0, _legend_html(r))
     else:
@@ -431,8 +436,11 @@ def write_report(run_dir: str | Path, *,
     run_dir = Path(run_dir)
     rd = RunDir(run_dir)
     r = _load(run_dir)
+    previous = load_figure_index(rd.report_dir)
+    if previous:
+        previous["dir"] = str(rd.report_dir)
     with atomic_dir(rd.report_dir) as tmp:
-        pairs_html = _pairs_html(r, tmp, progress)
+        pairs_html = _pairs_html(r, tmp, progress, previous)
         loc, loc_cap = _locator_figure(r, tmp)
         areas, areas_cap = _areas_figure(r, tmp)
         nb, nb_cap = _neighbour_figure(r, tmp)

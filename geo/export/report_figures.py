@@ -7,8 +7,11 @@ file name (or None) and its caption.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -180,6 +183,86 @@ def _pair_figure(r: _Run, d0: str, d1: str, out: Path) -> tuple[str | None, dict
                fontsize=8, frameon=True, title="Legend", title_fontsize=8)
     fig.tight_layout(rect=(0, 0.1, 1, 1))
     return _save(fig, out / f"pair_{d0}_{d1}.png"), masked
+
+
+FIGURE_INDEX = "figures.json"
+"""In ``report/``: per pair figure, the digest of what it draws and its masked fractions, so a
+rebuilt report (a claim saved, a watch run with one new date) copies the figures whose inputs
+did not change instead of drawing them again."""
+_FIGURE_DIGEST_VERSION = "1"
+"""Bump when :func:`_pair_figure` draws differently from the same inputs."""
+
+
+def load_figure_index(report_dir: Path) -> dict[str, Any]:
+    """The previous report's :data:`FIGURE_INDEX`, or ``{}`` (missing, unreadable, foreign)."""
+    try:
+        data = json.loads((report_dir / FIGURE_INDEX).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) and data.get("version") == _FIGURE_DIGEST_VERSION \
+        else {}
+
+
+def _drawn_digest(h: Any, gdf: gpd.GeoDataFrame | None) -> None:
+    """Feed ``h`` what a panel draws of ``gdf``: outlines, their colour columns and labels."""
+    if gdf is None:
+        h.update(b"\x00none")
+        return
+    for col in ("site_id", "status", "event"):
+        if col in gdf.columns:
+            h.update(col.encode() + b"\x1f" + "\x1e".join(map(str, gdf[col].tolist())).encode())
+    for wkb in shapely.to_wkb(np.asarray(gdf.geometry.values, dtype=object)):
+        h.update(b"\x1d" + (wkb if wkb is not None else b"-"))
+
+
+def _pair_digest(r: _Run, d0: str, d1: str) -> str:
+    """Everything :func:`_pair_figure` draws for ``(d0, d1)``, digested."""
+    h = hashlib.sha256(f"{_FIGURE_DIGEST_VERSION}|{d0}|{d1}|{r.crs}".encode())
+    for path in (r.scenes.get(d0), r.scenes.get(d1), r.probs.get((d0, d1))):
+        if path is not None and path.is_file():
+            st = path.stat()
+            h.update(f"|{path.name}|{st.st_size}|{st.st_mtime_ns}".encode())
+        else:
+            h.update(b"|-")
+    _drawn_digest(h, _on_date(r.footprints, d0))
+    _drawn_digest(h, _on_date(r.footprints, d1))
+    ch = r.changes
+    if ch is not None and {"date_from", "date_to"} <= set(ch.columns):
+        ch = ch[(ch["date_from"].astype(str) == d0) & (ch["date_to"].astype(str) == d1)]
+    _drawn_digest(h, ch)
+    credits = attributions(r.run, [d0, d1])
+    h.update(json.dumps([credits.get(d0), credits.get(d1), _present(r.footprints, "status"),
+                         _present(r.changes, "event")]).encode())
+    return h.hexdigest()
+
+
+def pair_figure(r: _Run, d0: str, d1: str, out: Path, previous: Mapping[str, Any],
+                index: dict[str, Any]) -> tuple[str | None, dict[str, float]]:
+    """:func:`_pair_figure`, or the previous report's copy when nothing it draws has changed.
+
+    ``previous`` is :func:`load_figure_index` of the report being replaced (its folder is
+    ``previous["dir"]``); the figure's digest and masked fractions go into ``index``.
+    """
+    digest = _pair_digest(r, d0, d1)
+    name = f"pair_{d0}_{d1}.png"
+    old = previous.get("figures", {}).get(name)
+    src = Path(previous["dir"]) / name if "dir" in previous else None
+    if isinstance(old, Mapping) and old.get("digest") == digest and src is not None \
+            and src.is_file():
+        shutil.copyfile(src, out / name)
+        masked = {str(k): float(v) for k, v in dict(old.get("masked", {})).items()}
+        index[name] = {"digest": digest, "masked": masked}
+        return name, masked
+    drawn, masked = _pair_figure(r, d0, d1, out)
+    if drawn is not None:
+        index[drawn] = {"digest": digest, "masked": masked}
+    return drawn, masked
+
+
+def write_figure_index(out: Path, index: Mapping[str, Any]) -> None:
+    """Write :data:`FIGURE_INDEX` into the report folder being built."""
+    (out / FIGURE_INDEX).write_text(json.dumps(
+        {"version": _FIGURE_DIGEST_VERSION, "figures": dict(index)}, indent=1), encoding="utf-8")
 
 
 def _area_columns(fp: pd.DataFrame) -> tuple[pd.Series, pd.Series, str] | None:
