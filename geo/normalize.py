@@ -127,21 +127,60 @@ def imad(
         if np.max(np.abs(rho - rho_old)) < tol:
             break
         rho_old = rho
-    xa = x.reshape(p, -1).T.astype(np.float64) - mean[:p]
-    ya = y.reshape(p, -1).T.astype(np.float64) - mean[p:]
-    mad_all = xa @ a - ya @ b
-    mad_all = (mad_all - np.median(mad_all[v.ravel()], axis=0)) / np.sqrt(sig2)
-    mad_all[~v.ravel()] = 0.0
-    c2_all = (mad_all**2).sum(1)
-    prob = _chi2_cdf(c2_all, p)
-    prob[~v.ravel()] = 0.0
-    return ImadResult(
-        chi2=c2_all.reshape(shape).astype(np.float32),
-        change_prob=prob.reshape(shape).astype(np.float32),
-        mad=mad_all.T.reshape(p, *shape).astype(np.float32),
-        rho=rho,
-        n_iter=n_iter,
-    )
+    chi2, prob, variates = _apply(x, y, v, mean, a, b, sig2)
+    return ImadResult(chi2=chi2, change_prob=prob, mad=variates, rho=rho, n_iter=n_iter)
+
+
+_APPLY_BLOCK_PX = 1 << 18
+"""Pixels per block of iMAD's whole-image pass: its float64 temporaries are bounded by the
+block (they were five whole-image float64 arrays, about 170 bytes per pixel for 4 bands)."""
+
+
+def _mad_block(x: NDArray[np.float32], y: NDArray[np.float32], sl: slice,
+               mean: NDArray[np.float64], a: NDArray[np.float64], b: NDArray[np.float64]
+               ) -> NDArray[np.float64]:
+    """The MAD variates of the flat pixels ``sl``, shape ``(pixels, p)``, in float64."""
+    p = x.shape[0]
+    xa = x.reshape(p, -1)[:, sl].T.astype(np.float64) - mean[:p]
+    ya = y.reshape(p, -1)[:, sl].T.astype(np.float64) - mean[p:]
+    out: NDArray[np.float64] = xa @ a - ya @ b
+    return out
+
+
+def _apply(x: NDArray[np.float32], y: NDArray[np.float32], v: NDArray[np.bool_],
+           mean: NDArray[np.float64], a: NDArray[np.float64], b: NDArray[np.float64],
+           sig2: NDArray[np.float64]) -> tuple[NDArray[np.float32], NDArray[np.float32],
+                                               NDArray[np.float32]]:
+    """The fitted transform over the whole image, block by block: chi², probability, MAD.
+
+    Two passes: the variates (float32) give each one's median over the valid pixels; the
+    second pass recomputes them in float64, centres and scales them, and sums the chi-square.
+    The median is taken of the float32-stored variates (it differs from the float64 one by
+    at most half a float32 unit).
+    """
+    p = x.shape[0]
+    shape = x.shape[1:]
+    n = v.size
+    vr = v.ravel()
+    blocks = [slice(s, min(n, s + _APPLY_BLOCK_PX)) for s in range(0, n, _APPLY_BLOCK_PX)]
+    mad = np.empty((p, n), np.float32)
+    for sl in blocks:
+        mad[:, sl] = _mad_block(x, y, sl, mean, a, b).T
+    med = np.array([np.median(mad[i][vr]) for i in range(p)], dtype=np.float64)
+    scale = np.sqrt(sig2)
+    chi2 = np.zeros(n, np.float32)
+    prob = np.zeros(n, np.float32)
+    for sl in blocks:
+        m = (_mad_block(x, y, sl, mean, a, b) - med) / scale
+        ok = vr[sl]
+        m[~ok] = 0.0
+        c2 = (m**2).sum(1)
+        pr = _chi2_cdf(c2, p)
+        pr[~ok] = 0.0
+        mad[:, sl] = m.T
+        chi2[sl] = c2
+        prob[sl] = pr
+    return chi2.reshape(shape), prob.reshape(shape), mad.reshape(p, *shape)
 
 
 def _canonical_step(z: NDArray[np.float64], w: NDArray[np.float64], p: int
