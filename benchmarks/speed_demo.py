@@ -28,16 +28,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from memory_large import BARE  # the same bare decode as the large-AOI benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
-BARE = """
-import sys, rasterio
-total = 0.0
-for p in sys.argv[1:]:
-    with rasterio.open(p) as src:
-        for _, win in src.block_windows(1):
-            total += float(src.read(window=win).sum())
-"""
 
 
 def child(cmd: list[str]) -> dict[str, float]:
