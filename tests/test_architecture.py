@@ -25,8 +25,7 @@ FILE_IO_CALLS = {"np.load", "np.save", "json.load", "json.dump", "tomllib.load",
 # files of a pure package that are I/O glue on purpose (each with the reason)
 NOT_PURE = {
     "detect/tiled.py": "the pipeline's tiled detect stage reads scene windows from the run dir",
-    "detect/learned.py": "reads its own packaged weights (geo/detect/change_mlp.npz)",
-    "detect/cnn.py": "reads its own packaged weights (geo/detect/cnn.npz)",
+    "detect/weights.py": "opens the packaged weights for learned and cnn",
 }
 
 

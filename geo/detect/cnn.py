@@ -28,7 +28,6 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +43,7 @@ from geo.detect.common import (
     cleanup_mask,
     opening_radius_px,
 )
+from geo.detect.weights import packaged_weights
 from geo.errors import BandError, ConfigError
 from geo.geoarray import GeoArray
 
@@ -350,11 +350,7 @@ def held_out(dataset: str | None) -> Iterator[None]:
 @cache
 def load_cnn_models() -> dict[str, CnnModel]:
     """All models in the packaged ``cnn.npz``, by name (``all`` is the shipped one)."""
-    ref = resources.files("geo.detect").joinpath(_WEIGHTS)
-    if not ref.is_file():
-        raise ConfigError(f"geo/detect/{_WEIGHTS} is missing; reinstall factorywatch or run "
-                          "benchmarks/train_cnn.py to rebuild it")
-    with resources.as_file(ref) as path, np.load(path) as z:
+    with packaged_weights(_WEIGHTS, "benchmarks/train_cnn.py") as z:
         names = [str(n) for n in z["models"]]
         out = {}
         for n in names:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from typing import Any
 
 import numpy as np
@@ -27,6 +26,7 @@ from scipy import ndimage
 from geo.config import DetectParams
 from geo.detect.common import ChangeMap, change_map_from_probability
 from geo.detect.indices import excess_green_soft, sobel_magnitude, visible
+from geo.detect.weights import packaged_weights
 from geo.geoarray import GeoArray
 
 __all__ = [
@@ -178,11 +178,7 @@ def _from_arrays(z: np.lib.npyio.NpzFile, prefix: str) -> MlpModel:
 @cache
 def load_models() -> dict[str, MlpModel]:
     """The packaged models: ``all`` plus one per cross-validation fold (``fold:<group>``)."""
-    ref = resources.files("geo.detect").joinpath(_WEIGHTS)
-    if not ref.is_file():
-        raise FileNotFoundError(f"{_WEIGHTS} missing from geo/detect; run "
-                                "benchmarks/train_change_mlp.py")
-    with ref.open("rb") as fh, np.load(fh, allow_pickle=False) as z:
+    with packaged_weights(_WEIGHTS, "benchmarks/train_change_mlp.py") as z:
         prefixes = sorted({k.split("/")[0] for k in z.files})
         return {p: _from_arrays(z, p) for p in prefixes}
 
