@@ -58,6 +58,7 @@ __all__ = [
     "FEATURES",
     "MIN_CONFIDENCE",
     "DateClaim",
+    "MaskCache",
     "OutlineShapes",
     "Phase",
     "PhaseDate",
@@ -274,8 +275,13 @@ def _med_se(v: NDArray[np.float32]) -> tuple[NDArray[np.float64], NDArray[np.flo
     return med.astype(np.float64), (1.2533 * mad / np.sqrt(max(v.shape[1], 1))).astype(np.float64)
 
 
-def scene_stats(ga: GeoArray, outline: BaseGeometry | OutlineShapes, *, ring_m: float = 30.0
-                ) -> SceneStats | None:
+MaskCache = dict[tuple[tuple[float, ...], tuple[int, int]],
+                  tuple[NDArray[np.bool_], NDArray[np.bool_]]]
+"""One outline's inside and ring masks by window grid (transform, shape); see scene_stats."""
+
+
+def scene_stats(ga: GeoArray, outline: BaseGeometry | OutlineShapes, *, ring_m: float = 30.0,
+                mask_cache: MaskCache | None = None) -> SceneStats | None:
     """Statistics of one scene for one outline, or ``None`` when too little of it is valid.
 
     Parameters
@@ -286,6 +292,9 @@ def scene_stats(ga: GeoArray, outline: BaseGeometry | OutlineShapes, *, ring_m: 
     outline
         The building outline in the CRS of ``ga.grid``, or its :func:`outline_shapes` at
         ``ga.grid``'s pixel size (computed once for a series of scenes).
+    mask_cache
+        One dict per outline, kept across its scenes: scenes cut to the same window grid
+        (every scene of a run) reuse the masks instead of testing every pixel centre again.
     ring_m
         Width of the ring around the outline, metres (at least two pixels).
     """
@@ -296,7 +305,13 @@ def scene_stats(ga: GeoArray, outline: BaseGeometry | OutlineShapes, *, ring_m: 
     if win[0].stop <= win[0].start or win[1].stop <= win[1].start:
         return None
     ga = _crop(ga, win)
-    inside, ring = _masks(shapes, ga)
+    key = (tuple(ga.grid.transform)[:6], ga.grid.shape)
+    if mask_cache is not None and key in mask_cache:
+        inside, ring = mask_cache[key]
+    else:
+        inside, ring = _masks(shapes, ga)
+        if mask_cache is not None:
+            mask_cache[key] = (inside, ring)
     if inside.sum() == 0 or ring.sum() == 0:
         return None
     idx = _indices(ga)

@@ -23,7 +23,14 @@ from shapely.geometry.base import BaseGeometry
 from geo.aoi import Aoi
 from geo.errors import FactoryWatchError
 from geo.grid import Grid
-from geo.timeline import SceneStats, building_window, outline_shapes, scene_stats, window_grid
+from geo.timeline import (
+    MaskCache,
+    SceneStats,
+    building_window,
+    outline_shapes,
+    scene_stats,
+    window_grid,
+)
 
 __all__ = ["extra_series"]
 
@@ -79,11 +86,13 @@ def extra_series(source: Any, aoi: Aoi, grid: Grid, run_dates: set[str],
     wins = {sid: w for sid, w in wins.items() if 0 not in w.shape}
     try:
         extra = _extra_scenes(source, aoi, start, end, run_dates)
+        caches: dict[str, MaskCache] = {sid: {} for sid in wins}
         for s in extra:
             for sid, sub in wins.items():
                 ga = source.read(s, sub)
-                st = scene_stats(ga, shapes[sid] if ga.grid.res_m == grid.res_m
-                                 else outlines[sid])
+                same = ga.grid.res_m == grid.res_m
+                st = scene_stats(ga, shapes[sid] if same else outlines[sid],
+                                 mask_cache=caches[sid] if same else None)
                 if st is not None:
                     out[sid].append(st)
     except FactoryWatchError as err:

@@ -35,6 +35,7 @@ from geo.rundir import RunDir
 from geo.timeline import (
     EVENTS,
     FEATURES,
+    MaskCache,
     SceneStats,
     Timeline,
     building_window,
@@ -88,28 +89,31 @@ def _boxes(wins: dict[str, tuple[slice, slice]]) -> list[tuple[Window, list[str]
     return [(Window.from_slices(*w), [sid]) for sid, w in wins.items()]
 
 
-def _reads(wins: dict[str, tuple[slice, slice]]) -> list[tuple[Window, list[str]]]:
-    """Every read of a scene: per :data:`READ_BLOCK_PX` block, :func:`_boxes` of its windows."""
+def _blocks(wins: dict[str, tuple[slice, slice]]) -> list[list[tuple[Window, list[str]]]]:
+    """Per :data:`READ_BLOCK_PX` block (row-major), the reads of its windows (:func:`_boxes`)."""
     blocks: dict[tuple[int, int], dict[str, tuple[slice, slice]]] = {}
     for sid, (rr, cc) in wins.items():
         key = (rr.start // READ_BLOCK_PX, cc.start // READ_BLOCK_PX)
         blocks.setdefault(key, {})[sid] = (rr, cc)
-    return [read for key in sorted(blocks) for read in _boxes(blocks[key])]
+    return [_boxes(blocks[key]) for key in sorted(blocks)]
 
 
-def _read_windows(path: Path, mask_path: Path, meta: DateRecord, grid: Grid,
-                  wins: dict[str, tuple[slice, slice]]) -> Iterator[tuple[str, GeoArray]]:
-    """Each window of a run scene (on ``grid`` already: plain windowed reads, no warp).
+def _reads(wins: dict[str, tuple[slice, slice]]) -> list[tuple[Window, list[str]]]:
+    """Every read of a scene: per :data:`READ_BLOCK_PX` block, :func:`_boxes` of its windows."""
+    return [read for block in _blocks(wins) for read in block]
 
-    Yields ``(site id, window)`` read by :func:`_reads`: the scene, its nodata mask and the
-    valid mask of the checkpoint (clouds) over each read's box, cut into its windows; a read's
-    pixels are released before the next read. Nothing outside the windows' boxes is read.
+
+def _read_boxes(path: Path, mask_path: Path, meta: DateRecord, grid: Grid,
+                wins: dict[str, tuple[slice, slice]], reads: list[tuple[Window, list[str]]]
+                ) -> Iterator[tuple[str, GeoArray]]:
+    """``(site id, window)`` of one run scene for ``reads``, the files opened once.
+
+    Each read is the scene, its nodata mask and the valid mask of the checkpoint (clouds) over
+    its box, cut into its windows; a read's pixels are released before the next read.
     """
-    if not wins:
-        return
     with rasterio.Env(**GDAL_ENV), rasterio.open(path) as src, contextlib.ExitStack() as stack:
         vm = stack.enter_context(rasterio.open(mask_path)) if mask_path.is_file() else None
-        for box, sids in _reads(wins):
+        for box, sids in reads:
             arr = src.read(window=box, out_dtype="float32")
             valid = (np.all(src.read_masks(window=box) > 0, axis=0)
                      & np.all(np.isfinite(arr), axis=0))
@@ -126,25 +130,39 @@ def _read_windows(path: Path, mask_path: Path, meta: DateRecord, grid: Grid,
             del arr, valid
 
 
+def _read_windows(path: Path, mask_path: Path, meta: DateRecord, grid: Grid,
+                  wins: dict[str, tuple[slice, slice]]) -> Iterator[tuple[str, GeoArray]]:
+    """Each window of a run scene (on ``grid`` already: plain windowed reads, no warp).
+
+    Yields ``(site id, window)`` read by :func:`_reads`; nothing outside the windows' boxes is
+    read.
+    """
+    if wins:
+        yield from _read_boxes(path, mask_path, meta, grid, wins, _reads(wins))
+
+
 def _series(run: RunDir, grid: Grid, outlines: dict[str, BaseGeometry]
             ) -> dict[str, list[SceneStats]]:
     """Per site, the statistics of every usable scene, read window by window.
 
     Only each building's window (outline, ring and margin: :func:`building_window`) of the
-    scene and of its valid mask is read, one bounded group at a time (:func:`_reads`).
+    scene and of its valid mask is read, block by block (:func:`_blocks`): all dates of one
+    block before the next, so each site's inside and ring masks are computed once for all
+    its scenes, and memory follows one block.
     """
     shapes = {sid: outline_shapes(g, grid.res_m) for sid, g in outlines.items()}
     wins = {sid: w for sid, sh in shapes.items()
             if 0 not in window_grid(grid, w := building_window(grid, sh)).shape}
     out: dict[str, list[SceneStats]] = {sid: [] for sid in outlines}
-    for date, path in run.scenes().items():
-        meta = _usable_meta(run, date, grid.res_m)
-        if meta is None:
-            continue
-        for sid, ga in _read_windows(path, run.valid_mask(date), meta, grid, wins):
-            st = scene_stats(ga, shapes[sid])
-            if st is not None:
-                out[sid].append(st)
+    dates = [(path, run.valid_mask(date), meta) for date, path in run.scenes().items()
+             if (meta := _usable_meta(run, date, grid.res_m)) is not None]
+    for reads in _blocks(wins):
+        caches: dict[str, MaskCache] = {sid: {} for _, sids in reads for sid in sids}
+        for path, mask_path, meta in dates:
+            for sid, ga in _read_boxes(path, mask_path, meta, grid, wins, reads):
+                st = scene_stats(ga, shapes[sid], mask_cache=caches[sid])
+                if st is not None:
+                    out[sid].append(st)
     return out
 
 
