@@ -21,18 +21,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _child import run_child  # noqa: E402
 
 READ = """
 import sys, numpy as np, rasterio
@@ -78,18 +79,13 @@ def write_pair(root: Path, size: int) -> tuple[Path, Path]:
     return paths
 
 
+SINGLE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+                 "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": "1"}
+"""Every arm on one thread (BLAS, OpenMP, OTB's ITK), so CPU seconds compare like with like."""
+
+
 def child(cmd: list[str]) -> dict[str, float]:
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env={**os.environ, "OMP_NUM_THREADS": "1",
-                                 "OPENBLAS_NUM_THREADS": "1", "ITK_GLOBAL_DEFAULT_NUMBER_OF_"
-                                 "THREADS": "1"})
-    out = proc.stdout.read().decode() if proc.stdout else ""
-    _, status, ru = os.wait4(proc.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{cmd[:3]} failed:\n{out[-2000:]}")
-    return {"cpu_s": round(ru.ru_utime + ru.ru_stime, 2), "peak_rss_mb": round(
-        ru.ru_maxrss / 1024), "wall_s": round(time.perf_counter() - t0, 2)}
+    return run_child(cmd, env=SINGLE_THREAD)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"SYNTHETIC 4-band float32 pair, {ns.size}² px ({mpx:.0f} Mpx over both dates)")
     print("| arm | CPU s | peak RSS MB | Mpx/s (CPU) |\n|---|---|---|---|")
     for k, v in rows.items():
-        print(f"| {k} | {v['cpu_s']:.1f} | {v['peak_rss_mb']} | {mpx / 2 / v['cpu_s']:.2f} |")
+        print(f"| {k} | {v['cpu_s']:.1f} | {v['peak_rss_mb']:.0f} | {mpx / 2 / v['cpu_s']:.2f} |")
     if ns.json is not None:
         ns.json.write_text(json.dumps({"size": ns.size, "rows": rows}, indent=2))
     return 0

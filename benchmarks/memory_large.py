@@ -24,11 +24,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +36,9 @@ from affine import Affine
 from rasterio.windows import Window
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _child import run_child
 
 RES = 0.5
 ORIGIN = (400000.0, 5000000.0)
@@ -142,17 +142,10 @@ for p in sys.argv[1:]:
 
 
 def measure(cmd: list[str], log: Path) -> dict[str, Any]:
-    """Run ``cmd`` as a child; its peak RSS and CPU from ``wait4``, and the wall time."""
-    t0 = time.perf_counter()
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    with log.open("w") as f:
-        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
-        _, status, ru = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"{cmd[:4]} failed ({proc.returncode}); see {log}")
-    return {"cpu_s": round(ru.ru_utime + ru.ru_stime, 1), "peak_rss_mb": round(
-        ru.ru_maxrss / 1024), "wall_s": round(time.perf_counter() - t0, 1)}
+    """Run ``cmd`` as a child (:func:`_child.run_child`, output to ``log``), rounded."""
+    r = run_child(cmd, log=log)
+    return {"cpu_s": round(r["cpu_s"], 1), "peak_rss_mb": round(r["peak_rss_mb"]),
+            "wall_s": round(r["wall_s"], 1)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,33 +19,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _child import run_child
 from memory_large import BARE  # the same bare decode as the large-AOI benchmark
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def child(cmd: list[str]) -> dict[str, float]:
-    """Run ``cmd``; its CPU seconds (user + system), peak RSS in MB and wall seconds."""
-    t0 = time.perf_counter()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    _, status, ru = os.wait4(proc.pid, 0)
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{cmd[:4]} failed: {err[-2000:]}")
-    return {"cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss_mb": ru.ru_maxrss / 1024,
-            "wall_s": time.perf_counter() - t0}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,11 +44,11 @@ def main(argv: list[str] | None = None) -> int:
         files = write_demo(Path(tmp) / "inputs")
         tifs = sorted(map(str, files.imagery.glob("*.tif")))
         for i in range(ns.repeats):  # interleaved, so drifts in the machine's load hit all arms
-            arms["bare"].append(child([sys.executable, "-c", BARE, *tifs]))
-            arms["import"].append(child([sys.executable, "-c",
+            arms["bare"].append(run_child([sys.executable, "-c", BARE, *tifs]))
+            arms["import"].append(run_child([sys.executable, "-c",
                                          "import geo.pipeline, geo.export.report"]))
             out = Path(tmp) / f"run{i}"
-            arms["run"].append(child([sys.executable, "-m", "geo.cli", "run", str(files.config),
+            arms["run"].append(run_child([sys.executable, "-m", "geo.cli", "run", str(files.config),
                                       "-o", str(out), "-q"]))
             run = json.loads((out / "run.json").read_text())
             stages.append({s["stage"]: float(s.get("cpu_s") or 0.0) for s in run["stages"]})
