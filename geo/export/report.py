@@ -360,15 +360,16 @@ def _legend_html(r: _Run) -> str:
             "right) and the imagery credit (lower right).</p></div>")
 
 
-def _pairs_html(r: _Run, tmp: Path, progress: Progress | None,
-                previous: Mapping[str, Any]) -> list[str]:
+def _pairs_html(r: _Run, tmp: Path, progress: Progress | None, previous_dir: Path
+                ) -> list[str]:
     out: list[str] = []
     pairs = _pairs(r)
     credits = attributions(r.run, sorted(r.scenes))
+    previous = load_figure_index(previous_dir)
     index: dict[str, Any] = {}
     for d0, d1 in (progress(pairs, "report figures") if progress else pairs):
         t0 = time.perf_counter()
-        name, masked = pair_figure(r, d0, d1, tmp, previous, index)
+        name, masked = pair_figure(r, d0, d1, tmp, previous_dir, previous, index)
         log.debug("report: figure %s → %s in %.1f s (masked %s)", d0, d1,
                   time.perf_counter() - t0, {d: round(m, 3) for d, m in masked.items()})
         if name is None:
@@ -436,11 +437,8 @@ def write_report(run_dir: str | Path, *,
     run_dir = Path(run_dir)
     rd = RunDir(run_dir)
     r = _load(run_dir)
-    previous = load_figure_index(rd.report_dir)
-    if previous:
-        previous["dir"] = str(rd.report_dir)
     with atomic_dir(rd.report_dir) as tmp:
-        pairs_html = _pairs_html(r, tmp, progress, previous)
+        pairs_html = _pairs_html(r, tmp, progress, rd.report_dir)
         loc, loc_cap = _locator_figure(r, tmp)
         areas, areas_cap = _areas_figure(r, tmp)
         nb, nb_cap = _neighbour_figure(r, tmp)

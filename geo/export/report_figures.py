@@ -194,13 +194,18 @@ _FIGURE_DIGEST_VERSION = "1"
 
 
 def load_figure_index(report_dir: Path) -> dict[str, Any]:
-    """The previous report's :data:`FIGURE_INDEX`, or ``{}`` (missing, unreadable, foreign)."""
+    """The figures of a report's :data:`FIGURE_INDEX` by file name.
+
+    ``{}`` when the index is missing, unreadable or of another digest version.
+    """
     try:
         data = json.loads((report_dir / FIGURE_INDEX).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    return data if isinstance(data, dict) and data.get("version") == _FIGURE_DIGEST_VERSION \
-        else {}
+    if not isinstance(data, dict) or data.get("version") != _FIGURE_DIGEST_VERSION:
+        return {}
+    figures = data.get("figures")
+    return figures if isinstance(figures, dict) else {}
 
 
 def _drawn_digest(h: Any, gdf: gpd.GeoDataFrame | None) -> None:
@@ -236,19 +241,19 @@ def _pair_digest(r: _Run, d0: str, d1: str) -> str:
     return h.hexdigest()
 
 
-def pair_figure(r: _Run, d0: str, d1: str, out: Path, previous: Mapping[str, Any],
-                index: dict[str, Any]) -> tuple[str | None, dict[str, float]]:
+def pair_figure(r: _Run, d0: str, d1: str, out: Path, previous_dir: Path,
+                previous: Mapping[str, Any], index: dict[str, Any]
+                ) -> tuple[str | None, dict[str, float]]:
     """:func:`_pair_figure`, or the previous report's copy when nothing it draws has changed.
 
-    ``previous`` is :func:`load_figure_index` of the report being replaced (its folder is
-    ``previous["dir"]``); the figure's digest and masked fractions go into ``index``.
+    ``previous`` is :func:`load_figure_index` of ``previous_dir``, the report being replaced;
+    the figure's digest and masked fractions go into ``index``.
     """
     digest = _pair_digest(r, d0, d1)
     name = f"pair_{d0}_{d1}.png"
-    old = previous.get("figures", {}).get(name)
-    src = Path(previous["dir"]) / name if "dir" in previous else None
-    if isinstance(old, Mapping) and old.get("digest") == digest and src is not None \
-            and src.is_file():
+    old = previous.get(name)
+    src = previous_dir / name
+    if isinstance(old, Mapping) and old.get("digest") == digest and src.is_file():
         shutil.copyfile(src, out / name)
         masked = {str(k): float(v) for k, v in dict(old.get("masked", {})).items()}
         index[name] = {"digest": digest, "masked": masked}
