@@ -47,7 +47,8 @@ from geo.rundir import RunDir, RunSession, begin_run, check_target
 from geo.runner import Progress, StageRunner, Stages, no_progress
 from geo.sources import Scene, open_source
 from geo.sources.local import file_sha256
-from geo.stages import change_pair, detect_date, prepare_date, write_json
+from geo.stage_steps import write_json
+from geo.stages import change_pair, detect_date, prepare_date
 
 __all__ = ["Progress", "RunContext", "changes_from_events", "run_aoi", "run_vector"]
 

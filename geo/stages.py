@@ -25,10 +25,9 @@ from geo.reading import read_to_grid
 from geo.records import ChangePair, DateRecord, DetectResult
 from geo.rundir import RunDir
 from geo.sources import Scene
-from geo.stage_steps import MIN_VALID_FRAC, new_record, record_norm, record_shift, write_json
+from geo.stage_steps import new_record, record_norm, record_shift, write_json
 
-__all__ = ["MIN_VALID_FRAC", "change_pair", "detect_date", "load_scene", "new_record",
-           "prepare_date", "record_norm", "record_shift", "write_json"]
+__all__ = ["change_pair", "detect_date", "load_scene", "prepare_date"]
 
 log = logging.getLogger(__name__)
 

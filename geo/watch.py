@@ -71,7 +71,8 @@ from geo.records import ChangePair, DateRecord, RunInputs, RunSummary
 from geo.rundir import RunDir, begin_run, safe_name
 from geo.runner import Stages
 from geo.sources import Scene, open_source
-from geo.stages import change_pair, detect_date, prepare_date, write_json
+from geo.stage_steps import write_json
+from geo.stages import change_pair, detect_date, prepare_date
 
 __all__ = [
     "EXIT_CHANGED",
