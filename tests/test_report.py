@@ -177,6 +177,9 @@ def test_rebuild_redraws_only_the_pair_figures_whose_inputs_changed(
     from geo.export import report_figures as rf
 
     run = Path(shutil.copytree(run_dir, tmp_path / "run"))
+    mine = tmp_path / "analyst_notes.txt"  # the user's file beside the run: never touched
+    mine.write_text("mine")
+    before = (mine.read_bytes(), mine.stat().st_mtime_ns)
     write_report(run)
     drawn: list[tuple[str, str]] = []
     real = rf._pair_figure
@@ -199,3 +202,5 @@ def test_rebuild_redraws_only_the_pair_figures_whose_inputs_changed(
     drawn.clear()
     write_report(run)
     assert len(drawn) == len(pngs)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["analyst_notes.txt", "run"]
+    assert (mine.read_bytes(), mine.stat().st_mtime_ns) == before
