@@ -183,8 +183,8 @@ def test_rebuild_redraws_only_the_pair_figures_whose_inputs_changed(
     write_report(run)
     drawn: list[tuple[str, str]] = []
     real = rf._pair_figure
-    monkeypatch.setattr(rf, "_pair_figure", lambda r, d0, d1, out: (
-        drawn.append((d0, d1)), real(r, d0, d1, out))[1])
+    monkeypatch.setattr(rf, "_pair_figure", lambda r, d0, d1, out, layouts=None: (
+        drawn.append((d0, d1)), real(r, d0, d1, out, layouts))[1])
     pngs = {p.name: p.read_bytes() for p in (run / "report").glob("pair_*.png")}
     assert len(pngs) >= 2
     write_report(run)

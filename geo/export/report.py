@@ -367,9 +367,10 @@ def _pairs_html(r: _Run, tmp: Path, progress: Progress | None, previous_dir: Pat
     credits = attributions(r.run, sorted(r.scenes))
     previous = load_figure_index(previous_dir)
     index: dict[str, Any] = {}
+    layouts: dict[bool, dict[str, float]] = {}
     for d0, d1 in (progress(pairs, "report figures") if progress else pairs):
         t0 = time.perf_counter()
-        name, masked = pair_figure(r, d0, d1, tmp, previous_dir, previous, index)
+        name, masked = pair_figure(r, d0, d1, tmp, previous_dir, previous, index, layouts)
         log.debug("report: figure %s → %s in %.1f s (masked %s)", d0, d1,
                   time.perf_counter() - t0, {d: round(m, 3) for d, m in masked.items()})
         if name is None:
