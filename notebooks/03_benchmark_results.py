@@ -47,6 +47,7 @@ if DATASET is None:
         f"LEVIR-CD crops not found at {candidates[0] / LEVIR}"
         + (" (from FACTORYWATCH_SHARED)" if env else " or in any shared/ folder above here")
         + "; set FACTORYWATCH_SHARED to the shared/ folder that holds data/levir_cd/crops_256")
+# FW_BENCH_METHODS (optional): the methods to compare, comma-separated (the notebook test runs one)
 METHODS = os.environ.get("FW_BENCH_METHODS", "cva,rgb-objects").split(",")
 DATASET
 

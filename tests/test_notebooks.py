@@ -66,6 +66,11 @@ def test_notebook_runs(path: Path, tmp_path: Path, kernel_env: dict[str, str],
     for k, v in kernel_env.items():
         monkeypatch.setenv(k, v)
     monkeypatch.setenv("FW_WORKDIR", str(tmp_path))
+    # the notebooks' own knobs for a shorter run (each documented in its notebook); what they
+    # leave out runs elsewhere: the 1 m demo in conftest's demo_cli (tests/test_pipeline.py),
+    # cva benchmarked in test_detection_demo_bench.py and test_benchmark.py
+    monkeypatch.setenv("FW_DEMO_RES_M", "2")  # 01: the demo series at 2 m, a quarter the pixels
+    monkeypatch.setenv("FW_BENCH_METHODS", "rgb-objects")  # 03: one method, not two
     monkeypatch.setenv("FACTORYWATCH_SHARED", str(SHARED))
     nb = jupytext.read(path)
     client = nbclient.NotebookClient(nb, kernel_name=KERNEL, timeout=600,

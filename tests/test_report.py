@@ -83,9 +83,19 @@ def test_sections_and_numbers(report: tuple[Path, str]) -> None:
     assert "kanggye:s1 is 2.25x the area of its neighbour" in text
 
 
-def test_not_synthetic_and_no_claims(tmp_path: Path) -> None:
-    run = make_run_dir(tmp_path / "run", claims=False)
+def _copy_with_report(run_dir: Path, tmp_path: Path) -> Path:
+    """A copy of the module's run with its report: the HTML is written anew, the unchanged pair
+    figures are copied from the old report (the fresh drawing is the ``report`` fixture's)."""
+    run = Path(shutil.copytree(run_dir, tmp_path / "run"))
+    assert (run / "report" / "index.html").is_file()
+    return run
+
+
+def test_not_synthetic_and_no_claims(report: tuple[Path, str], run_dir: Path,
+                                     tmp_path: Path) -> None:
+    run = _copy_with_report(run_dir, tmp_path)
     meta = json.loads((run / "run.json").read_text())
+    del meta["claims"]  # as make_run_dir(claims=False) writes it
     meta["synthetic"] = False
     (run / "run.json").write_text(json.dumps(meta))
     text = write_report(run).read_text()
@@ -93,8 +103,9 @@ def test_not_synthetic_and_no_claims(tmp_path: Path) -> None:
     assert "claim verdict" not in text and "Claims checked" not in text
 
 
-def test_claims_in_claimresult_vocabulary(tmp_path: Path) -> None:
-    run = make_run_dir(tmp_path / "run", claims=False)
+def test_claims_in_claimresult_vocabulary(report: tuple[Path, str], run_dir: Path,
+                                          tmp_path: Path) -> None:
+    run = _copy_with_report(run_dir, tmp_path)
     meta = json.loads((run / "run.json").read_text())
     meta["claims"] = [{"verdict": "undecidable", "estimate": 2.04, "lo": 1.93, "hi": 2.16,
                        "subject_id": "kanggye:s1", "reference_id": "kanggye:s2",
