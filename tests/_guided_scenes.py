@@ -40,8 +40,26 @@ class Series:
     """``truth[date][name]`` = true area in m² (0 where absent)."""
 
 
+_RENDERED: dict[tuple[int, tuple[float, float]],
+                tuple[list[np.ndarray], Affine, list[dict[str, object]]]] = {}
+"""Rendered series by ``(seed, ORIGIN)``: rendering at 1 m costs about a second of CPU, and
+the same series is asked for by several tests (and twice by ``_guided_stac.serve_factory``)."""
+
+
 def render_scenes(seed: int = 0) -> tuple[list[np.ndarray], Affine, list[dict[str, object]]]:
-    """The SYNTHETIC dates as ``(4, 60, 60)`` float32 arrays, their transform and truth."""
+    """The SYNTHETIC dates as ``(4, 60, 60)`` float32 arrays, their transform and truth.
+
+    Deterministic in ``(seed, ORIGIN)``, so each is rendered once per process; every call
+    gets its own copies of the arrays and truth dicts.
+    """
+    key = (seed, ORIGIN)
+    if key not in _RENDERED:
+        _RENDERED[key] = _render_scenes(seed)
+    scenes, transform, truth = _RENDERED[key]
+    return [s.copy() for s in scenes], transform, [dict(t) for t in truth]
+
+
+def _render_scenes(seed: int) -> tuple[list[np.ndarray], Affine, list[dict[str, object]]]:
     rng = np.random.default_rng(seed)
     layers, truth = factory_layout(ORIGIN, STAGES)
     spec = S2Spec(size_m=(600, 600))

@@ -93,5 +93,5 @@ def write_config(root: Path, api: str, *, start: str, end: str, period: str = "m
         f'start = "{start}"\nend = "{end}"\nperiod = "{period}"\n'
         f'cache_dir = "{root / "cache"}"\nmax_retries = 2\n'
         '[grid]\nresolution_m = 10.0\n[detect]\nmin_area_m2 = 2000.0\n'
-        '[output]\nreport = false\n')
+        '[output]\nreport = false\nrasters = false\n')  # no change rasters: not looked at
     return cfg

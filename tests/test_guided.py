@@ -153,7 +153,7 @@ def test_demo_guided_mode_with_perturbed_truth_priors(tmp_path: Path) -> None:
 
     files = write_demo(tmp_path / "inputs")
     with open(files.config, "a") as f:  # buildings.csv is the point here, not the HTML report
-        f.write("\n[output]\nreport = false\n")
+        f.write("\n[output]\nreport = false\nrasters = false\n")  # nor the change rasters
     truth = gpd.read_file(files.truth).to_crs(DEMO_EPSG)
     truth["date"] = truth["date"].astype(str).str[:10]
     last = truth.sort_values("date").groupby("hall").last()

@@ -355,7 +355,8 @@ def _write_config(tmp_path: Path, api: str, **extra: str) -> Path:
              f'end = "{END}"', 'period = "month"', f'cache_dir = "{tmp_path / "cache"}"',
              "max_retries = 2"]
     lines += [f"{k} = {v}" for k, v in extra.items()]
-    lines += ["", "[output]", "report = false"]  # figures are not what is compared here
+    # figures and change rasters are not what is compared here (scenes/ and masks/ are)
+    lines += ["", "[output]", "report = false", "rasters = false"]
     p = tmp_path / "ryongsong_test.toml"
     p.write_text("\n".join(lines) + "\n")
     return p

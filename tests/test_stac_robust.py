@@ -142,7 +142,8 @@ def test_cli_run_finishes_through_errors_and_drops(srv: StacServer, tmp_path: Pa
     cfg = tmp_path / "aoi.toml"
     cfg.write_text(f'[aoi]\ngeometry = "aoi.geojson"\n[source]\nkind = "stac"\napi = "{srv.url}"\n'
                    f'start = "{START}"\nend = "{END}"\nperiod = "month"\n'
-                   f'cache_dir = "{tmp_path / "cache"}"\n[output]\nreport = false\n')
+                   f'cache_dir = "{tmp_path / "cache"}"\n[output]\nreport = false\n'
+                   'rasters = false\n')
     srv.chaos(error_rate=0.2, drop_rate=0.1, seed=3)
     r = CliRunner().invoke(main, ["run", str(cfg), "-o", str(tmp_path / "run"), "--json", "-q"])
     srv.state.chaos = None

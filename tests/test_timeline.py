@@ -159,7 +159,9 @@ def _write_run_inputs(root: Path, h: ts.History) -> Path:
                    'path = "imagery"\n[grid]\nresolution_m = 10.0\n[detect]\n'
                    # the stack is aligned by construction; co-registration stays on: on
                    # this featureless 300 m patch it must refuse its noise peaks
-                   'min_area_m2 = 2000.0\n[output]\nreport = false\n[coreg]\n'
+                   # change rasters (output.rasters) are not looked at here: not written
+                   'min_area_m2 = 2000.0\n[output]\nreport = false\nrasters = false\n'
+                   '[coreg]\n'
                    'enabled = true\n')
     return cfg
 
