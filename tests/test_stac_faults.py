@@ -80,9 +80,14 @@ def test_search_retries_500s(stac: StacServer, tmp_path: Path) -> None:
 
 
 def test_search_retries_a_slow_answer(stac: StacServer, tmp_path: Path) -> None:
+    n0 = stac.n_requests_to("/search")
+    assert len(_source(stac, tmp_path / "clean", timeout_s=0.5).search(AOI, START, END)) == 3
+    clean = stac.n_requests_to("/search") - n0
     stac.inject("/search", "slow", times=1, delay_s=2.0)
-    src = _source(stac, tmp_path, timeout_s=0.5)
+    src = _source(stac, tmp_path / "slow", timeout_s=0.5)
     assert len(src.search(AOI, START, END)) == 3
+    # the slow answer was given up after timeout_s and asked again, not waited out
+    assert stac.n_requests_to("/search") - n0 == 2 * clean + 1
 
 
 def test_search_dropped_mid_body(stac: StacServer, tmp_path: Path) -> None:

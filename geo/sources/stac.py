@@ -584,7 +584,9 @@ class StacSource:
         io = StacApiIO(timeout=self.policy.timeout_s, max_retries=api_retry(self.policy))
         out: list[dict[str, Any]] = []
         try:
-            client = Client.open(self.api_url, stac_io=io)
+            # the timeout again here: Client.open sets the StacApiIO's timeout to its own
+            # (None: wait for ever) unless it is given
+            client = Client.open(self.api_url, stac_io=io, timeout=self.policy.timeout_s)
             search = client.search(collections=list(self.collections),
                                    intersects=query["intersects"], datetime=query["datetime"],
                                    limit=100)
