@@ -123,8 +123,12 @@ def disk_full_error(err: BaseException, path: str | Path, probe: str | Path | No
     """
     if isinstance(err, DiskFullError):
         return err
+    # rasterio raises SystemError("Unknown GDAL Error") when a COG write hits the file-size
+    # limit half way
+    gdal_unknown = isinstance(err, SystemError) and "GDAL" in str(err)
     if isinstance(err, FactoryWatchError) or not (
-            isinstance(err, OSError) or type(err).__module__.split(".")[0] in _IO_LIBS):
+            isinstance(err, OSError) or gdal_unknown
+            or type(err).__module__.split(".")[0] in _IO_LIBS):
         return None
     code = err.errno if isinstance(err, OSError) else None
     text = _FULL_TEXT.search(str(err))

@@ -350,6 +350,58 @@ def test_disk_full_names_the_device_and_keeps_partial(tmp_path: Path, demo_input
     assert (out / "run.json").is_file() and not (small_tmpfs / "run.partial").exists()
 
 
+@pytest.fixture(scope="module")
+def demo_inputs_2m(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo series at 2 m (a quarter of the pixels), report off; returns the config."""
+    import dataclasses
+
+    from geo.demo import write_demo
+    from geo.synthetic import default_spec
+
+    spec = dataclasses.replace(default_spec(), res_m=2.0)
+    cfg = Path(write_demo(tmp_path_factory.mktemp("demo_2m"), spec).config)
+    cfg.write_text(cfg.read_text() + "\n[output]\nreport = false\n")
+    return cfg
+
+
+def test_a_cog_cut_short_by_a_full_disk_is_not_checkpointed(tmp_path: Path,
+                                                            demo_inputs_2m: Path) -> None:
+    """At 1 MB the disk fills half way through a scene COG. libtiff only logs that failure, so
+    the file used to be published and checkpointed, and the resume then failed on it ("read
+    failed ... the file may be corrupt"); the write is read back before it is published."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
+                       capture_output=True, check=False)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({r.stderr.decode().strip()})")
+    try:
+        out = mnt / "run"
+        code, err = invoke("run", str(demo_inputs_2m), "-o", str(out), "-q")
+        assert code == 1
+        one_error(err, f"no space left on {mnt} writing {out}.partial", "rerun the same command")
+        subprocess.run(["mount", "-o", "remount,size=64m", str(mnt)], check=True)
+        code, err = invoke("run", str(demo_inputs_2m), "-o", str(out), "-v")
+        assert code == 0, err
+        assert "resuming the interrupted run" in err
+        assert (out / "run.json").is_file() and not (mnt / "run.partial").exists()
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_a_file_size_limit_inside_a_cog_write_is_a_full_disk(tmp_path: Path,
+                                                             demo_inputs_2m: Path) -> None:
+    """At 400 kB the limit is hit inside GDAL's COG writer, which raised SystemError("Unknown
+    GDAL Error") and came out as an "unexpected" error."""
+    out = tmp_path / "run"
+    r = subprocess.run([*FW, "run", str(demo_inputs_2m), "-o", str(out), "-q"],
+                       capture_output=True, text=True, timeout=300,
+                       preexec_fn=lambda: _fsize_limit(400_000), check=False)
+    assert r.returncode == 1, r.stderr
+    one_error(r.stderr, "no space left on", f"writing {out}.partial", "file-size limit")
+    assert not out.exists()
+
+
 def _fsize_limit(limit: int) -> None:
     import resource
 

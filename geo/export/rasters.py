@@ -9,6 +9,7 @@ it styled: true colour for scenes, a 0–1 ramp for change probability, a palett
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import math
 from collections.abc import Iterator, Mapping, Sequence
@@ -183,10 +184,35 @@ def write_cog(
             _describe(ds, kind, band_names, tags)
         with mem.open() as src:
             rasterio.shutil.copy(src, tmp, driver="COG", **options)
+        _check_written(tmp, arr)
     ranges = display_ranges(arr, nodata) if kind == "scene" else None
     write_raster_qml(kind, path.with_suffix(".qml"), band_names=band_names, value_ranges=ranges)
     log.debug("cog: %s %s %s", path.name, kind, arr.shape)
     return path
+
+
+def _check_written(path: Path, expected: NDArray[Any] | None) -> None:
+    """Read the finished file back, block row by block row, before it is published.
+
+    libtiff reports a write that fails half way (a full disk under GDAL's COG driver) as a
+    logged error, not an exception, and the file it leaves decodes only in part: published
+    and checkpointed, it would break the resume. A block that does not decode raises here
+    (:func:`geo._atomic.atomic_path` maps it to a full disk when space is short); pixels
+    that differ from ``expected`` (the in-memory array) raise ``OSError(EIO)``. Memory is
+    bounded by one row of blocks.
+    """
+    with rasterio.open(path) as ds:
+        step = max(ds.block_shapes[0][0], 1)
+        for r0 in range(0, ds.height, step):
+            win = Window(0, r0, ds.width, min(step, ds.height - r0))
+            got = ds.read(window=win)
+            if expected is None:
+                continue
+            want = expected[:, r0:r0 + win.height]
+            if got.shape != want.shape or not np.array_equal(got, want, equal_nan=np.issubdtype(
+                    want.dtype, np.floating)):
+                raise OSError(errno.EIO, "GDAL left an incomplete file (its pixels do not read "
+                              "back as written)", str(path))
 
 
 class CogBlocks:
@@ -264,6 +290,7 @@ def cog_blocks(
             with rasterio.open(stage) as src:
                 rasterio.shutil.copy(src, tmp, driver="COG",
                                      **_cog_options(kind, overview_count(grid.shape)))
+            _check_written(tmp, None)
         finally:
             stage.unlink(missing_ok=True)
             stage.with_name(stage.name + ".aux.xml").unlink(missing_ok=True)
