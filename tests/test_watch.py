@@ -72,8 +72,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
 
     Function-scoped: one test uses it, and the processes should not idle (and use CPU)
     through the rest of the module. They run in their own sessions and hold nothing worth
-    a graceful shutdown, so they are killed outright at the end (SIGTERM made a worker wait
-    for its vanishing scheduler, up to the old 20 s timeout).
+    a graceful shutdown, so they are killed outright at the end (after SIGTERM, their
+    graceful shutdown sometimes ran into the old 20 s wait).
     """
     from distributed import Client
 
