@@ -6,7 +6,8 @@ folder of each AOI gets the first ``n_dates`` images; :func:`add_date` adds the 
 geo.demo writes a series' last date in Web Mercator; a fifth, unused date takes that place so
 that the four watched dates are all UTM (on a 200 m scene the Web Mercator date fails
 co-registration, in ``run`` as in ``watch``). Only ``site_a`` writes the HTML report (its own
-``[output]`` key wins over the watchlist's default ``report = false``), to save CPU.
+``[output]`` key wins over the watchlist's default ``report = false``), to save CPU; with
+``report=False`` no AOI does (``[output]`` may change between watch runs of one store).
 Everything here is SYNTHETIC and labelled so (file names, tags, AOI properties).
 """
 
@@ -46,9 +47,10 @@ def spec_for(k: int) -> SceneSpec:
                      seed=100 + k)
 
 
-def write_series(root: Path, n_aois: int = 3, n_dates: int = 3) -> Path:
+def write_series(root: Path, n_aois: int = 3, n_dates: int = 3, *, report: bool = True) -> Path:
     """Write ``n_aois`` AOIs under ``root/sites`` with the first ``n_dates`` images each and a
-    watchlist ``root/watchlist.toml``; return the watchlist."""
+    watchlist ``root/watchlist.toml``; return the watchlist. ``report``: ``site_a`` writes the
+    HTML report (see :func:`set_report`)."""
     sites = root / "sites"
     sites.mkdir(parents=True)
     for k in range(n_aois):
@@ -62,7 +64,7 @@ def write_series(root: Path, n_aois: int = 3, n_dates: int = 3) -> Path:
             f'# SYNTHETIC watch test series\n[aoi]\ngeometry = "{name}.geojson"\n'
             f'name = "{name}"\n\n[source]\nkind = "local"\npath = "../imagery/{name}"\n\n'
             '[grid]\nresolution_m = 1.0\n\n[coreg]\nmax_residual_m = 1.0\n'
-            + ("\n[output]\nreport = true\n" if k == 0 else ""))
+            + (f"\n[output]\nreport = {str(report).lower()}\n" if k == 0 else ""))
         for date in DATES[:n_dates]:
             add_date(root, name, date)
     wl = root / "watchlist.toml"
@@ -73,6 +75,16 @@ def write_series(root: Path, n_aois: int = 3, n_dates: int = 3) -> Path:
                   '[[claim]]\naoi = "site_a"\nsubject = "site_a:s3"\nreference = "neighbour"\n'
                   'relation = ">"\nfactor = 2\n')
     return wl
+
+
+def set_report(root: Path, name: str, report: bool) -> None:
+    """Switch the HTML report of AOI ``name`` (of :func:`write_series` under ``root``) on or
+    off: only ``[output]`` changes, which a watch accepts between runs of the same store."""
+    toml = root / "sites" / f"{name}.toml"
+    text = toml.read_text()
+    for old in ("report = true", "report = false"):
+        text = text.replace(f"[output]\n{old}\n", "")
+    toml.write_text(text.rstrip("\n") + f"\n\n[output]\nreport = {str(report).lower()}\n")
 
 
 def image_for(root: Path, name: str, date: str) -> Path:

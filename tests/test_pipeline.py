@@ -17,11 +17,12 @@ from geo.pipeline import run_aoi
 
 
 def _lean(config_path: Path) -> Any:
-    """The demo config without the report and rasters: for tests that compare tables only."""
+    """The demo config without the report and the GeoPackage: for tests that compare the
+    GeoJSON tables only (the session's demo run writes and tests both)."""
     import dataclasses
 
     c = load_config(config_path)
-    return dataclasses.replace(c, output=dataclasses.replace(c.output, report=False))
+    return dataclasses.replace(c, output=dataclasses.replace(c.output, report=False, gpkg=False))
 
 
 def test_growing_hall_area_within_5pct(demo_run: dict[str, Any]) -> None:
@@ -134,11 +135,21 @@ def test_interrupted_run_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def test_overwrite_replaces_only_when_complete(tmp_path: Path, demo_run: dict[str, Any]) -> None:
+    import dataclasses
     import shutil
 
     from geo.errors import RunDirError
 
-    config = _lean(demo_run["files"].config)  # the report is not the point here
+    # two of the demo's four dates make a complete run to replace the old one with
+    files = demo_run["files"]
+    dates = json.loads((Path(demo_run["summary"].run_dir) / "run.json").read_text())["dates"]
+    imagery = tmp_path / "imagery"
+    imagery.mkdir()
+    for tif in sorted(Path(files.imagery).glob("*.tif"))[:2]:
+        shutil.copy2(tif, imagery / tif.name)
+    config = _lean(files.config)  # the report is not the point here
+    config = dataclasses.replace(config, source=dataclasses.replace(config.source,
+                                                                    path=str(imagery)))
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "old.txt").write_text("x")
@@ -148,9 +159,12 @@ def test_overwrite_replaces_only_when_complete(tmp_path: Path, demo_run: dict[st
     out = tmp_path / "run"
     shutil.copytree(demo_run["summary"].run_dir, out)  # a run of ours (it has the marker)
     (out / "old.txt").write_text("x")
+    assert (out / "report").is_dir() and len(dates) == 4
     summary = run_aoi(config, out, overwrite=True)
-    assert not (out / "old.txt").exists()
-    assert (Path(summary.run_dir) / "run.json").exists()
+    assert Path(summary.run_dir).resolve() == out.resolve() and not (out / "old.txt").exists()
+    assert not (out / "report").exists()  # replaced as a whole, not merged into
+    new_dates = json.loads((out / "run.json").read_text())["dates"]
+    assert len(new_dates) == 2 and set(new_dates) < set(dates)
 
 
 @pytest.mark.slow

@@ -26,7 +26,7 @@ def test_demo_run_tiled_equals_untiled(tmp_path: Path, caplog: pytest.LogCapture
     runs = {0: Path(demo_run["summary"].run_dir)}  # the session's demo run is untiled
     # the demo grid is 461 x 462 px: 256 cuts it into 4 tiles
     cfg = dataclasses.replace(config, detect=dataclasses.replace(config.detect, tile_px=256),
-                              output=dataclasses.replace(config.output, report=False))
+                              output=dataclasses.replace(config.output, report=False, gpkg=False))
     runs[256] = Path(run_aoi(cfg, tmp_path / "run_256").run_dir)
     a = gpd.read_file(runs[0] / "footprints.geojson")
     b = gpd.read_file(runs[256] / "footprints.geojson")

@@ -47,7 +47,7 @@ def test_streamed_run_equals_in_memory_run(tmp_path: Path, demo_run: dict[str, A
     config = dataclasses.replace(
         config, grid=dataclasses.replace(config.grid, memory_budget_mb=10.0),
         detect=dataclasses.replace(config.detect, tile_px=256, change_method="cva"),
-        output=dataclasses.replace(config.output, report=False))
+        output=dataclasses.replace(config.output, report=False, gpkg=False))
     caplog.set_level(logging.INFO, logger="geo")
     run = Path(run_aoi(config, tmp_path / "streamed").run_dir)
     logs = [r.getMessage() for r in caplog.records]
