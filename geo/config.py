@@ -148,6 +148,9 @@ class SourceConfig:
     """HTTP retries with exponential backoff on 5xx and timeouts."""
     timeout_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
     """HTTP timeout per request, in seconds."""
+    backoff_s: Annotated[float, Field(ge=0, le=60)] = 0.5
+    """First retry delay in seconds (doubling per retry, at most 8 s; GDAL's own retries
+    wait this long each)."""
     search_ttl_h: NonNeg = 24.0
     """Reuse a cached STAC search younger than this many hours (offline: any age)."""
     bands: tuple[str, ...] = ()
@@ -175,6 +178,7 @@ class SourceConfig:
         _check_pos("source.search_ttl_h", self.search_ttl_h, allow_zero=True)
         _check_pos("source.aoi_buffer_m", self.aoi_buffer_m, allow_zero=True)
         _check_pos("source.timeout_s", self.timeout_s)
+        _check_pos("source.backoff_s", self.backoff_s, allow_zero=True)
         _check_in("source.sign", self.sign, ("auto", "none", "planetary-computer", "sas-token"))
         if self.sign == "sas-token" and "{collection}" not in self.sign_token_url:
             raise ConfigError(

@@ -144,6 +144,9 @@ def test_cli_run_finishes_through_errors_and_drops(srv: StacServer, tmp_path: Pa
                    f'start = "{START}"\nend = "{END}"\nperiod = "month"\n'
                    f'cache_dir = "{tmp_path / "cache"}"\n[output]\nreport = false\n'
                    'rasters = false\n')
+    # the default retries, each after 0.05 s (the default 0.5 s doubling made this test sleep
+    # ~14 s of its 15); the delay itself is in geo/http.py's RetryPolicy doctest
+    cfg.write_text(cfg.read_text().replace("period = ", "backoff_s = 0.05\nperiod = "))
     srv.chaos(error_rate=0.2, drop_rate=0.1, seed=3)
     r = CliRunner().invoke(main, ["run", str(cfg), "-o", str(tmp_path / "run"), "--json", "-q"])
     srv.state.chaos = None

@@ -519,7 +519,8 @@ class StacSource:
             s.api, collections=s.collections, cache_dir=s.cache_dir or None, period=s.period,
             max_cloud_frac=s.max_cloud_frac, min_valid_frac=s.min_valid_frac,
             aoi_buffer_m=s.aoi_buffer_m,
-            policy=RetryPolicy(max_retries=s.max_retries, timeout_s=s.timeout_s),
+            policy=RetryPolicy(max_retries=s.max_retries, timeout_s=s.timeout_s,
+                               backoff_s=s.backoff_s),
             offline=offline, search_ttl_h=s.search_ttl_h, sign=s.sign,
             sign_token_url=s.sign_token_url,
         )
