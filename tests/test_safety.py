@@ -14,6 +14,7 @@ fails before it writes; ``demo /`` is tested at the library level only.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -315,11 +316,11 @@ def test_demo_refuses_a_filesystem_root() -> None:
 
 
 # --- disk full --------------------------------------------------------------------------------
-@pytest.fixture
-def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
-    mnt = tmp_path / "mnt"
+@contextlib.contextmanager
+def _tmpfs(mnt: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` mounted on the new folder ``mnt`` (skip where mounting fails)."""
     mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)],
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)],
                        capture_output=True, check=False)
     if r.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({r.stderr.decode().strip()})")
@@ -327,6 +328,12 @@ def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
         yield mnt
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    with _tmpfs(tmp_path / "mnt", "3m") as mnt:
+        yield mnt
 
 
 def test_disk_full_names_the_device_and_keeps_partial(tmp_path: Path, demo_inputs: Path,
@@ -369,13 +376,7 @@ def test_a_cog_cut_short_by_a_full_disk_is_not_checkpointed(tmp_path: Path,
     """At 1 MB the disk fills half way through a scene COG. libtiff only logs that failure, so
     the file used to be published and checkpointed, and the resume then failed on it ("read
     failed ... the file may be corrupt"); the write is read back before it is published."""
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
-                       capture_output=True, check=False)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({r.stderr.decode().strip()})")
-    try:
+    with _tmpfs(tmp_path / "mnt", "1m") as mnt:
         out = mnt / "run"
         code, err = invoke("run", str(demo_inputs_2m), "-o", str(out), "-q")
         assert code == 1
@@ -385,8 +386,6 @@ def test_a_cog_cut_short_by_a_full_disk_is_not_checkpointed(tmp_path: Path,
         assert code == 0, err
         assert "resuming the interrupted run" in err
         assert (out / "run.json").is_file() and not (mnt / "run.partial").exists()
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def test_a_file_size_limit_inside_a_cog_write_is_a_full_disk(tmp_path: Path,
