@@ -340,7 +340,9 @@ def test_an_unreachable_scheduler_fails_before_anything_is_written(tmp_path: Pat
     import dask
 
     wl = write_series(tmp_path, n_aois=1, n_dates=1)
-    with dask.config.set({"distributed.comm.timeouts.connect": "3s"}):  # dask's own setting
+    # dask's own setting; the port is closed, so any timeout shows the error (it was 3 s of
+    # retrying a refused connection)
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
         r = CliRunner().invoke(main, ["watch", str(wl), "-o", str(tmp_path / "w"), "--scheduler",
                                       f"tcp://127.0.0.1:{_free_port()}"])
     assert r.exit_code == 1 and "cannot reach the Dask scheduler" in r.output
