@@ -54,12 +54,18 @@ def changes_from_events(events: pd.DataFrame, footprints: gpd.GeoDataFrame) -> g
     if len(events) and len(footprints):
         by = {(s, d): g for s, d, g in zip(footprints["site_id"], footprints["date"],
                                            footprints.geometry, strict=True)}
+        made: dict[int, tuple[BaseGeometry | None, BaseGeometry | None]] = {}
         for i, ev in enumerate(events.itertuples(index=False), 1):
             kind = str(ev.event)
             if kind == "unchanged":
                 continue
-            geom = _polygonal(change_geometry(kind, by.get((ev.site_id, ev.date_from)),
-                                              by.get((ev.site_id, ev.date_to))))
+            raw = change_geometry(kind, by.get((ev.site_id, ev.date_from)),
+                                  by.get((ev.site_id, ev.date_to)))
+            # a footprint on several rows (a merged site's outline on each of its merged
+            # events) is made valid once: by object, kept alive in ``made`` so ids stay unique
+            if id(raw) not in made:
+                made[id(raw)] = (raw, _polygonal(raw))
+            geom = made[id(raw)][1]
             if geom is None:
                 continue
             when = str(ev.date_to or ev.date_from)

@@ -19,6 +19,8 @@ from geo import timeline_synth as ts
 from geo.cli import main
 from geo.config import load_config
 from geo.export.timeline_figure import timeline_figure_html
+from geo.geoarray import GeoArray
+from geo.grid import Grid
 from geo.pipeline import run_aoi
 from geo.rundir import RunDir
 
@@ -89,6 +91,59 @@ def test_outline_shapes_once_give_the_same_statistics_as_per_scene() -> None:
     assert len(cache) == len({(tuple(g.grid.transform), g.grid.shape) for g in same[:12]})
     with pytest.raises(ValueError, match="pixels"):
         tl.scene_stats(same[0], tl.outline_shapes(out, 3 * res))
+
+
+def _blank(grid: Grid) -> GeoArray:
+    return GeoArray(data=np.zeros((2, *grid.shape), np.float32), valid=np.ones(grid.shape, bool),
+                    grid=grid, date="2021-08-01", bands=("red", "nir"))
+
+
+def test_pixel_edged_outline_masks_match_the_buffered_ones() -> None:
+    """A polygonised outline's masks from its own pixels (no buffers) are the buffers' pixels:
+    holes, one-pixel necks, pixels touching at a corner, several parts, outlines too thin for
+    a 3 x 3 block, windows cut by the grid edge, and rings whose outer edge falls on a pixel
+    centre (those take the buffers)."""
+    import rasterio.features
+    import shapely
+    from affine import Affine
+    from shapely.geometry import shape
+
+    rng = np.random.default_rng(11)
+    t = Affine(10.0, 0.0, 452970.0, 0.0, -10.0, 5412830.0)
+    grid = Grid("EPSG:32631", t, (24, 24))
+    kinds = {"lattice": 0, "buffers": 0}
+    for trial in range(6):
+        blob = rng.random((24, 24)) < (0.6 if trial % 3 else 0.25)
+        blob[:, :2] = blob[:2, :] = False
+        lab = blob.astype("uint8")
+        outlines = [shape(g) for g, v in rasterio.features.shapes(lab, transform=t) if v == 1]
+        outlines.append(shapely.union_all(outlines))  # many parts, holes
+        for out in outlines[-3:]:
+            for ring_m in (30.0, 45.0, 10.0):
+                sh = tl.outline_shapes(out, 10.0, ring_m=ring_m)
+                assert sh.lattice is not None
+                for win in (tl.building_window(grid, sh, ring_m=ring_m),
+                            (slice(0, 12), slice(10, 24))):
+                    g = tl.window_grid(grid, win)
+                    ga = _blank(g)
+                    fast = tl._lattice_masks(sh, ga)
+                    slow = tl._buffer_masks(tl.outline_shapes(out, 10.0, ring_m=ring_m), ga)
+                    kinds["buffers" if fast is None else "lattice"] += 1
+                    if fast is not None:
+                        assert np.array_equal(fast[0], slow[0]), (trial, ring_m)
+                        assert np.array_equal(fast[1], slow[1]), (trial, ring_m)
+    assert kinds["lattice"] >= 60 and kinds["buffers"] >= 30  # ring_m = 45: 5.5 px, on a centre
+    # a one-pixel strip: its shrunk outline is empty, so the core is the strip itself
+    strip = tl.outline_shapes(shapely.box(453000.0, 5412500.0, 453010.0, 5412700.0), 10.0)
+    masks = tl._lattice_masks(strip, _blank(Grid("EPSG:32631", t, (60, 60))))
+    assert masks is not None and masks[0].sum() == 20
+    # a vertex off the lattice, or a grid of another origin, take the buffers
+    sq = shapely.box(453000.0, 5412500.0, 453200.0, 5412700.0)
+    assert tl.outline_shapes(shapely.box(453000.0, 5412500.0, 453205.0, 5412700.0), 10.0
+                             ).lattice is None
+    assert tl._lattice_masks(tl.outline_shapes(sq, 10.0), _blank(grid)) is not None
+    shifted = Grid("EPSG:32631", Affine(10.0, 0.0, 452975.0, 0.0, -10.0, 5412830.0), (60, 60))
+    assert tl._lattice_masks(tl.outline_shapes(sq, 10.0), _blank(shifted)) is None
 
 
 def test_landsat_and_s2_scenes_agree_on_the_roof() -> None:

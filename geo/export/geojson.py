@@ -37,10 +37,24 @@ def _rounded(geoms: NDArray[Any], precision: int) -> NDArray[Any]:
 
     Pointwise rounding first (linear in the vertices); only a geometry it made invalid is
     snapped again with GEOS's validity-preserving precision model, which costs far more on
-    large outlines (3 s for one 10 km² built-up region at 10 m).
+    large outlines (3 s for one 10 km² built-up region at 10 m). Equal geometries (the same
+    WKB: a merged site's outline on each of its change rows) are rounded once and the result
+    shared: rounding is a function of the geometry alone.
     """
     if not len(geoms):
         return geoms
+    first: dict[bytes | None, int] = {}
+    inv = np.array([first.setdefault(w, i) for i, w in enumerate(shapely.to_wkb(geoms))])
+    if len(first) < len(geoms):
+        uniq = np.array(list(first.values()))
+        out = np.empty(len(geoms), dtype=object)
+        out[uniq] = _rounded_each(geoms[uniq], precision)
+        shared: NDArray[Any] = out[inv]
+        return shared
+    return _rounded_each(geoms, precision)
+
+
+def _rounded_each(geoms: NDArray[Any], precision: int) -> NDArray[Any]:
     grid = 10.0 ** -precision
     out = shapely.set_precision(geoms, grid, mode="pointwise")
     bad = ~shapely.is_valid(out)
@@ -59,12 +73,15 @@ def _feature_texts(gdf: gpd.GeoDataFrame, id_field: str, precision: int) -> list
     geoms = _rounded(geoms, precision)
     cols = [c for c in g.columns if c != g.geometry.name]
     out = []
+    texts: dict[int, str] = {}  # by geometry object: _rounded shares equal geometries' results
     for geom, (_, row) in zip(geoms, g[cols].iterrows(), strict=True):
         props = {c: _scalar(row[c]) for c in cols}
         fid = props.get(id_field)
         head = json.dumps({"type": "Feature", "id": str(fid) if fid is not None else None,
                            "properties": props}, ensure_ascii=False, separators=(",", ":"))
-        gj = "null" if geom is None or geom.is_empty else shapely.to_geojson(geom)
+        if (gj := texts.get(id(geom))) is None:
+            gj = texts[id(geom)] = ("null" if geom is None or geom.is_empty
+                                    else shapely.to_geojson(geom))
         out.append(f'{head[:-1]},"geometry":{gj}}}')
     return out
 
