@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _runfixture import DATES, make_run_dir
@@ -84,8 +85,10 @@ def test_sections_and_numbers(report: tuple[Path, str]) -> None:
 
 
 def _copy_with_report(run_dir: Path, tmp_path: Path) -> Path:
-    """A copy of the module's run with its report: the HTML is written anew, the unchanged pair
-    figures are copied from the old report (the fresh drawing is the ``report`` fixture's)."""
+    """A copy of the module's run with its report: the HTML is written anew, the figures whose
+    inputs are unchanged are copied from the old report (the fresh drawing is the ``report``
+    fixture's; test_rebuild_redraws_only_the_other_figures_whose_inputs_changed checks which
+    are redrawn)."""
     run = Path(shutil.copytree(run_dir, tmp_path / "run"))
     assert (run / "report" / "index.html").is_file()
     return run
@@ -181,37 +184,85 @@ def test_renders_in_headless_chromium(report: tuple[Path, str], tmp_path: Path) 
     assert any(c == (255, 243, 205) and n > 10_000 for n, c in top)
 
 
-def test_rebuild_redraws_only_the_pair_figures_whose_inputs_changed(
-        run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A rebuilt report copies a pair figure when nothing it draws changed (a saved claim, a
-    watch run), and redraws it when an outline of one of its dates did."""
+def test_rebuild_redraws_only_the_figures_whose_inputs_changed(
+        report: tuple[Path, str], run_dir: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rebuilt report copies each figure (pairs, locator, areas, neighbour ratios, the map's
+    scene previews) when nothing it draws changed (a saved claim, a watch run), and redraws it
+    when something did: a claim's factor redraws the neighbour ratios only (their claim line),
+    a site's status the locator and the areas, an outline of one date the pairs of that date
+    and the areas, a rewritten scene its pair and the previews; a damaged index draws all."""
+    import os
+
+    from geo.export import report as rep
     from geo.export import report_figures as rf
 
-    run = Path(shutil.copytree(run_dir, tmp_path / "run"))
+    run = _copy_with_report(run_dir, tmp_path)
     mine = tmp_path / "analyst_notes.txt"  # the user's file beside the run: never touched
     mine.write_text("mine")
     before = (mine.read_bytes(), mine.stat().st_mtime_ns)
+    drawn: list[str] = []
+
+    def spy(module: object, attr: str, label: str) -> None:
+        real = getattr(module, attr)
+
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            drawn.append(label if label != "pair" else f"pair {args[1]} {args[2]}")
+            return real(*args, **kwargs)
+        monkeypatch.setattr(module, attr, wrapped)
+    for attr, label in (("_locator_figure", "locator"), ("_areas_figure", "areas"),
+                        ("_neighbour_figure", "neighbours"), ("_pair_figure", "pair")):
+        spy(rf, attr, label)
+    spy(rep, "_view_previews", "view")
+    pairs = [f"pair {a} {b}" for a, b in itertools.pairwise(DATES)]
+
+    def pngs() -> dict[str, bytes]:
+        return {p.name: p.read_bytes() for p in (run / "report").glob("*.png")}
+
+    old = pngs()
+    assert {"locator.png", "areas.png", "neighbours.png"} <= set(old)
+    assert sum(n.startswith("view_") for n in old) == len(DATES)
+    assert sum(n.startswith("pair_") for n in old) == len(pairs)
+    text = write_report(run).read_text()
+    assert drawn == [] and pngs() == old
+    for name in old:
+        assert name in text or (name.startswith("view_") and name in (
+            run / "report" / "viewer-data.js").read_text())
+
+    meta = json.loads((run / "run.json").read_text())
+    meta["claims"][0]["factor"] = 1.5  # a claim checked again with another factor
+    (run / "run.json").write_text(json.dumps(meta))
     write_report(run)
-    drawn: list[tuple[str, str]] = []
-    real = rf._pair_figure
-    monkeypatch.setattr(rf, "_pair_figure", lambda r, d0, d1, out, layouts=None: (
-        drawn.append((d0, d1)), real(r, d0, d1, out, layouts))[1])
-    pngs = {p.name: p.read_bytes() for p in (run / "report").glob("pair_*.png")}
-    assert len(pngs) >= 2
+    assert drawn == ["neighbours"]
+    new = pngs()
+    assert new.pop("neighbours.png") != old.pop("neighbours.png") and new == old
+
+    drawn.clear()
+    sites = json.loads((run / "sites.geojson").read_text())
+    s3 = next(f for f in sites["features"] if f["properties"]["site_id"] == "kanggye:s3")
+    s3["properties"]["status"] = "grown"
+    (run / "sites.geojson").write_text(json.dumps(sites))
     write_report(run)
-    assert drawn == []
-    assert {p.name: p.read_bytes() for p in (run / "report").glob("pair_*.png")} == pngs
+    assert sorted(drawn) == ["areas", "locator"]
+
+    drawn.clear()
     fc = json.loads((run / "footprints.geojson").read_text())
-    last = max(f["properties"]["date"] for f in fc["features"])
-    feats = [f for f in fc["features"] if f["properties"]["date"] == last]
+    feats = [f for f in fc["features"] if f["properties"]["date"] == DATES[-1]]
     fc["features"].remove(feats[-1])
     (run / "footprints.geojson").write_text(json.dumps(fc))
     write_report(run)
-    assert drawn and all(last in pair for pair in drawn)
-    assert len(drawn) == sum(last in p.removesuffix(".png").split("_")[1:] for p in pngs)
-    (run / "report" / rf.FIGURE_INDEX).write_text("{not json")  # a damaged index: draw all
+    assert sorted(drawn) == ["areas", *(p for p in pairs if DATES[-1] in p)]
+
     drawn.clear()
+    scene = run / "scenes" / f"{DATES[0]}.tif"
+    st = scene.stat()
+    os.utime(scene, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))  # rewritten
     write_report(run)
-    assert len(drawn) == len(pngs)
+    assert sorted(drawn) == [*(p for p in pairs if DATES[0] in p), "view"]
+
+    drawn.clear()
+    (run / "report" / rf.FIGURE_INDEX).write_text("{not json")  # a damaged index: draw all
+    write_report(run)
+    assert sorted(drawn) == sorted(["locator", "areas", "neighbours", "view", *pairs])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["analyst_notes.txt", "run"]
     assert (mine.read_bytes(), mine.stat().st_mtime_ns) == before

@@ -268,18 +268,37 @@ def test_date_claim_on_a_run_without_timeline_is_one_line(tmp_path: Path) -> Non
     assert "Traceback" not in res.output
 
 
-def test_the_report_draws_the_timeline(tmp_path: Path, hall: tl.Timeline) -> None:
-    """write_report picks up timeline.csv (a SYNTHETIC series attached to fixture site s1)."""
+def test_the_report_draws_the_timeline(tmp_path: Path, hall: tl.Timeline,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """write_report picks up timeline.csv (a SYNTHETIC series attached to fixture site s1); a
+    rebuild copies the figure until the series changes."""
+    import shutil
+
+    from geo.export import report_figures as rf
     from geo.export.report import write_report
     from geo.export.tables import write_csv
     from geo.timeline_stage import series_table
 
     run = make_run_dir(tmp_path / "run")
-    write_csv(series_table({"kanggye:s1": hall}), RunDir(run).timeline_csv)
+    for raster_dir in ("scenes", "masks", "change"):  # no pair figures: not looked at here
+        shutil.rmtree(run / raster_dir)
+    csv = RunDir(run).timeline_csv
+    write_csv(series_table({"kanggye:s1": hall}), csv)
     index = write_report(run)
     text = index.read_text()
     assert 'alt="construction timeline"' in text and "kanggye:s1" in text
-    assert (index.parent / "timeline.png").is_file()
+    png = (index.parent / "timeline.png").read_bytes()
+    drawn: list[Path] = []
+    real = rf.timeline_figure_html
+    monkeypatch.setattr(rf, "timeline_figure_html", lambda path, *a, **k: (
+        drawn.append(path), real(path, *a, **k))[1])
+    again = write_report(run).read_text()
+    assert drawn == [] and (index.parent / "timeline.png").read_bytes() == png
+    assert 'alt="construction timeline"' in again
+    series = pd.read_csv(csv)
+    write_csv(series.iloc[: len(series) // 2], csv)  # the second half of the series is gone
+    write_report(run)
+    assert drawn == [csv] and (index.parent / "timeline.png").read_bytes() != png
 
 
 def test_window_reads_equal_one_box_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

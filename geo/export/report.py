@@ -49,14 +49,14 @@ from geo.export.report_data import (
     _to_rgba,
 )
 from geo.export.report_figures import (
-    _areas_figure,
-    _locator_figure,
-    _neighbour_figure,
-    load_figure_index,
+    FigureCache,
+    areas_figure,
+    locator_figure,
+    neighbour_figure,
     pair_figure,
-    write_figure_index,
+    timeline_figure,
+    view_digest,
 )
-from geo.export.timeline_figure import timeline_figure_html
 from geo.export.webmap import viewer_data, write_viewer
 from geo.rundir import RunDir
 
@@ -310,14 +310,12 @@ def _provenance(r: _Run) -> str:
     return "\n".join(parts)
 
 
-def _viewer_html(r: _Run, tmp: Path) -> str:
-    """The interactive map (footprints over the scenes, date slider), written into ``tmp``."""
-    fp = r.footprints
-    if fp is not None and fp.crs is not None and not fp.crs.is_projected and len(fp):
-        fp = fp.to_crs(fp.estimate_utm_crs())
-    dates = sorted(set(r.scenes) | set(_present(fp, "date")))
-    if not dates:
-        return "<p>No dates in this run: no map.</p>"
+def _view_previews(r: _Run) -> tuple[dict[str, NDArray[np.float64]], dict[str, float],
+                                      tuple[float, float, float, float] | None]:
+    """The map viewer's scene previews, their masked fractions and the first scene's extent.
+
+    The previews are RGBA with one stretch for all dates.
+    """
     previews: dict[str, NDArray[np.float64]] = {}
     masked: dict[str, float] = {}
     extent: tuple[float, float, float, float] | None = None
@@ -332,14 +330,47 @@ def _viewer_html(r: _Run, tmp: Path) -> str:
             rgba[~v] = mask_overlay(v)[~v]
             previews[d] = rgba
             masked[d] = float((~v).mean())
+    return previews, masked, extent
+
+
+_VIEW = "view"
+"""The viewer previews' entry in the figure index (``files``: the ``view_<date>.png``)."""
+
+
+def _viewer_html(r: _Run, cache: FigureCache) -> str:
+    """The interactive map (footprints over the scenes, date slider), written into the report.
+
+    The scene previews are copied from the report being replaced when the scenes are
+    unchanged (a saved claim, a rebuild).
+    """
+    fp = r.footprints
+    if fp is not None and fp.crs is not None and not fp.crs.is_projected and len(fp):
+        fp = fp.to_crs(fp.estimate_utm_crs())
+    dates = sorted(set(r.scenes) | set(_present(fp, "date")))
+    if not dates:
+        return "<p>No dates in this run: no map.</p>"
+    digest = view_digest(r)
+    old = cache.reuse(_VIEW, digest) if r.scenes else None
+    previews: dict[str, NDArray[np.float64]] = {}
+    if old is not None:
+        masked = {str(k): float(v) for k, v in dict(old.get("masked", {})).items()}
+        ext = old.get("extent")
+        extent = (float(ext[0]), float(ext[1]), float(ext[2]), float(ext[3])) if ext else None
+        names = [str(f) for f in old.get("files", [])]
+    else:
+        previews, masked, extent = _view_previews(r)
+        names = [f"view_{d}.png" for d in previews]
+        if previews:
+            cache.record(_VIEW, digest, files=names, masked=masked,
+                         extent=list(extent) if extent else None)
     crs = r.crs or (str(fp.crs) if fp is not None and fp.crs is not None else None)
     data = viewer_data(fp, dates, extent=extent,
-                       scenes={d: f"view_{d}.png" for d in previews},
+                       scenes={n.removeprefix("view_").removesuffix(".png"): n for n in names},
                        credits=attributions(r.run, dates) if r.scenes else
                        {d: "Footprints as digitised in the input files (no imagery)"
                         for d in dates}, masked=masked,
                        north_deg=north_angle_deg(crs, extent) if extent else 0.0)
-    return write_viewer(tmp, data, previews)
+    return write_viewer(cache.out, data, previews)
 
 
 def _legend_html(r: _Run) -> str:
@@ -360,17 +391,14 @@ def _legend_html(r: _Run) -> str:
             "right) and the imagery credit (lower right).</p></div>")
 
 
-def _pairs_html(r: _Run, tmp: Path, progress: Progress | None, previous_dir: Path
-                ) -> list[str]:
+def _pairs_html(r: _Run, cache: FigureCache, progress: Progress | None) -> list[str]:
     out: list[str] = []
     pairs = _pairs(r)
     credits = attributions(r.run, sorted(r.scenes))
-    previous = load_figure_index(previous_dir)
-    index: dict[str, Any] = {}
     layouts: dict[bool, dict[str, float]] = {}
     for d0, d1 in (progress(pairs, "report figures") if progress else pairs):
         t0 = time.perf_counter()
-        name, masked = pair_figure(r, d0, d1, tmp, previous_dir, previous, index, layouts)
+        name, masked = pair_figure(r, d0, d1, cache, layouts)
         log.debug("report: figure %s → %s in %.1f s (masked %s)", d0, d1,
                   time.perf_counter() - t0, {d: round(m, 3) for d, m in masked.items()})
         if name is None:
@@ -389,7 +417,6 @@ def _pairs_html(r: _Run, tmp: Path, progress: Progress | None, previous_dir: Pat
                   f"below the panels).{mask_note}{missing} "
                   f'<span class="attribution">{credit}</span>',
             f"before/after/change {d0} to {d1}"))
-    write_figure_index(tmp, index)
     if out:
         out.insert(0, _legend_html(r))
     else:
@@ -439,11 +466,12 @@ def write_report(run_dir: str | Path, *,
     rd = RunDir(run_dir)
     r = _load(run_dir)
     with atomic_dir(rd.report_dir) as tmp:
-        pairs_html = _pairs_html(r, tmp, progress, rd.report_dir)
-        loc, loc_cap = _locator_figure(r, tmp)
-        areas, areas_cap = _areas_figure(r, tmp)
-        nb, nb_cap = _neighbour_figure(r, tmp)
-        timeline = timeline_figure_html(rd.timeline_csv, r.sites, tmp)  # issue 16
+        cache = FigureCache(rd.report_dir, tmp)  # unchanged figures are copied, not drawn
+        pairs_html = _pairs_html(r, cache, progress)
+        loc, loc_cap = locator_figure(r, cache)
+        areas, areas_cap = areas_figure(r, cache)
+        nb, nb_cap = neighbour_figure(r, cache)
+        timeline = timeline_figure(r, rd.timeline_csv, cache)  # issue 16
         aoi_name = _aoi_label(r.run)
         synthetic = r.synthetic
         title = f"factorywatch report: {aoi_name or _display_name(run_dir)}"
@@ -462,7 +490,7 @@ def write_report(run_dir: str | Path, *,
             summary=_summary(r),
             locator=_figure(loc, loc_cap, "locator map") if loc else f"<p>{loc_cap}</p>",
             pairs="\n".join(pairs_html),
-            viewer=_viewer_html(r, tmp),
+            viewer=_viewer_html(r, cache),
             areas=(_figure(areas, areas_cap, "area over time") if areas
                    else f"<p>{areas_cap}</p>") + timeline,
             neighbours=(_figure(nb, nb_cap, "neighbour ratios") if nb else f"<p>{nb_cap}</p>"),
@@ -474,6 +502,7 @@ def write_report(run_dir: str | Path, *,
                       f"{_display_name(run_dir)}")
             + (" · <b>SYNTHETIC</b>" if synthetic else ""),
         )
+        cache.write()
         (tmp / rd.report_index.name).write_text(html_text, encoding="utf-8")
     out = rd.report_index
     log.info("report: %s (%d figures)", out, len(list(rd.report_dir.glob("*.png"))))

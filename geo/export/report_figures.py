@@ -35,6 +35,7 @@ from geo.export.furniture import (
 )
 from geo.export.qml import category_colour
 from geo.export.report_data import (
+    _MAX_PX,
     _aoi_geometry,
     _aoi_meta,
     _claim_list,
@@ -48,6 +49,7 @@ from geo.export.report_data import (
     _stretch,
     _to_rgba,
 )
+from geo.export.timeline_figure import TIMELINE_PNG, timeline_figure_html
 
 __all__: list[str] = []
 
@@ -257,28 +259,63 @@ def _pair_digest(r: _Run, d0: str, d1: str) -> str:
     return h.hexdigest()
 
 
-def pair_figure(r: _Run, d0: str, d1: str, out: Path, previous_dir: Path,
-                previous: Mapping[str, Any], index: dict[str, Any],
+class FigureCache:
+    """The figures of the report being replaced, reused when nothing they draw has changed.
+
+    ``previous_dir`` is the report folder being replaced (its :data:`FIGURE_INDEX`), ``out``
+    the folder being built. :meth:`reuse` copies a figure's files when the digest of what it
+    draws matches the old one; :meth:`record` notes a figure just drawn; :meth:`write` writes
+    the new index. Each entry is ``{"digest", "files"?, ...}`` plus what the figure's HTML
+    needs (masked fractions, caption); without ``files`` the entry's key is its one file.
+    """
+
+    def __init__(self, previous_dir: Path, out: Path) -> None:
+        self.previous_dir, self.out = previous_dir, out
+        self.previous = load_figure_index(previous_dir)
+        self.index: dict[str, Any] = {}
+
+    def reuse(self, key: str, digest: str) -> dict[str, Any] | None:
+        """The old entry of ``key`` (its files copied into ``out``), or None: draw it."""
+        old = self.previous.get(key)
+        if not isinstance(old, Mapping) or old.get("digest") != digest:
+            return None
+        files = old.get("files", [key])
+        if not isinstance(files, list) or not all(
+                isinstance(f, str) and f and Path(f).name == f
+                and (self.previous_dir / f).is_file() for f in files):
+            return None
+        for f in files:
+            shutil.copyfile(self.previous_dir / f, self.out / f)
+        entry = dict(old)
+        self.index[key] = entry
+        return entry
+
+    def record(self, key: str, digest: str, **meta: Any) -> None:
+        """Note the figure ``key`` just drawn, with what a later rebuild needs to reuse it."""
+        self.index[key] = {"digest": digest, **meta}
+
+    def write(self) -> None:
+        """Write :data:`FIGURE_INDEX` into the report folder being built."""
+        write_figure_index(self.out, self.index)
+
+
+def pair_figure(r: _Run, d0: str, d1: str, cache: FigureCache,
                 layouts: dict[bool, dict[str, float]] | None = None
                 ) -> tuple[str | None, dict[str, float]]:
     """:func:`_pair_figure`, or the previous report's copy when nothing it draws has changed.
 
-    ``previous`` is :func:`load_figure_index` of ``previous_dir``, the report being replaced;
-    the figure's digest and masked fractions go into ``index``; ``layouts`` is shared by the
+    The figure's digest and masked fractions go into ``cache``; ``layouts`` is shared by the
     pairs of one report (see :func:`_pair_figure`).
     """
     digest = _pair_digest(r, d0, d1)
     name = f"pair_{d0}_{d1}.png"
-    old = previous.get(name)
-    src = previous_dir / name
-    if isinstance(old, Mapping) and old.get("digest") == digest and src.is_file():
-        shutil.copyfile(src, out / name)
+    old = cache.reuse(name, digest)
+    if old is not None:
         masked = {str(k): float(v) for k, v in dict(old.get("masked", {})).items()}
-        index[name] = {"digest": digest, "masked": masked}
         return name, masked
-    drawn, masked = _pair_figure(r, d0, d1, out, layouts)
+    drawn, masked = _pair_figure(r, d0, d1, cache.out, layouts)
     if drawn is not None:
-        index[drawn] = {"digest": digest, "masked": masked}
+        cache.record(drawn, digest, masked=masked)
     return drawn, masked
 
 
@@ -286,6 +323,116 @@ def write_figure_index(out: Path, index: Mapping[str, Any]) -> None:
     """Write :data:`FIGURE_INDEX` into the report folder being built."""
     (out / FIGURE_INDEX).write_text(json.dumps(
         {"version": _FIGURE_DIGEST_VERSION, "figures": dict(index)}, indent=1), encoding="utf-8")
+
+
+_KIND_VERSION = {"locator": "1", "areas": "1", "neighbours": "1", "timeline": "1", "view": "1"}
+"""Per figure kind: bump when it draws differently from the same inputs (as
+:data:`_FIGURE_DIGEST_VERSION` for the pair figures)."""
+
+
+def _kind_hash(kind: str) -> Any:
+    return hashlib.sha256(f"{kind}|{_KIND_VERSION[kind]}|{_DPI}".encode())
+
+
+def _columns_digest(h: Any, df: pd.DataFrame | None, cols: tuple[str, ...]) -> None:
+    """Feed ``h`` the values of those of ``cols`` that ``df`` has, in row order."""
+    if df is None:
+        h.update(b"\x00none")
+        return
+    present = [c for c in cols if c in df.columns]
+    h.update(json.dumps([present, len(df)]).encode())
+    if present:
+        plain = pd.DataFrame({c: df[c].to_numpy() for c in present})
+        h.update(pd.util.hash_pandas_object(plain, index=False).to_numpy().tobytes())
+
+
+def _file_digest(h: Any, path: Path | None) -> None:
+    """Feed ``h`` a file's name, size and modification time (as the pair figures' rasters)."""
+    if path is not None and path.is_file():
+        st = path.stat()
+        h.update(f"|{path.name}|{st.st_size}|{st.st_mtime_ns}".encode())
+    else:
+        h.update(b"|-")
+
+
+def _cached(cache: FigureCache, name: str, digest: str,
+            draw: Any) -> tuple[str | None, str]:
+    """``draw(out)`` (a figure and its caption), or the previous report's copy of ``name``."""
+    old = cache.reuse(name, digest)
+    if old is not None:
+        return name, str(old.get("caption", ""))
+    drawn, caption = draw(cache.out)
+    if drawn is not None:
+        cache.record(drawn, digest, caption=caption)
+    return drawn, caption
+
+
+def locator_figure(r: _Run, cache: FigureCache) -> tuple[str | None, str]:
+    """:func:`_locator_figure`, reused when the AOI, grid and sites are unchanged."""
+    h = _kind_hash("locator")
+    aoi = _aoi_geometry(r)
+    h.update(b"-" if aoi is None else shapely.to_wkb(aoi))
+    h.update(json.dumps(_aoi_meta(r.run), sort_keys=True, default=str).encode())
+    _file_digest(h, _WORLD)
+    h.update(json.dumps(None if r.grid is None else [r.grid.crs, list(r.grid.bounds)]).encode())
+    h.update(str(None if r.sites is None else r.sites.crs).encode())
+    _drawn_digest(h, r.sites)
+    return _cached(cache, "locator.png", h.hexdigest(), lambda out: _locator_figure(r, out))
+
+
+_AREA_COLS = ("site_id", "date", "area_m2", "area_m2_lo", "area_m2_hi", "area_m2_sd",
+              "perimeter_m", "boundary_sd_m", "occluded")
+
+
+def areas_figure(r: _Run, cache: FigureCache) -> tuple[str | None, str]:
+    """:func:`_areas_figure`, reused when the footprints' areas and site statuses are unchanged."""
+    h = _kind_hash("areas")
+    _columns_digest(h, r.footprints, _AREA_COLS)
+    _columns_digest(h, r.sites, ("site_id", "status"))
+    return _cached(cache, "areas.png", h.hexdigest(), lambda out: _areas_figure(r, out))
+
+
+def neighbour_figure(r: _Run, cache: FigureCache) -> tuple[str | None, str]:
+    """:func:`_neighbour_figure`, reused when the ratios and the claims' factors are unchanged."""
+    h = _kind_hash("neighbours")
+    _columns_digest(h, r.sites, ("site_id", "neighbour_id", "area_m2", "neighbour_area_ratio",
+                                 "neighbour_area_ratio_lo", "neighbour_area_ratio_hi"))
+    h.update(json.dumps(_claim_factors(r.run)).encode())
+    return _cached(cache, "neighbours.png", h.hexdigest(), lambda out: _neighbour_figure(r, out))
+
+
+_TIMELINE_SITE_COLS = ("site_id", *(f"{ev}_{k}" for ev in ("cleared", "roofed")
+                                    for k in ("date_lo", "date_hi", "confidence")))
+
+
+def timeline_figure(r: _Run, timeline_csv: Path, cache: FigureCache) -> str:
+    """:func:`timeline_figure_html`, reused when the series and the dated events are unchanged.
+
+    ``""`` without ``timeline.csv``.
+    """
+    if not timeline_csv.is_file():
+        return ""
+    h = _kind_hash("timeline")
+    h.update(hashlib.sha256(timeline_csv.read_bytes()).digest())
+    _columns_digest(h, r.sites, _TIMELINE_SITE_COLS)
+    digest = h.hexdigest()
+    old = cache.reuse(TIMELINE_PNG, digest)
+    if old is not None:
+        return str(old.get("html", ""))
+    html_text: str = timeline_figure_html(timeline_csv, r.sites, cache.out, dpi=_DPI)
+    if html_text:
+        cache.record(TIMELINE_PNG, digest, html=html_text)
+    return html_text
+
+
+def view_digest(r: _Run) -> str:
+    """What the map viewer's scene previews (``view_<date>.png``) are made of, digested."""
+    h = _kind_hash("view")
+    h.update(f"|{_MAX_PX}".encode())
+    for d, path in sorted(r.scenes.items()):
+        h.update(d.encode())
+        _file_digest(h, path)
+    return str(h.hexdigest())
 
 
 def _area_columns(fp: pd.DataFrame) -> tuple[pd.Series, pd.Series, str] | None:

@@ -13,7 +13,10 @@ from matplotlib.figure import Figure
 
 from geo.export.furniture import PNG_OPTIONS
 
-__all__ = ["timeline_figure_html"]
+__all__ = ["TIMELINE_PNG", "timeline_figure_html"]
+
+TIMELINE_PNG = "timeline.png"
+"""The figure's file name in the report folder."""
 
 _COLOURS = {"vegetated": "#cfe8c4", "cleared": "#e8d3b0", "construction": "#f2c48d",
             "roofed": "#c9d3e6", "unknown": "#eeeeee"}
@@ -107,7 +110,7 @@ def timeline_figure_html(timeline_csv: Path, sites: pd.DataFrame | None, out: Pa
     fig.subplots_adjust(left=0.07, right=0.98, top=1 - 0.9 / (3.4 * len(sids) + 0.6),
                         bottom=0.35 / (3.4 * len(sids) + 0.6), hspace=0.45)
     FigureCanvasAgg(fig)
-    name = "timeline.png"
+    name = TIMELINE_PNG
     fig.savefig(out / name, dpi=dpi, facecolor="white", pil_kwargs=PNG_OPTIONS)
     names = ", ".join(html.escape(s) for s in sids)
     cap = (f"{names}: inside-minus-ring indices on every usable scene (multispectral: NDVI and "
