@@ -100,24 +100,31 @@ def user_folder(path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def demo_inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The SYNTHETIC demo's inputs (config, AOI, four GeoTIFFs); returns the config.
+def demo_inputs_2m(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The SYNTHETIC demo's inputs (config, AOI, four GeoTIFFs) at 2 m; returns the config.
 
+    2 m, not the demo's 1 m: a quarter of the pixels, and nothing these tests check depends
+    on the pixel size (the disk-full, file-size and kill -9 tests size their limits so that
+    each stops the run in the same scene, with the same error, as on the 1 m series).
     The config turns the HTML report off (as ``footprint_files`` does): these tests are about
     the run directory's files and what is around it, not the report, which comes after every
     stage that the disk-full, file-size and kill -9 tests stop (its temp folder and publishing
     are tested in test_report.py).
     """
-    from geo.demo import write_demo
+    import dataclasses
 
-    cfg = Path(write_demo(tmp_path_factory.mktemp("demo_inputs")).config)
+    from geo.demo import write_demo
+    from geo.synthetic import default_spec
+
+    spec = dataclasses.replace(default_spec(), res_m=2.0)
+    cfg = Path(write_demo(tmp_path_factory.mktemp("demo_2m"), spec).config)
     cfg.write_text(cfg.read_text() + "\n[output]\nreport = false\n")
     return cfg
 
 
 # --- -o DIR --overwrite ---------------------------------------------------------------------
 @pytest.mark.parametrize("cmd", ["measure", "run"])
-def test_overwrite_refuses_a_folder_of_user_files(tmp_path: Path, demo_inputs: Path,
+def test_overwrite_refuses_a_folder_of_user_files(tmp_path: Path, demo_inputs_2m: Path,
                                                   cmd: str) -> None:
     files = footprint_files(tmp_path / "fp")
     out = user_folder(tmp_path / "mine")
@@ -125,7 +132,7 @@ def test_overwrite_refuses_a_folder_of_user_files(tmp_path: Path, demo_inputs: P
     if cmd == "measure":
         code, err = measure(files, "-o", str(out), "--overwrite")
     else:
-        code, err = invoke("run", str(demo_inputs), "-o", str(out), "--overwrite", "-q")
+        code, err = invoke("run", str(demo_inputs_2m), "-o", str(out), "--overwrite", "-q")
     assert code == 1
     one_error(err, str(out), "not a factorywatch run directory", "-o")
     assert snapshot(tmp_path) == before
@@ -253,14 +260,14 @@ def test_aoi_name_stays_inside_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert len(runs) == 1 and (runs[0] / "run.json").is_file()
 
 
-def test_config_aoi_name_stays_inside_runs(tmp_path: Path, demo_inputs: Path,
+def test_config_aoi_name_stays_inside_runs(tmp_path: Path, demo_inputs_2m: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = tmp_path / "cfg" / "site.toml"
     cfg.parent.mkdir()
-    text = demo_inputs.read_text().replace('name = "kanggye_demo"', 'name = "../escaped"')
+    text = demo_inputs_2m.read_text().replace('name = "kanggye_demo"', 'name = "../escaped"')
     # keep the demo's inputs where they are
     text = re.sub(r'^(geometry|path) = "(.*)"$',
-                  lambda m: f'{m[1]} = "{demo_inputs.parent / m[2]}"', text, flags=re.M)
+                  lambda m: f'{m[1]} = "{demo_inputs_2m.parent / m[2]}"', text, flags=re.M)
     cfg.write_text(text)
     work = tmp_path / "work"
     user_folder(work / "runs" / "escaped")  # where the sanitised name lands: refused at once
@@ -332,15 +339,19 @@ def _tmpfs(mnt: Path, size: str) -> Iterator[Path]:
 
 @pytest.fixture
 def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
-    with _tmpfs(tmp_path / "mnt", "3m") as mnt:
+    """768 kB: the 2 m demo's first scene (290 kB) is written and checkpointed, its second
+    (610 kB) fills the disk (anywhere from 640 to 900 kB does the same)."""
+    with _tmpfs(tmp_path / "mnt", "768k") as mnt:
         yield mnt
 
 
-def test_disk_full_names_the_device_and_keeps_partial(tmp_path: Path, demo_inputs: Path,
+def test_disk_full_names_the_device_and_keeps_partial(tmp_path: Path, demo_inputs_2m: Path,
                                                       small_tmpfs: Path) -> None:
+    # the 2 m demo series: where the disk fills and what is kept do not depend on the pixel
+    # size (the 1 m series in a 3 MB tmpfs stopped at the same scene)
     out = small_tmpfs / "run"
     before = snapshot(tmp_path, small_tmpfs)
-    code, err = invoke("run", str(demo_inputs), "-o", str(out), "-q")
+    code, err = invoke("run", str(demo_inputs_2m), "-o", str(out), "-q")
     assert code == 1
     line = one_error(err, f"no space left on {small_tmpfs} writing {out}.partial",
                      "free space or choose another -o")
@@ -351,24 +362,10 @@ def test_disk_full_names_the_device_and_keeps_partial(tmp_path: Path, demo_input
     assert snapshot(tmp_path, small_tmpfs) == before
     # room again: the same command resumes from the kept .partial and publishes
     subprocess.run(["mount", "-o", "remount,size=64m", str(small_tmpfs)], check=True)
-    code, err = invoke("run", str(demo_inputs), "-o", str(out), "-v")
+    code, err = invoke("run", str(demo_inputs_2m), "-o", str(out), "-v")
     assert code == 0, err
     assert "resuming the interrupted run" in err
     assert (out / "run.json").is_file() and not (small_tmpfs / "run.partial").exists()
-
-
-@pytest.fixture(scope="module")
-def demo_inputs_2m(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo series at 2 m (a quarter of the pixels), report off; returns the config."""
-    import dataclasses
-
-    from geo.demo import write_demo
-    from geo.synthetic import default_spec
-
-    spec = dataclasses.replace(default_spec(), res_m=2.0)
-    cfg = Path(write_demo(tmp_path_factory.mktemp("demo_2m"), spec).config)
-    cfg.write_text(cfg.read_text() + "\n[output]\nreport = false\n")
-    return cfg
 
 
 def test_a_cog_cut_short_by_a_full_disk_is_not_checkpointed(tmp_path: Path,
@@ -409,12 +406,15 @@ def _fsize_limit(limit: int) -> None:
 
 
 def test_file_size_limit_is_reported_like_a_full_disk(tmp_path: Path,
-                                                      demo_inputs: Path) -> None:
+                                                      demo_inputs_2m: Path) -> None:
+    # 540 kB on the 2 m series stops the second scene's COG where 1.5 MB did on the 1 m one,
+    # in libtiff ("TIFFAppendToStrip: Seek error", 500-575 kB); 350-475 kB is the other path,
+    # inside GDAL's COG writer (SystemError, the 400 kB test above)
     out = tmp_path / "run"
     before = snapshot(tmp_path, out, tmp_path / "run.partial")
-    r = subprocess.run([*FW, "run", str(demo_inputs), "-o", str(out), "-q"],
+    r = subprocess.run([*FW, "run", str(demo_inputs_2m), "-o", str(out), "-q"],
                        capture_output=True, text=True, timeout=300,
-                       preexec_fn=lambda: _fsize_limit(1_500_000), check=False)
+                       preexec_fn=lambda: _fsize_limit(540_000), check=False)
     assert r.returncode == 1, r.stderr
     one_error(r.stderr, "no space left on", f"writing {out}.partial", "file-size limit",
               "choose another -o")
@@ -426,13 +426,18 @@ def test_file_size_limit_is_reported_like_a_full_disk(tmp_path: Path,
 # --- a second process, and kill -9 ------------------------------------------------------------
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory,
-            demo_inputs: Path) -> Iterator[tuple[subprocess.Popen[str], Path, Path]]:
-    """A real ``factorywatch run`` in another process, caught after its first checkpoint."""
+            demo_inputs_2m: Path) -> Iterator[tuple[subprocess.Popen[str], Path, Path]]:
+    """A real ``factorywatch run`` in another process, caught after its first checkpoint.
+
+    On the 2 m demo series: the lock, the kill -9 mid-write and the resume do not depend on
+    the pixel size, and after its first checkpoint the run still has about 2 s of work (its
+    other three scenes), ten times what the second run's refusal takes.
+    """
     base = tmp_path_factory.mktemp("running")
     out = base / "run"
     log = base / "first_run.log"
     with open(log, "w") as f:
-        proc = subprocess.Popen([*FW, "run", str(demo_inputs), "-o", str(out), "-q"],
+        proc = subprocess.Popen([*FW, "run", str(demo_inputs_2m), "-o", str(out), "-q"],
                                 stdout=subprocess.DEVNULL, stderr=f, text=True)
     ckpt = base / "run.partial" / ".checkpoints"
     deadline = time.monotonic() + 180
@@ -443,7 +448,7 @@ def running(tmp_path_factory: pytest.TempPathFactory,
         time.sleep(0.05)
     if proc.poll() is not None:
         pytest.fail(f"the first run ended before it could be interrupted: {log.read_text()}")
-    yield proc, out, demo_inputs
+    yield proc, out, demo_inputs_2m
     if proc.poll() is None:
         proc.kill()
         proc.wait()
