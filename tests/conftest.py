@@ -10,10 +10,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pytest
-import rasterio
-from rasterio.transform import from_origin
+# One BLAS thread per process (set before numpy loads here; pytest-xdist's workers start later and
+# inherit it): the two workers already use both cores, and OpenBLAS's helper threads spin-wait on
+# the small matrices of these tests (iMAD, coreg) -- CPU burnt, no result changes. A value set by
+# the caller wins.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import rasterio  # noqa: E402
+from rasterio.transform import from_origin  # noqa: E402
 
 
 def _find_shared() -> Path:
