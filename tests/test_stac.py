@@ -132,6 +132,39 @@ def test_source_pickles_for_dask_workers(stac: StacServer, tmp_path: Path) -> No
     np.testing.assert_array_equal(a.data, b.data)
 
 
+def test_each_window_is_decoded_once_per_run_not_once_per_pair(stac: StacServer,
+                                                                tmp_path: Path) -> None:
+    """The cloud-QA steps compare every date with every other: n dates, not n² window reads."""
+    import pickle
+
+    import geo.sources.stac as stac_mod
+
+    src = _source(stac, tmp_path)
+    scenes, grid = src.search(AOI, START, END), _grid()
+    for s in scenes:
+        src.read(s, grid)
+    reads = src.cache.stats.hits + src.cache.stats.misses
+    again = [src.read(s, grid) for s in scenes]  # the memo: the visible bands are not re-decoded
+    per_read = (src.cache.stats.hits + src.cache.stats.misses - reads) / len(scenes)
+    # this scene's 6 bands, its QA and the 3 visible bands of the offset check; not the others'
+    assert per_read <= 10, per_read
+    vis = src._visible(scenes[0], grid)
+    assert vis is src._visible(scenes[0], grid) and not vis[0].flags.writeable
+    assert not pickle.loads(pickle.dumps(src))._vis  # workers start without the memo
+    # the memo is bounded: with room for one scene only the results are the same
+    small = _source(stac, tmp_path)
+    old, stac_mod._VISIBLE_MEMO_BYTES = stac_mod._VISIBLE_MEMO_BYTES, sum(a.nbytes for a in vis)
+    try:
+        small.search(AOI, START, END)
+        for s, ga in zip(scenes, again, strict=True):
+            b = small.read(s, grid)
+            np.testing.assert_array_equal(b.data, ga.data)
+            np.testing.assert_array_equal(b.valid, ga.valid)
+            assert len(small._vis) == 1
+    finally:
+        stac_mod._VISIBLE_MEMO_BYTES = old
+
+
 def test_presets_and_bad_api(tmp_path: Path) -> None:
     es = StacSource("earth-search", cache_dir=str(tmp_path))
     assert es.api_url == PRESETS["earth-search"] and not es.is_planetary_computer

@@ -29,6 +29,8 @@ from __future__ import annotations
 import logging
 import math
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -121,6 +123,9 @@ _S2_BOA_ADD_OFFSET = -1000.0
 _S2_QUANTIFICATION = 10000.0
 _LANDSAT_SCALE = 0.0000275
 _LANDSAT_OFFSET = -0.2
+_Visible = tuple[NDArray[np.float64], NDArray[np.bool_], NDArray[np.bool_], NDArray[np.bool_]]
+_VISIBLE_MEMO_BYTES = 256 * 2**20
+"""In-memory budget of :meth:`StacSource._visible`'s memo (least recently used out first)."""
 _BRIGHT_MIN_DATES = 3
 _CLEAR_DATE_MAX_CLOUD = 0.5
 _BOA_CONTRADICTION_FRAC = 0.01
@@ -509,7 +514,20 @@ class StacSource:
         self.buildings = buildings
         self._selected: list[Scene] = []
         self._bright: dict[str, NDArray[np.bool_]] = {}
+        self._vis: OrderedDict[tuple[str, str], _Visible] = OrderedDict()
+        self._vis_lock = threading.Lock()
         install_log_redaction()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (to Dask workers) without the in-memory window memo and its lock."""
+        state = dict(self.__dict__)
+        state["_vis"] = OrderedDict()
+        state.pop("_vis_lock", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._vis_lock = threading.Lock()
 
     @classmethod
     def from_config(cls, config: RunConfig, *, offline: bool = False) -> StacSource:
@@ -902,9 +920,34 @@ class StacSource:
                      scene.id, ev)
         return float(p["reflectance_offset"])
 
-    def _visible(self, s: Scene, grid: Grid) -> tuple[NDArray[np.float64], NDArray[np.bool_],
-                                                      NDArray[np.bool_], NDArray[np.bool_]]:
-        """Visible reflectance (3, rows, cols) of ``s``; data, clear and cloud-labelled masks."""
+    def _visible(self, s: Scene, grid: Grid) -> _Visible:
+        """Visible reflectance (3, rows, cols) of ``s``; data, clear and cloud-labelled masks.
+
+        Memoised per (scene, grid), read-only, up to :data:`_VISIBLE_MEMO_BYTES`: the cloud-QA
+        rescue of every scene compares it with every other selected date, so without the memo
+        a series of n dates decoded its cached windows n² times.
+        """
+        key = (s.id, grid_hash(grid))
+        with self._vis_lock:
+            hit = self._vis.get(key)
+            if hit is not None:
+                self._vis.move_to_end(key)
+                return hit
+        got = self._read_visible(s, grid)
+        for a in got:
+            a.flags.writeable = False
+        size = sum(a.nbytes for a in got)
+        with self._vis_lock:
+            self._vis[key] = got
+            total = sum(sum(a.nbytes for a in v) for v in self._vis.values())
+            while total > _VISIBLE_MEMO_BYTES and len(self._vis) > 1:
+                _, old = self._vis.popitem(last=False)
+                total -= sum(a.nbytes for a in old)
+            if size > _VISIBLE_MEMO_BYTES:
+                self._vis.pop(key, None)
+        return got
+
+    def _read_visible(self, s: Scene, grid: Grid) -> _Visible:
         scale = float(s.properties.get("reflectance_scale", 1e-4))
         offset = self._offset_for(s, grid)
         vis = [self._window(s, r, grid, Resampling.bilinear) for r in ("blue", "green", "red")]
