@@ -14,8 +14,13 @@ Sentinel-2 / Landsat (10-30 m) are not used: a 0.5 m building model cannot learn
 Augmentation: flips, 90-degree rotations, scale 0.75-1.33, per-date gain/offset/gamma
 jitter, up to 2 px misregistration of the second date.
 
+Thresholds: after training, each head's probability threshold is chosen on the fold's own
+training sources (CAL_CROPS seeded windows per source; best mean per-source F1 for change,
+IoU for buildings), never on the left-out set; stored as <name>/thresholds.
+
     python benchmarks/train_cnn.py --leave-out levir,spacenet   # one fold
     python benchmarks/train_cnn.py --all                                     # every fold + shipped
+    python benchmarks/train_cnn.py --calibrate    # only re-choose the thresholds, then pack
 Writes benchmarks/out/cnn/<name>.npz and <name>.json; --all also writes geo/detect/cnn.npz.
 """
 
@@ -36,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 from _paths import shared_data  # noqa: E402
 
 from geo.benchmark import group_of, list_triplets, read_image, read_label  # noqa: E402
-from geo.detect.cnn import GSD_M, LAYERS, WIDTHS, resample  # noqa: E402
+from geo.detect.cnn import GSD_M, LAYERS, WIDTHS, CnnModel, forward, resample, tiled  # noqa: E402
 
 DATA = shared_data()
 OUT = ROOT / "benchmarks" / "out" / "cnn"
@@ -295,16 +300,91 @@ def export(net, name: str, trained_on: list[str]) -> dict[str, np.ndarray]:  # t
     return out
 
 
+# ------------------------------------------------------------ thresholds (training data only)
+
+CAL_CROP = 256
+CAL_CROPS = 12
+"""Calibration windows per training source (CAL_CROP px, at fixed seeded positions)."""
+THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.05), 2)
+
+
+def _windows(ds: list[Sample], rng: np.random.Generator) -> list[Sample]:
+    out = []
+    for _ in range(CAL_CROPS):
+        sizes = np.array([s[2].size for s in ds], float)
+        a, b, lab, val = ds[int(rng.choice(len(ds), p=sizes / sizes.sum()))]
+        h, w = lab.shape
+        c = min(CAL_CROP, h, w)
+        y0, x0 = int(rng.integers(0, h - c + 1)), int(rng.integers(0, w - c + 1))
+        cut = (slice(y0, y0 + c), slice(x0, x0 + c))
+        out.append((a[:, cut[0], cut[1]], None if b is None else b[:, cut[0], cut[1]],
+                    lab[cut], val[cut]))
+    return out
+
+
+def pick_threshold(mean: np.ndarray) -> int:
+    """Index into THRESHOLDS of the best mean score; among near-ties (within 0.005 of the
+    best) the one closest to 0.5, so that a flat curve keeps the neutral threshold."""
+    ok = np.flatnonzero(mean >= mean.max() - 0.005)
+    return int(ok[np.argmin(np.abs(THRESHOLDS[ok] - 0.5))])
+
+
+def calibrate(arrays: dict[str, np.ndarray], name: str, src: dict[str, list[Sample]],
+              trained_on: list[str]) -> tuple[float, float]:
+    """Thresholds of the change and building heads from the model's own training sources.
+
+    For each head, the threshold of THRESHOLDS with the best mean over training sources of
+    the per-source F1 (change) or IoU (buildings), pixels pooled within a source: every
+    source counts once, as every left-out dataset does in the table. Held-out data is never
+    looked at.
+    """
+    model = CnnModel(name=name, trained_on=tuple(trained_on), weights={
+        layer: (arrays[f"{name}/{layer}.w"], arrays[f"{name}/{layer}.b"]) for layer, *_ in LAYERS})
+    rng = np.random.default_rng(12345)
+    scores: dict[str, list[np.ndarray]] = {"change": [], "building": []}
+    for ds_name in trained_on:
+        ds = src[ds_name]
+        head = "building" if ds[0][1] is None else "change"
+        tp = np.zeros(len(THRESHOLDS))
+        fp, fn = tp.copy(), tp.copy()
+        for a, b, lab, val in _windows(ds, rng):
+            ims = [a.astype(np.float32) / 255.0] + ([] if b is None else
+                                                    [b.astype(np.float32) / 255.0])
+            prob = tiled(lambda t: forward(model, *t, buildings=False), ims)[0][val]
+            y = lab[val]
+            for i, t in enumerate(THRESHOLDS):
+                pred = prob > t
+                tp[i] += np.sum(pred & y)
+                fp[i] += np.sum(pred & ~y)
+                fn[i] += np.sum(~pred & y)
+        denom = 2 * tp + fp + fn if head == "change" else tp + fp + fn
+        scores[head].append(np.where(denom > 0, (2 if head == "change" else 1) * tp /
+                                     np.maximum(denom, 1), 0.0))
+    picked = []
+    for head in ("change", "building"):
+        mean = np.mean(scores[head], axis=0)
+        i = pick_threshold(mean)
+        picked.append(float(THRESHOLDS[i]))
+        print(f"{name}: {head} threshold {THRESHOLDS[i]:.2f} (training-source mean "
+              f"{'F1' if head == 'change' else 'IoU'} {mean[i]:.3f}; at 0.50: "
+              f"{mean[int(np.argmin(np.abs(THRESHOLDS - 0.5)))]:.3f})", file=sys.stderr)
+    arrays[f"{name}/thresholds"] = np.array(picked, np.float64)
+    return picked[0], picked[1]
+
+
 def run_fold(src: dict[str, list[Sample]], name: str, leave_out: tuple[str, ...], steps: int,
              seed: int, out: Path = OUT) -> dict[str, np.ndarray]:
     net, secs = train(src, leave_out, steps, seed)
     trained_on = [k for k in src if k not in leave_out]
     arrays = export(net, name, trained_on)
+    calibrate(arrays, name, src, trained_on)
     out.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out / f"{name}.npz", models=np.array([name]), **arrays)
     meta = {"name": name, "leave_out": list(leave_out), "trained_on": trained_on,
             "steps": steps, "seed": seed, "crop_px": CROP, "batch": BATCH, "gsd_m": GSD_M,
             "widths": list(WIDTHS), "train_seconds": round(secs, 1),
+            "thresholds": {"change": float(arrays[f"{name}/thresholds"][0]),
+                           "building": float(arrays[f"{name}/thresholds"][1])},
             "n_weights": int(sum(v.size for k, v in arrays.items() if k.endswith((".w", ".b"))))}
     (out / f"{name}.json").write_text(json.dumps(meta, indent=2))
     print(json.dumps(meta), file=sys.stderr)
@@ -320,16 +400,29 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=OUT, help="folder for the per-fold files")
     ap.add_argument("--pack", action="store_true",
                     help="only pack benchmarks/out/cnn/<fold>.npz into geo/detect/cnn.npz")
+    ap.add_argument("--calibrate", action="store_true",
+                    help="only (re)choose the thresholds of the trained folds in --out, then pack")
     args = ap.parse_args()
+    args.pack = args.pack or args.calibrate
     folds = FOLDS if (args.all or args.pack) else {
         "loo-" + "-".join(args.leave_out.split(",")) if args.leave_out else "all":
         tuple(s for s in args.leave_out.split(",") if s)}
     arrays: dict[str, np.ndarray] = {}
-    src = None if args.pack else load_all()
+    src = None if args.pack and not args.calibrate else load_all()
     for name, lo in folds.items():
         if args.pack:
             with np.load(args.out / f"{name}.npz") as z:
-                arrays.update({k: z[k] for k in z.files if k != "models"})
+                fold = {k: z[k] for k in z.files if k != "models"}
+            if args.calibrate:
+                assert src is not None
+                calibrate(fold, name, src, [str(s) for s in fold[f"{name}/trained_on"]])
+                np.savez_compressed(args.out / f"{name}.npz", models=np.array([name]), **fold)
+                meta_p = args.out / f"{name}.json"
+                meta = json.loads(meta_p.read_text())
+                meta["thresholds"] = {"change": float(fold[f"{name}/thresholds"][0]),
+                                      "building": float(fold[f"{name}/thresholds"][1])}
+                meta_p.write_text(json.dumps(meta, indent=2))
+            arrays.update(fold)
             continue
         assert src is not None
         arrays.update(run_fold(src, name, lo, args.steps, args.seed, args.out))

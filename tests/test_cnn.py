@@ -53,6 +53,38 @@ def test_weights_small_and_complete() -> None:
             for left in name.removeprefix("loo-").split("-"):
                 assert left not in m.trained_on
                 assert left in models["all"].trained_on
+    # every packed model carries thresholds chosen on its training sources (not the 0.5 default)
+    with resources.as_file(ref) as p, np.load(p) as z:
+        for name in models:
+            assert f"{name}/thresholds" in z.files
+            assert tuple(z[f"{name}/thresholds"]) == (models[name].change_threshold,
+                                                       models[name].building_threshold)
+            assert all(0.0 < t < 1.0 for t in z[f"{name}/thresholds"])
+
+
+def test_the_methods_use_the_thresholds_of_the_model_they_run() -> None:
+    from geo.detect.cnn import cnn_building_probability, cnn_change_probability, cnn_thresholds
+    from geo.config import DetectParams
+
+    a, b = _ga(_rand((3, 40, 40), 5) * 255, GSD_M), _ga(_rand((3, 40, 40), 6) * 255, GSD_M)
+    for left in (None, "levir", "whu", "dsifn", "spacenet", "opencities"):
+        with held_out(left):
+            m = pick_model(left)
+            assert cnn_change_probability(a, b)[1] == m.change_threshold
+            assert cnn_building_probability(a)[1] == m.building_threshold
+            assert cnn_thresholds(DetectParams()).threshold == m.building_threshold
+            assert cnn_thresholds(DetectParams(threshold=0.7)).threshold == 0.7
+
+
+def test_threshold_choice_prefers_the_best_mean_then_the_neutral_one() -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from train_cnn import THRESHOLDS, pick_threshold
+
+    peak = np.exp(-((THRESHOLDS - 0.2) / 0.1) ** 2)  # best at 0.2
+    assert THRESHOLDS[pick_threshold(peak)] == pytest.approx(0.2)
+    assert THRESHOLDS[pick_threshold(np.full(len(THRESHOLDS), 0.3))] == pytest.approx(0.5)
+    near = np.where(THRESHOLDS == 0.45, 0.402, 0.4)  # within 0.005 of the best: keep 0.5
+    assert THRESHOLDS[pick_threshold(near)] == pytest.approx(0.5)
 
 
 def test_tiled_equals_untiled() -> None:
@@ -113,7 +145,7 @@ def test_resamples_to_the_model_gsd() -> None:
     img = _rand((3, 40, 40), 5) * 255
     p1, t = cnn_building_probability(_ga(img, 1.0))
     assert p1.shape == (40, 40) and 0 <= float(p1.min()) and float(p1.max()) <= 1
-    assert t == 0.5
+    assert t == load_cnn_models()["all"].building_threshold
     p05, _ = cnn_building_probability(_ga(img, GSD_M))
     assert p05.shape == (40, 40)
     assert not np.allclose(p1, p05)  # the 1 m input was run at 0.5 m, not as if it were 0.5 m

@@ -82,7 +82,7 @@ TILE_PX = 512
 HALO_PX = 64
 """Context kept on each side of a tile (>= the receptive-field radius, a multiple of 8)."""
 THRESHOLD = 0.5
-"""Probability threshold of both heads."""
+"""Probability threshold of both heads of a model packed without calibrated thresholds."""
 _WEIGHTS = "cnn.npz"
 
 
@@ -110,6 +110,11 @@ class CnnModel:
     weights: dict[str, tuple[NDArray[np.float32], NDArray[np.float32]]]
     """``layer -> (w (out, in, k, k), bias (out,))``."""
     trained_on: tuple[str, ...]
+    change_threshold: float = 0.5
+    """Probability threshold of the change head, chosen on the model's own training sources
+    (``benchmarks/train_cnn.py``: the best mean per-dataset F1), never on a held-out set."""
+    building_threshold: float = 0.5
+    """The same for the building head (mean per-dataset IoU)."""
 
 
 # ------------------------------------------------------------ numpy network
@@ -282,7 +287,7 @@ def cnn_change_probability(a: GeoArray, b: GeoArray) -> tuple[NDArray[np.float32
     model = pick_model(_HELD_OUT.get())
     g = _gain([a, b])
     prob = _run(model, [rgb01(a, g), rgb01(b, g)], a.grid.res_m, a.grid.shape)[0]
-    return np.where(a.valid & b.valid, prob, 0.0).astype(np.float32), THRESHOLD
+    return np.where(a.valid & b.valid, prob, 0.0).astype(np.float32), model.change_threshold
 
 
 def cnn_building_probability(ga: GeoArray) -> tuple[NDArray[np.float32], float]:
@@ -290,14 +295,14 @@ def cnn_building_probability(ga: GeoArray) -> tuple[NDArray[np.float32], float]:
     _check_res(ga)
     model = pick_model(_HELD_OUT.get())
     prob = _run(model, [rgb01(ga, _gain([ga]))], ga.grid.res_m, ga.grid.shape)[0]
-    return np.where(ga.valid, prob, 0.0).astype(np.float32), THRESHOLD
+    return np.where(ga.valid, prob, 0.0).astype(np.float32), model.building_threshold
 
 
 # ------------------------------------------------------------ registry entries
 
 
 def cnn_change_method(a: GeoArray, b: GeoArray, params: DetectParams) -> ChangeMap:
-    """``cnn`` change: the change head's probability over 0.5, then the shared cleanup."""
+    """``cnn`` change: the change head's probability over its threshold, then the cleanup."""
     prob, t = cnn_change_probability(a, b)
     return change_map_from_probability(prob, t, a, b, params=params, method="cnn")
 
@@ -305,10 +310,11 @@ def cnn_change_method(a: GeoArray, b: GeoArray, params: DetectParams) -> ChangeM
 def cnn_thresholds(params: DetectParams) -> BuildingThresholds:
     """Fixed building thresholds, so that the tiles of a scene agree.
 
-    The head's 0.5 (``params.threshold`` overrides it) and, for the boundary-ambiguity
-    mask, a stricter one halfway to 1.
+    The model's calibrated building threshold (``params.threshold`` overrides it) and, for
+    the boundary-ambiguity mask, a stricter one halfway to 1.
     """
-    t = THRESHOLD if params.threshold is None else float(params.threshold)
+    t = (pick_model(_HELD_OUT.get()).building_threshold if params.threshold is None
+         else float(params.threshold))
     return BuildingThresholds(method="cnn", threshold=t, alt_threshold=t + 0.5 * (1.0 - t),
                               dark_threshold=-np.inf)
 
@@ -357,7 +363,10 @@ def load_cnn_models() -> dict[str, CnnModel]:
             w = {layer: (z[f"{n}/{layer}.w"].astype(np.float32),
                          z[f"{n}/{layer}.b"].astype(np.float32)) for layer, *_ in LAYERS}
             trained = tuple(str(s) for s in z[f"{n}/trained_on"])
-            out[n] = CnnModel(name=n, weights=w, trained_on=trained)
+            thr = (tuple(float(t) for t in z[f"{n}/thresholds"]) if f"{n}/thresholds" in z.files
+                   else (THRESHOLD, THRESHOLD))
+            out[n] = CnnModel(name=n, weights=w, trained_on=trained, change_threshold=thr[0],
+                              building_threshold=thr[1])
     return out
 
 
