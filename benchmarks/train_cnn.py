@@ -43,7 +43,6 @@ from _paths import shared_data  # noqa: E402
 from geo.benchmark import group_of, list_triplets, read_image, read_label  # noqa: E402
 from geo.detect.cnn import GSD_M, LAYERS, WIDTHS, CnnModel, forward, resample, tiled  # noqa: E402
 
-DATA = shared_data()
 OUT = ROOT / "benchmarks" / "out" / "cnn"
 SHIPPED = ROOT / "geo" / "detect" / "cnn.npz"
 CROP = 96
@@ -96,14 +95,15 @@ def _sztaki_label(p: Path) -> np.ndarray:
 
 
 def load_buildings(name: str) -> list[Sample]:
+    data = shared_data()  # at use, so that importing this module needs no data
     out: list[Sample] = []
     if name == "spacenet":
-        rio = DATA / "spacenet" / "sn1_rio"
+        rio = data / "spacenet" / "sn1_rio"
         for p in sorted((rio / "3band").glob("*.tif")):
             a8, lb = _to_gsd(read_image(p).data[:3], read_label(rio / "building_mask" / p.name), 0.5)
             out.append((a8, None, lb, np.ones(lb.shape, bool)))
     elif name == "opencities":
-        oc = DATA / "open_cities_ai"
+        oc = data / "open_cities_ai"
         for p in sorted((oc / "images").glob("*.tif")):
             ga = read_image(p)
             a8, lb = _to_gsd(ga.data[:3], read_label(oc / "masks" / f"{p.stem}_mask.tif"), 0.02)
@@ -114,11 +114,12 @@ def load_buildings(name: str) -> list[Sample]:
 
 
 def _xbd() -> Sample:
+    data = shared_data()  # at use, so that importing this module needs no data
     from rasterio.features import rasterize
     from shapely import wkt
 
-    img = DATA / "xbd" / "images" / "joplin-tornado_00000000_pre_disaster.png"
-    lab_p = DATA / "xbd" / "labels" / "joplin-tornado_00000000_pre_disaster.json"
+    img = data / "xbd" / "images" / "joplin-tornado_00000000_pre_disaster.png"
+    lab_p = data / "xbd" / "labels" / "joplin-tornado_00000000_pre_disaster.json"
     polys = [wkt.loads(f["wkt"]) for f in json.loads(lab_p.read_text())["features"]["xy"]]
     ga = read_image(img)
     lab = rasterize([(p, 1) for p in polys], out_shape=ga.grid.shape).astype(bool)
@@ -127,15 +128,16 @@ def _xbd() -> Sample:
 
 
 def load_all() -> dict[str, list[Sample]]:
-    levir = [DATA / "levir_cd" / "full_1024", DATA / "levir_cd" / "crops_256"]
+    data = shared_data()  # at use, so that importing this module needs no data
+    levir = [data / "levir_cd" / "full_1024", data / "levir_cd" / "crops_256"]
     full = {group_of(p[0].name) for p in list_triplets(levir[0])}
     src: dict[str, list[Sample]] = {
         "levir": load_change("levir", levir[0], 0.5, set()) + load_change("levir", levir[1], 0.5,
                                                                             full),
-        "whu": load_change("whu", DATA / "whu_cd", 0.5, set()),
-        "dsifn": load_change("dsifn", DATA / "dsifn_cd", 0.5, set()),
-        "egy": load_change("egy", DATA / "train_cd" / "egy_bcd", 0.5, set()),
-        "sztaki": load_change("sztaki", DATA / "train_cd" / "sztaki_airchange", 1.5, set()),
+        "whu": load_change("whu", data / "whu_cd", 0.5, set()),
+        "dsifn": load_change("dsifn", data / "dsifn_cd", 0.5, set()),
+        "egy": load_change("egy", data / "train_cd" / "egy_bcd", 0.5, set()),
+        "sztaki": load_change("sztaki", data / "train_cd" / "sztaki_airchange", 1.5, set()),
     }
     for n in ("spacenet", "opencities", "xbd"):
         src[n] = load_buildings(n)
