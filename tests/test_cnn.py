@@ -63,8 +63,8 @@ def test_weights_small_and_complete() -> None:
 
 
 def test_the_methods_use_the_thresholds_of_the_model_they_run() -> None:
-    from geo.detect.cnn import cnn_building_probability, cnn_change_probability, cnn_thresholds
     from geo.config import DetectParams
+    from geo.detect.cnn import cnn_building_probability, cnn_change_probability, cnn_thresholds
 
     a, b = _ga(_rand((3, 40, 40), 5) * 255, GSD_M), _ga(_rand((3, 40, 40), 6) * 255, GSD_M)
     for left in (None, "levir", "whu", "dsifn", "spacenet", "opencities"):
