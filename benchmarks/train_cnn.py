@@ -293,11 +293,13 @@ def train(src: dict[str, list[Sample]], leave_out: tuple[str, ...], steps: int, 
 
 
 def export(net, name: str, trained_on: list[str]) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
+    """The weights as stored: float16 (half the file; inference runs in float32, and the
+    probabilities move by under 1e-3), so the thresholds are chosen on these very weights."""
     out: dict[str, np.ndarray] = {}
     for layer, *_ in LAYERS:
         conv = net.convs[layer]
-        out[f"{name}/{layer}.w"] = conv.weight.detach().numpy().astype(np.float32)
-        out[f"{name}/{layer}.b"] = conv.bias.detach().numpy().astype(np.float32)
+        out[f"{name}/{layer}.w"] = conv.weight.detach().numpy().astype(np.float16)
+        out[f"{name}/{layer}.b"] = conv.bias.detach().numpy().astype(np.float16)
     out[f"{name}/trained_on"] = np.array(trained_on)
     return out
 
@@ -341,7 +343,8 @@ def calibrate(arrays: dict[str, np.ndarray], name: str, src: dict[str, list[Samp
     looked at.
     """
     model = CnnModel(name=name, trained_on=tuple(trained_on), weights={
-        layer: (arrays[f"{name}/{layer}.w"], arrays[f"{name}/{layer}.b"]) for layer, *_ in LAYERS})
+        layer: (arrays[f"{name}/{layer}.w"].astype(np.float32),
+                arrays[f"{name}/{layer}.b"].astype(np.float32)) for layer, *_ in LAYERS})
     rng = np.random.default_rng(12345)
     scores: dict[str, list[np.ndarray]] = {"change": [], "building": []}
     for ds_name in trained_on:
