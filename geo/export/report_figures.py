@@ -355,16 +355,20 @@ def _file_digest(h: Any, path: Path | None) -> None:
         h.update(b"|-")
 
 
-def _cached(cache: FigureCache, name: str, digest: str,
-            draw: Any) -> tuple[str | None, str]:
-    """``draw(out)`` (a figure and its caption), or the previous report's copy of ``name``."""
+def _cached(cache: FigureCache, name: str, digest: str, draw: Any,
+            field: str = "caption") -> tuple[str | None, str]:
+    """``draw(out)``, or the previous report's copy of ``name`` when its digest matches.
+
+    ``draw`` returns the figure's file name (None: nothing drawn) and its caption, or other
+    HTML kept in the index as ``field``.
+    """
     old = cache.reuse(name, digest)
     if old is not None:
-        return name, str(old.get("caption", ""))
-    drawn, caption = draw(cache.out)
+        return name, str(old.get(field, ""))
+    drawn, text = draw(cache.out)
     if drawn is not None:
-        cache.record(drawn, digest, caption=caption)
-    return drawn, caption
+        cache.record(drawn, digest, **{field: text})
+    return drawn, text
 
 
 def locator_figure(r: _Run, cache: FigureCache) -> tuple[str | None, str]:
@@ -415,14 +419,12 @@ def timeline_figure(r: _Run, timeline_csv: Path, cache: FigureCache) -> str:
     h = _kind_hash("timeline")
     h.update(hashlib.sha256(timeline_csv.read_bytes()).digest())
     _columns_digest(h, r.sites, _TIMELINE_SITE_COLS)
-    digest = h.hexdigest()
-    old = cache.reuse(TIMELINE_PNG, digest)
-    if old is not None:
-        return str(old.get("html", ""))
-    html_text: str = timeline_figure_html(timeline_csv, r.sites, cache.out, dpi=_DPI)
-    if html_text:
-        cache.record(TIMELINE_PNG, digest, html=html_text)
-    return html_text
+
+    def draw(out: Path) -> tuple[str | None, str]:
+        text: str = timeline_figure_html(timeline_csv, r.sites, out, dpi=_DPI)
+        return (TIMELINE_PNG if text else None), text
+
+    return _cached(cache, TIMELINE_PNG, h.hexdigest(), draw, field="html")[1]
 
 
 def view_digest(r: _Run) -> str:

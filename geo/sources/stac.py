@@ -936,15 +936,12 @@ class StacSource:
         got = self._read_visible(s, grid)
         for a in got:
             a.flags.writeable = False
-        size = sum(a.nbytes for a in got)
+        if sum(a.nbytes for a in got) > _VISIBLE_MEMO_BYTES:
+            return got  # larger than the whole budget: not kept
         with self._vis_lock:
             self._vis[key] = got
-            total = sum(sum(a.nbytes for a in v) for v in self._vis.values())
-            while total > _VISIBLE_MEMO_BYTES and len(self._vis) > 1:
-                _, old = self._vis.popitem(last=False)
-                total -= sum(a.nbytes for a in old)
-            if size > _VISIBLE_MEMO_BYTES:
-                self._vis.pop(key, None)
+            while sum(a.nbytes for v in self._vis.values() for a in v) > _VISIBLE_MEMO_BYTES:
+                self._vis.popitem(last=False)
         return got
 
     def _read_visible(self, s: Scene, grid: Grid) -> _Visible:
