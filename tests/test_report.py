@@ -266,3 +266,32 @@ def test_rebuild_redraws_only_the_figures_whose_inputs_changed(
     assert sorted(drawn) == sorted(["locator", "areas", "neighbours", "view", *pairs])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["analyst_notes.txt", "run"]
     assert (mine.read_bytes(), mine.stat().st_mtime_ns) == before
+
+
+def test_a_figure_index_naming_files_outside_the_report_is_not_followed(
+        report: tuple[Path, str], run_dir: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """figures.json is a file in the run: an entry whose files are not bare names inside the
+    report folder (``../run.json``, an absolute path) is not copied from or to; the figure is
+    drawn again and the files it named are left as they were."""
+    from geo.export import report_figures as rf
+
+    run = _copy_with_report(run_dir, tmp_path)
+    outside = tmp_path / "outside.png"
+    outside.write_bytes(b"not a figure")
+    index_p = run / "report" / rf.FIGURE_INDEX
+    doc = json.loads(index_p.read_text())
+    doc["figures"]["locator.png"]["files"] = ["../run.json"]
+    doc["figures"]["areas.png"]["files"] = [str(outside)]
+    index_p.write_text(json.dumps(doc))
+    stamps = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (run / "run.json", outside)}
+    drawn: list[str] = []
+    for attr in ("_locator_figure", "_areas_figure"):
+        real = getattr(rf, attr)
+        monkeypatch.setattr(rf, attr, lambda *a, _r=real, _n=attr, **k: drawn.append(_n)
+                            or _r(*a, **k))
+    write_report(run)
+    assert sorted(drawn) == ["_areas_figure", "_locator_figure"]
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in stamps} == stamps
+    assert (run / "report" / "locator.png").stat().st_size > 1000
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["outside.png", "run"]
