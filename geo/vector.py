@@ -22,6 +22,7 @@ from pyproj import CRS
 
 from geo.errors import CrsMismatchError, SourceError, one_line
 from geo.footprints import FOOTPRINT_COLUMNS
+from geo.grid import utm_epsg_for_bounds
 from geo.names import detect_name_field
 from geo.rundir import RunDir
 from geo.sources.local import date_from_name
@@ -95,7 +96,7 @@ def read_footprints(
         1-sigma outline position error of the digitising, metres (``boundary_sd_m``).
     epsg : int, optional
         Projected CRS to measure in; default the UTM zone of the footprints' centre
-        (``GeoDataFrame.estimate_utm_crs``).
+        (:func:`geo.grid.utm_epsg_for_bounds`, the zone an AOI grid there would use).
     name_field : str, optional
         Attribute with each building's name (``--name-field``); default the first of
         :data:`geo.names.NAME_FIELDS` present (``name``, ``Name``, ``uid``, ...). The names
@@ -129,7 +130,7 @@ def read_footprints(
     allg = _polygons_only(gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=4326))
     if len(allg) == 0:
         raise SourceError(f"{', '.join(map(str, paths))}: no polygon footprints found")
-    crs = CRS.from_epsg(epsg) if epsg is not None else allg.estimate_utm_crs()
+    crs = CRS.from_epsg(epsg if epsg is not None else utm_epsg_for_bounds(allg.total_bounds))
     if not crs.is_projected:
         raise CrsMismatchError(f"EPSG:{epsg} is not a projected CRS; pass a UTM EPSG code")
     return _to_schema(allg.to_crs(crs), aoi_name, digitising_sd_m)
@@ -259,7 +260,8 @@ def read_run_tables(
             except (KeyError, ValueError, TypeError):
                 target = None
         if target is None:
-            target = fps.estimate_utm_crs() if len(fps) else CRS.from_epsg(4326)
+            target = CRS.from_epsg(utm_epsg_for_bounds(fps.to_crs(4326).total_bounds)
+                                   if len(fps) else 4326)
         sites, fps = sites.to_crs(target), fps.to_crs(target)
     for name, gdf in (("sites", sites), ("footprints", fps)):
         if "site_id" not in gdf.columns:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,18 @@ TOUCHING_PAIR = shapely.MultiPolygon([box(0, 0, 10, 10), box(10, 0, 20, 10)])
 SLIVER = box(0, 0, 1, 30)
 EMPTY = Polygon()
 BOW_TIE = Polygon([(0, 0), (10, 10), (10, 0), (0, 10)])
+
+
+def parse_source(path: Path) -> ast.Module:
+    """``ast.parse`` of a source file, parsed once per distinct text in a test process (the
+    architecture and vocabulary tests walk every module of ``geo/`` several times; nothing
+    may modify the returned tree)."""
+    return _parse_text(path.read_text())
+
+
+@functools.cache
+def _parse_text(text: str) -> ast.Module:
+    return ast.parse(text)
 
 
 def assert_rfc7946(path: Path) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import ast
 from pathlib import Path
 
 import pytest
+from common import parse_source
 
 GEO = Path(__file__).resolve().parents[1] / "geo"
 PURE = ["grid", "geoarray", "footprints", "synthetic", "detect", "coreg", "normalize", "match",
@@ -40,7 +41,7 @@ def _module_files(name: str) -> list[Path]:
 
 
 def _imports_and_calls(path: Path) -> tuple[set[str], set[str]]:
-    tree = ast.parse(path.read_text())
+    tree = parse_source(path)
     mods: set[str] = set()
     calls: set[str] = set()
     for node in ast.walk(tree):
@@ -111,7 +112,7 @@ def _long_functions(root: Path = GEO, limit: int = MAX_FUNCTION_LINES) -> list[s
     """Every function in ``root`` longer than ``limit`` lines, ``def`` to last line included."""
     out = []
     for path in sorted(root.rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(parse_source(path)):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 n = (node.end_lineno or node.lineno) - node.lineno + 1
                 if n > limit:
@@ -134,7 +135,7 @@ def test_long_function_checker_finds_a_long_function(tmp_path: Path) -> None:
 def _geo_imports(path: Path, *, top_level_only: bool) -> set[str]:
     """The ``geo.*`` names a file imports (``from geo.x import y`` gives ``geo.x.y``: a module
     when ``y`` is a submodule, else resolved to ``geo.x`` by :func:`_import_cycles`)."""
-    tree = ast.parse(path.read_text())
+    tree = parse_source(path)
     nodes = tree.body if top_level_only else list(ast.walk(tree))
     out: set[str] = set()
     for node in nodes:
@@ -229,7 +230,7 @@ JSON_EDGES = {"pipeline._manifest", "runner.to_json", "watch._read_json", "watch
 def _untyped_dict_signatures(path: Path, module: str) -> list[str]:
     """Functions of ``path`` whose argument or return annotations mention ``dict[str, Any]``."""
     out = []
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(parse_source(path)):
         if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             continue
         a = node.args

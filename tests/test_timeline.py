@@ -195,7 +195,7 @@ def _write_run_inputs(root: Path, h: ts.History) -> Path:
     img = root / "imagery"
     img.mkdir(parents=True)
     rng = np.random.default_rng(3)
-    for ga in ts.stack(rng, h, years=2.5, s2_days=10, landsat=False):
+    for ga in ts.stack(rng, h, years=2.5, s2_days=15, landsat=False):
         prof = {"driver": "GTiff", "width": ga.grid.shape[1], "height": ga.grid.shape[0],
                 "count": 5, "dtype": "float32", "crs": ga.grid.crs, "transform": ga.grid.transform}
         with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), \

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 import pytest
+from common import parse_source
 
 from geo import types
 from geo.cli import main
@@ -20,7 +21,7 @@ VOCABULARIES = {name: getattr(types, name) for name in types.__all__
 def _string_sequences(path: Path) -> list[tuple[int, tuple[str, ...]]]:
     """Every tuple/list/set literal of two or more strings in a module, with its line."""
     out = []
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(parse_source(path)):
         if isinstance(node, ast.Tuple | ast.List | ast.Set) and len(node.elts) >= 2 and all(
                 isinstance(e, ast.Constant) and isinstance(e.value, str) for e in node.elts):
             out.append((node.lineno, tuple(e.value for e in node.elts)))  # type: ignore[attr-defined]
@@ -52,7 +53,7 @@ def test_vocabularies_are_written_only_in_types() -> None:
 def test_one_definition(name: str) -> None:
     where = []
     for path in sorted(GEO.rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(parse_source(path)):
             if isinstance(node, ast.FunctionDef) and node.name == name:
                 where.append(str(path.relative_to(GEO)))
             elif isinstance(node, ast.Assign | ast.AnnAssign):

@@ -58,6 +58,7 @@ from geo.export.report_figures import (
     view_digest,
 )
 from geo.export.webmap import viewer_data, write_viewer
+from geo.grid import utm_epsg_for_bounds
 from geo.rundir import RunDir
 
 __all__ = ["REPORT_DIR", "write_report"]
@@ -345,7 +346,7 @@ def _viewer_html(r: _Run, cache: FigureCache) -> str:
     """
     fp = r.footprints
     if fp is not None and fp.crs is not None and not fp.crs.is_projected and len(fp):
-        fp = fp.to_crs(fp.estimate_utm_crs())
+        fp = fp.to_crs(utm_epsg_for_bounds(fp.to_crs(4326).total_bounds))
     dates = sorted(set(r.scenes) | set(_present(fp, "date")))
     if not dates:
         return "<p>No dates in this run: no map.</p>"
