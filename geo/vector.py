@@ -130,10 +130,18 @@ def read_footprints(
     allg = _polygons_only(gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=4326))
     if len(allg) == 0:
         raise SourceError(f"{', '.join(map(str, paths))}: no polygon footprints found")
-    crs = CRS.from_epsg(epsg if epsg is not None else utm_epsg_for_bounds(allg.total_bounds))
+    crs = CRS.from_epsg(epsg) if epsg is not None else utm_crs_of(allg)
     if not crs.is_projected:
         raise CrsMismatchError(f"EPSG:{epsg} is not a projected CRS; pass a UTM EPSG code")
     return _to_schema(allg.to_crs(crs), aoi_name, digitising_sd_m)
+
+
+def utm_crs_of(gdf: gpd.GeoDataFrame) -> CRS:
+    """The WGS 84 UTM zone of the centre of ``gdf``'s bounds, ``gdf`` in any CRS, not empty.
+
+    The zone an AOI grid there uses (:func:`geo.grid.utm_epsg_for_bounds`).
+    """
+    return CRS.from_epsg(utm_epsg_for_bounds(gdf.to_crs(4326).total_bounds))
 
 
 def _read_part(p: Path, date: str | None, date_field: str | None,
@@ -260,8 +268,7 @@ def read_run_tables(
             except (KeyError, ValueError, TypeError):
                 target = None
         if target is None:
-            target = CRS.from_epsg(utm_epsg_for_bounds(fps.to_crs(4326).total_bounds)
-                                   if len(fps) else 4326)
+            target = utm_crs_of(fps) if len(fps) else CRS.from_epsg(4326)
         sites, fps = sites.to_crs(target), fps.to_crs(target)
     for name, gdf in (("sites", sites), ("footprints", fps)):
         if "site_id" not in gdf.columns:

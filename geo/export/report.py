@@ -58,8 +58,8 @@ from geo.export.report_figures import (
     view_digest,
 )
 from geo.export.webmap import viewer_data, write_viewer
-from geo.grid import utm_epsg_for_bounds
 from geo.rundir import RunDir
+from geo.vector import utm_crs_of
 
 __all__ = ["REPORT_DIR", "write_report"]
 
@@ -346,7 +346,7 @@ def _viewer_html(r: _Run, cache: FigureCache) -> str:
     """
     fp = r.footprints
     if fp is not None and fp.crs is not None and not fp.crs.is_projected and len(fp):
-        fp = fp.to_crs(utm_epsg_for_bounds(fp.to_crs(4326).total_bounds))
+        fp = fp.to_crs(utm_crs_of(fp))
     dates = sorted(set(r.scenes) | set(_present(fp, "date")))
     if not dates:
         return "<p>No dates in this run: no map.</p>"
