@@ -295,3 +295,49 @@ def test_a_figure_index_naming_files_outside_the_report_is_not_followed(
     assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in stamps} == stamps
     assert (run / "report" / "locator.png").stat().st_size > 1000
     assert sorted(p.name for p in tmp_path.iterdir()) == ["outside.png", "run"]
+
+
+def test_pairs_drawn_on_one_reused_figure_are_those_drawn_on_new_ones(
+        run_dir: Path, tmp_path: Path) -> None:
+    """The pairs of a report are drawn on one figure, its panels cleared between pairs
+    (report_figures.PairFigures): each PNG has the pixels of that pair drawn on a new figure
+    with the same layout, and savefig draws each figure once."""
+    import numpy as np
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    from geo.export import report_figures as rf
+    from geo.export.report import _pairs
+    from geo.export.report_data import _load
+
+    r = _load(run_dir)
+    pairs = _pairs(r)
+    assert len(pairs) >= 2
+    reused, new = tmp_path / "reused", tmp_path / "new"
+    reused.mkdir()
+    new.mkdir()
+    shared = rf.PairFigures()
+    draws = 0
+    real_draw = Figure.draw
+
+    def counting(self: Figure, renderer: Any) -> None:
+        nonlocal draws
+        draws += 1
+        real_draw(self, renderer)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Figure, "draw", counting)
+        frames = set()
+        for d0, d1 in pairs:
+            rf._pair_figure(r, d0, d1, reused, shared)
+            frames.add(id(shared.frames[(d0, d1) in r.probs].fig))
+    assert draws == len(pairs)  # no layout-only draw left by tight_layout
+    assert len(frames) < len(pairs)  # a figure was reused
+    for d0, d1 in pairs:
+        alone = rf.PairFigures()
+        alone.layouts.update(shared.layouts)
+        rf._pair_figure(r, d0, d1, new, alone)
+        name = f"pair_{d0}_{d1}.png"
+        a = np.asarray(Image.open(reused / name).convert("RGBA"))
+        b = np.asarray(Image.open(new / name).convert("RGBA"))
+        assert a.shape == b.shape and np.array_equal(a, b), name

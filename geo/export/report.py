@@ -50,6 +50,7 @@ from geo.export.report_data import (
 )
 from geo.export.report_figures import (
     FigureCache,
+    PairFigures,
     areas_figure,
     locator_figure,
     neighbour_figure,
@@ -396,10 +397,10 @@ def _pairs_html(r: _Run, cache: FigureCache, progress: Progress | None) -> list[
     out: list[str] = []
     pairs = _pairs(r)
     credits = attributions(r.run, sorted(r.scenes))
-    layouts: dict[bool, dict[str, float]] = {}
+    shared = PairFigures()  # layout and figure of the first pair, reused by the next
     for d0, d1 in (progress(pairs, "report figures") if progress else pairs):
         t0 = time.perf_counter()
-        name, masked = pair_figure(r, d0, d1, cache, layouts)
+        name, masked = pair_figure(r, d0, d1, cache, shared)
         log.debug("report: figure %s → %s in %.1f s (masked %s)", d0, d1,
                   time.perf_counter() - t0, {d: round(m, 3) for d, m in masked.items()})
         if name is None:
